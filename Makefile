@@ -1,0 +1,37 @@
+# pgha — two commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: deps build demo test lint fmt unit clean-clusters
+
+deps:
+	@bash scripts/install-deps.sh
+
+build: deps
+	$(CARGO) build --workspace --all-targets
+
+## The main job: a real local Patroni cluster, a write read back on replicas, a kill -9 failover.
+demo: deps
+	$(CARGO) run --example cluster_tour
+
+## Everything: formatting, lints, unit tests and integration tests against real clusters.
+test: deps lint
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --profile ci; \
+	else \
+		echo "cargo-nextest not found; falling back to cargo test" >&2; \
+		$(CARGO) test --workspace --all-targets; \
+	fi
+	$(CARGO) test --workspace --doc
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Stops and removes test clusters left behind by killed runs (by recorded PID).
+clean-clusters:
+	$(CARGO) run -q -p pgha-testkit --bin pgha-devcluster -- reap

@@ -1,0 +1,165 @@
+//! `pgha-devcluster`: a long-lived local Patroni cluster for development.
+//!
+//! ```text
+//! pgha-devcluster up [--members 3] [--patroni 3|4|PATH] [--json]   start it, print how to connect
+//! pgha-devcluster status [--json]                                  list members, roles, lag
+//! pgha-devcluster down [--json]                                    stop everything it started
+//! pgha-devcluster reap                                             clean up after killed test runs
+//! ```
+//! The cluster lives in `--state-dir` (default `$PGHA_DEVCLUSTER_DIR`, else `/tmp/pgha-devcluster`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use pgha_testkit::{LocalCluster, PatroniFlavor};
+
+#[derive(Parser)]
+#[command(
+    name = "pgha-devcluster",
+    version,
+    about = "A long-lived local Patroni cluster (etcd + Patroni + PostgreSQL 15)"
+)]
+struct Cli {
+    /// Directory that holds the cluster.
+    #[arg(
+        long,
+        global = true,
+        env = "PGHA_DEVCLUSTER_DIR",
+        default_value = "/tmp/pgha-devcluster"
+    )]
+    state_dir: PathBuf,
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a cluster and print how to connect to it.
+    Up {
+        /// Number of members.
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        /// Patroni to run: `3` (Debian's), `4` (the 4.x venv) or a path.
+        #[arg(long, env = "PGHA_PATRONI", default_value = "3")]
+        patroni: String,
+    },
+    /// Show the members, their roles and lag.
+    Status,
+    /// Stop everything the cluster started and remove its directory.
+    Down,
+    /// Stop and remove test clusters (under `$PGHA_TESTKIT_DIR`) left behind by killed test runs.
+    Reap,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgha-devcluster: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Up { members, patroni } => {
+            let flavor = match patroni.as_str() {
+                "3" | "debian" => PatroniFlavor::Debian,
+                "4" => PatroniFlavor::V4,
+                path => PatroniFlavor::Binary(path.into()),
+            };
+            eprintln!("starting a {members}-member cluster in {} …", cli.state_dir.display());
+            let cluster = LocalCluster::builder()
+                .members(members)
+                .patroni(flavor)
+                .base_dir(&cli.state_dir)
+                .persistent(true)
+                .start()
+                .await?;
+            let info = cluster.info();
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                let c = &info.credentials;
+                println!("cluster {} is up (Patroni {})", info.scope, info.patroni_version);
+                println!(
+                    "patroni urls: {}",
+                    info.members
+                        .iter()
+                        .map(|m| m.api_url.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                for m in &info.members {
+                    println!(
+                        "  {:<6} postgresql://{}:{}@{}:{}/{}",
+                        m.name,
+                        c.app.username,
+                        c.app.password.expose(),
+                        m.host,
+                        m.port,
+                        info.database
+                    );
+                }
+                if let Some(rest) = &c.rest {
+                    println!(
+                        "REST auth (unsafe endpoints): {}:{}",
+                        rest.username,
+                        rest.password.expose()
+                    );
+                }
+                println!("superuser: {}:{}", c.superuser.username, c.superuser.password.expose());
+                println!("stop it with: pgha-devcluster down");
+            }
+            cluster.detach();
+        }
+        Command::Status => {
+            let cluster = LocalCluster::attach(&cli.state_dir)?;
+            let members = cluster.cluster_status().await?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&members)?);
+            } else {
+                println!("cluster {} (Patroni {})", cluster.scope(), cluster.patroni_version());
+                println!(
+                    "{:<8} {:<14} {:<12} {:>8} {:>10}",
+                    "member", "role", "state", "timeline", "lag bytes"
+                );
+                for m in members {
+                    let tl = m.timeline.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+                    let lag = m.lag.map(|l| l.to_string()).unwrap_or_else(|| "-".into());
+                    println!("{:<8} {:<14} {:<12} {:>8} {:>10}", m.name, m.role, m.state, tl, lag);
+                }
+            }
+        }
+        Command::Down => {
+            let cluster = LocalCluster::attach(&cli.state_dir)?;
+            let procs = cluster.processes();
+            cluster.shutdown();
+            let left: Vec<_> = procs.iter().filter(|p| p.is_alive()).collect();
+            if cli.json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "stopped": procs.len(), "still_running": left.len() })
+                );
+            } else {
+                println!("stopped {} processes", procs.len());
+            }
+            if !left.is_empty() {
+                return Err(format!("{} processes are still running: {left:?}", left.len()).into());
+            }
+        }
+        Command::Reap => pgha_testkit::reap_stale_clusters(),
+    }
+    Ok(())
+}

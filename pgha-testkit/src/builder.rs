@@ -1,0 +1,190 @@
+//! [`LocalClusterBuilder`]: how a cluster is configured before it starts.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cluster::LocalCluster;
+use crate::config_files::DcsOptions;
+use crate::error::{Error, Result};
+use crate::state::Timing;
+
+/// Which Patroni runs the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatroniFlavor {
+    /// Debian's packaged Patroni (`/usr/bin/patroni`, 3.0.2 on bookworm).
+    Debian,
+    /// Patroni 4.1.x from the venv that `scripts/install-deps.sh` creates
+    /// (`$PGHA_CACHE_DIR/patroni4`, default `/var/cache/pgha/patroni4`).
+    V4,
+    /// Any Patroni executable.
+    Binary(PathBuf),
+}
+
+impl PatroniFlavor {
+    /// The flavor named by `PGHA_PATRONI`: unset, empty, `3` or `debian` → [`Debian`](Self::Debian);
+    /// `4` → [`V4`](Self::V4); anything else is taken as the path of a Patroni executable.
+    pub fn from_env() -> Self {
+        match std::env::var("PGHA_PATRONI").unwrap_or_default().trim() {
+            "" | "3" | "debian" => Self::Debian,
+            "4" => Self::V4,
+            path => Self::Binary(PathBuf::from(path)),
+        }
+    }
+
+    /// The executable to run.
+    pub fn binary(&self) -> PathBuf {
+        match self {
+            Self::Debian => PathBuf::from("/usr/bin/patroni"),
+            Self::V4 => {
+                let cache = std::env::var_os("PGHA_CACHE_DIR").unwrap_or_else(|| "/var/cache/pgha".into());
+                Path::new(&cache).join("patroni4/bin/patroni")
+            }
+            Self::Binary(p) => p.clone(),
+        }
+    }
+}
+
+/// Configures and starts a [`LocalCluster`].
+///
+/// ```no_run
+/// # async fn demo() -> pgha_testkit::Result<()> {
+/// use pgha_testkit::LocalCluster;
+///
+/// let cluster = LocalCluster::builder().members(3).start().await?;
+/// let leader = cluster.leader().await?;
+/// println!("leader is {leader}; connect with {}", cluster.dsn(&leader)?);
+/// cluster.shutdown();
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LocalClusterBuilder {
+    pub(crate) members: usize,
+    pub(crate) patroni: PatroniFlavor,
+    pub(crate) timing: Option<Timing>,
+    pub(crate) dcs: DcsOptions,
+    pub(crate) rest_auth: bool,
+    pub(crate) pgbackrest: bool,
+    pub(crate) scope: Option<String>,
+    pub(crate) base_dir: Option<PathBuf>,
+    pub(crate) persistent: bool,
+    pub(crate) start_timeout: Duration,
+}
+
+impl Default for LocalClusterBuilder {
+    fn default() -> Self {
+        Self {
+            members: 3,
+            patroni: PatroniFlavor::from_env(),
+            timing: None,
+            dcs: DcsOptions::default(),
+            rest_auth: true,
+            pgbackrest: true,
+            scope: None,
+            base_dir: None,
+            persistent: false,
+            start_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+impl LocalClusterBuilder {
+    /// Number of Patroni members (1–9, default 3).
+    pub fn members(mut self, n: usize) -> Self {
+        self.members = n;
+        self
+    }
+
+    /// Which Patroni to run (default: [`PatroniFlavor::from_env`]).
+    pub fn patroni(mut self, flavor: PatroniFlavor) -> Self {
+        self.patroni = flavor;
+        self
+    }
+
+    /// Leader lease, loop period and retry window in seconds.
+    ///
+    /// Defaults: 10/2/3 on Patroni before 3.2, 20/2/3 from 3.2 on (which raises `ttl` to at least 20).
+    pub fn timing(mut self, ttl: u32, loop_wait: u32, retry_timeout: u32) -> Self {
+        self.timing = Some(Timing {
+            ttl,
+            loop_wait,
+            retry_timeout,
+        });
+        self
+    }
+
+    /// Turns on Patroni's `synchronous_mode` (and `synchronous_mode_strict` when `strict`).
+    pub fn synchronous_mode(mut self, on: bool, strict: bool) -> Self {
+        self.dcs.synchronous_mode = on;
+        self.dcs.synchronous_mode_strict = on && strict;
+        self
+    }
+
+    /// Adds or overrides a PostgreSQL parameter in the bootstrap dynamic configuration.
+    pub fn pg_parameter(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.dcs.parameters.insert(name.into(), value.into());
+        self
+    }
+
+    /// Whether Patroni's unsafe REST endpoints require basic auth (default: on, like production).
+    pub fn rest_auth(mut self, on: bool) -> Self {
+        self.rest_auth = on;
+        self
+    }
+
+    /// Whether to set up pgBackRest (stanza, WAL archiving, `restore_command`). Default: on.
+    pub fn pgbackrest(mut self, on: bool) -> Self {
+        self.pgbackrest = on;
+        self
+    }
+
+    /// The Patroni scope (cluster name, also the pgBackRest stanza). Default: `pgha-<random>`.
+    pub fn scope(mut self, scope: impl Into<String>) -> Self {
+        self.scope = Some(scope.into());
+        self
+    }
+
+    /// Where the cluster lives. Default: a fresh directory under `$PGHA_TESTKIT_DIR`
+    /// (default `/tmp/pgha-testkit`). Must be reachable by the `postgres` user when running as root.
+    pub fn base_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.base_dir = Some(dir.into());
+        self
+    }
+
+    /// A persistent cluster outlives this process (no owner recorded, no teardown on drop);
+    /// stop it with [`LocalCluster::attach`] + [`LocalCluster::shutdown`]. Default: off.
+    pub fn persistent(mut self, on: bool) -> Self {
+        self.persistent = on;
+        self
+    }
+
+    /// How long [`start`](Self::start) waits for a leader and streaming replicas (default 120 s).
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
+        self
+    }
+
+    /// Starts etcd and the Patroni members and returns once a leader is elected and every replica
+    /// streams (checked with SQL on each node), the application role and database exist, and the
+    /// pgBackRest stanza is created.
+    ///
+    /// On failure everything already started is stopped; the cluster directory is kept for its logs
+    /// (its path is in the error) and removed by the next run's stale-cluster reaper.
+    pub async fn start(self) -> Result<LocalCluster> {
+        if !(1..=9).contains(&self.members) {
+            return Err(Error::Setup(format!(
+                "members must be between 1 and 9, got {}",
+                self.members
+            )));
+        }
+        if let Some(s) = &self.scope {
+            if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(Error::Setup(format!(
+                    "scope must be non-empty [A-Za-z0-9_-], got {s:?}"
+                )));
+            }
+        }
+        LocalCluster::start(self).await
+    }
+}

@@ -1,0 +1,158 @@
+//! The configuration files a cluster runs with: one Patroni YAML per member and one pgBackRest
+//! configuration for the stanza.
+//!
+//! Patroni's YAML is written as JSON (every JSON document is valid YAML), which keeps the
+//! generator a plain `serde_json::Value`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde_json::{json, Value};
+
+use crate::state::{ClusterState, MemberState};
+
+pub(crate) const PG_BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+pub(crate) const PGBACKREST_BIN: &str = "/usr/bin/pgbackrest";
+
+/// Options that shape the dynamic (DCS) configuration at bootstrap.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DcsOptions {
+    pub(crate) synchronous_mode: bool,
+    pub(crate) synchronous_mode_strict: bool,
+    pub(crate) parameters: BTreeMap<String, String>,
+}
+
+/// The PostgreSQL parameters every testkit cluster starts with (dynamic configuration).
+fn base_parameters(state: &ClusterState) -> BTreeMap<String, String> {
+    let mut p: BTreeMap<String, String> = [
+        ("max_connections", "200"),
+        ("shared_buffers", "64MB"),
+        ("wal_level", "replica"),
+        ("hot_standby", "on"),
+        ("hot_standby_feedback", "on"),
+        ("max_wal_senders", "10"),
+        ("max_replication_slots", "10"),
+        ("wal_log_hints", "on"),
+        ("wal_keep_size", "128MB"),
+        ("shared_preload_libraries", "pg_stat_statements"),
+        ("track_io_timing", "on"),
+        ("track_commit_timestamp", "off"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if state.pgbackrest {
+        p.insert("archive_mode".into(), "on".into());
+        p.insert("archive_timeout".into(), "60s".into());
+    }
+    p
+}
+
+/// The Patroni configuration of one member.
+pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &DcsOptions) -> Value {
+    let creds = &state.credentials;
+    let mut dcs_parameters = base_parameters(state);
+    dcs_parameters.extend(dcs.parameters.clone());
+
+    let data_dir = member.data_dir();
+    let mut local_parameters = json!({
+        "unix_socket_directories": member.dir,
+        "logging_collector": "on",
+        "log_directory": "log",
+        "log_filename": "postgresql.log",
+        "log_line_prefix": "%m [%p] %q%u@%d ",
+    });
+    let mut recovery_conf = json!({});
+    if state.pgbackrest {
+        let base = format!(
+            "{PGBACKREST_BIN} --config={} --stanza={} --pg1-path={}",
+            state.pgbackrest_config().display(),
+            state.scope,
+            data_dir.display()
+        );
+        local_parameters["archive_command"] = json!(format!("{base} archive-push %p"));
+        recovery_conf["restore_command"] = json!(format!("{base} archive-get %f \"%p\""));
+    }
+
+    let mut restapi = json!({
+        "listen": format!("127.0.0.1:{}", member.rest_port),
+        "connect_address": format!("127.0.0.1:{}", member.rest_port),
+    });
+    if let Some(rest) = &creds.rest {
+        restapi["authentication"] = json!({ "username": rest.username, "password": rest.password.expose() });
+    }
+
+    json!({
+        "scope": state.scope,
+        "namespace": "/pgha/",
+        "name": member.name,
+        "log": { "level": "INFO" },
+        "restapi": restapi,
+        "etcd3": { "hosts": [format!("127.0.0.1:{}", state.etcd.client_port)] },
+        "bootstrap": {
+            "dcs": {
+                "ttl": state.timing.ttl,
+                "loop_wait": state.timing.loop_wait,
+                "retry_timeout": state.timing.retry_timeout,
+                "maximum_lag_on_failover": 1_048_576,
+                "synchronous_mode": dcs.synchronous_mode,
+                "synchronous_mode_strict": dcs.synchronous_mode_strict,
+                "postgresql": {
+                    "use_pg_rewind": true,
+                    "use_slots": true,
+                    "parameters": dcs_parameters,
+                },
+            },
+            "initdb": [{ "encoding": "UTF8" }, { "locale": "C.UTF-8" }, "data-checksums"],
+        },
+        "postgresql": {
+            "listen": format!("127.0.0.1:{}", member.pg_port),
+            "connect_address": format!("127.0.0.1:{}", member.pg_port),
+            "data_dir": data_dir,
+            "bin_dir": PG_BIN_DIR,
+            "pgpass": member.dir.join("pgpass"),
+            "authentication": {
+                "superuser": { "username": creds.superuser.username, "password": creds.superuser.password.expose() },
+                "replication": { "username": creds.replication.username, "password": creds.replication.password.expose() },
+            },
+            "pg_hba": [
+                "local all all trust",
+                format!("host replication {} 127.0.0.1/32 scram-sha-256", creds.replication.username),
+                "host all all 127.0.0.1/32 scram-sha-256",
+            ],
+            "parameters": local_parameters,
+            "recovery_conf": recovery_conf,
+            "create_replica_methods": ["basebackup"],
+            "basebackup": [{ "checkpoint": "fast" }],
+        },
+        "tags": { "nofailover": false, "noloadbalance": false, "clonefrom": false, "nosync": false },
+    })
+}
+
+/// The pgBackRest configuration: a repository inside the cluster directory and every member as a
+/// local `pgN` host, so `backup` and `check` find the current primary by themselves.
+pub(crate) fn pgbackrest_config(state: &ClusterState) -> String {
+    let dir = state.pgbackrest_dir();
+    let mut s = String::new();
+    let _ = writeln!(s, "[global]");
+    let _ = writeln!(s, "repo1-path={}", dir.join("repo").display());
+    let _ = writeln!(s, "repo1-retention-full=2");
+    let _ = writeln!(s, "log-path={}", dir.join("log").display());
+    let _ = writeln!(s, "lock-path={}", dir.join("lock").display());
+    let _ = writeln!(s, "spool-path={}", dir.join("spool").display());
+    let _ = writeln!(s, "log-level-console=warn");
+    let _ = writeln!(s, "log-level-file=info");
+    let _ = writeln!(s, "start-fast=y");
+    let _ = writeln!(s, "compress-type=lz4");
+    let _ = writeln!(s, "archive-timeout=30");
+    let _ = writeln!(s);
+    let _ = writeln!(s, "[{}]", state.scope);
+    for (i, m) in state.members.iter().enumerate() {
+        let n = i + 1;
+        let _ = writeln!(s, "pg{n}-path={}", m.data_dir().display());
+        let _ = writeln!(s, "pg{n}-port={}", m.pg_port);
+        let _ = writeln!(s, "pg{n}-socket-path={}", m.dir.display());
+        let _ = writeln!(s, "pg{n}-user={}", state.credentials.superuser.username);
+    }
+    s
+}

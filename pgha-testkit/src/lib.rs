@@ -1,0 +1,58 @@
+//! # pgha-testkit
+//!
+//! A **real** local Patroni cluster for tests, examples and benchmarks: one etcd and N
+//! Patroni-managed PostgreSQL 15 nodes on loopback, with pgvector, pg_stat_statements and a
+//! pgBackRest stanza whose repository lives in the cluster directory.
+//!
+//! ```no_run
+//! # async fn demo() -> pgha_testkit::Result<()> {
+//! use std::time::Duration;
+//! use pgha_testkit::LocalCluster;
+//!
+//! let cluster = LocalCluster::builder().members(3).start().await?;
+//! let old = cluster.leader().await?;
+//! cluster.kill_node(&old)?;                       // kill -9 Patroni and PostgreSQL
+//! let new = cluster.wait_for_new_leader(&old, Duration::from_secs(60)).await?;
+//! cluster.start_node(&old)?;                      // it comes back as a replica
+//! cluster.wait_streaming(&old, Duration::from_secs(60)).await?;
+//! # let _ = new;
+//! cluster.shutdown();                             // also happens on drop
+//! # Ok(()) }
+//! ```
+//!
+//! ## What it needs
+//! Debian's `postgresql-15`, `patroni`, `etcd-server`, `pgbackrest` and a pgvector build, all
+//! installed by `scripts/install-deps.sh`. PostgreSQL refuses to run as root: when the test process
+//! is root, every cluster process runs as the `postgres` OS user, and cluster directories live
+//! under `$PGHA_TESTKIT_DIR` (default `/tmp/pgha-testkit`), where that user can reach them.
+//!
+//! ## Processes and clean-up
+//! Every process is started in its own process group and recorded (PID + start time) in
+//! `<cluster dir>/state.json`. [`LocalCluster::shutdown`] — also run on drop, even while a test
+//! panics — stops them by PID. A run that was killed outright leaves its state file behind with a
+//! dead owner; the next [`LocalCluster::builder`]`.start()` stops what it recorded and removes it.
+//! Ports are picked free at start, so parallel runs never collide.
+//!
+//! ## Environment
+//! | variable | meaning |
+//! |---|---|
+//! | `PGHA_PATRONI` | `3`/`debian` (default), `4` (the Patroni 4.x venv), or a path to a Patroni executable |
+//! | `PGHA_CACHE_DIR` | where the Patroni 4.x venv lives (default `/var/cache/pgha`) |
+//! | `PGHA_TESTKIT_DIR` | root of cluster directories (default `/tmp/pgha-testkit`) |
+#![deny(missing_docs)]
+
+mod builder;
+mod cluster;
+mod config_files;
+mod error;
+mod ports;
+mod process;
+mod rest;
+mod state;
+
+pub use builder::{LocalClusterBuilder, PatroniFlavor};
+pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, LocalCluster, MemberInfo};
+pub use error::{Error, Result};
+pub use process::ProcRef;
+pub use rest::MemberStatus;
+pub use state::{ClusterCredentials, Credentials, Secret, Timing};

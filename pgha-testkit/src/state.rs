@@ -1,0 +1,255 @@
+//! The on-disk record of a cluster: ports, directories, credentials and the processes started.
+//!
+//! Written to `<base_dir>/state.json` whenever a process starts or stops, so that
+//! `pgha-devcluster down` (another process) and the stale-run reaper can stop exactly what a cluster
+//! started, by PID.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use nix::sys::signal::Signal;
+
+use crate::process::{node_processes, postmaster, ProcRef};
+
+pub(crate) const STATE_FILE: &str = "state.json";
+
+/// A password that never shows in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// A fresh random alphanumeric password.
+    pub(crate) fn random() -> Self {
+        use rand::distr::{Alphanumeric, SampleString};
+        Self(Alphanumeric.sample_string(&mut rand::rng(), 24))
+    }
+
+    /// The secret text. Only call this where the secret is really needed (a DSN, an auth header).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A user name and password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// The user name.
+    pub username: String,
+    /// The password (redacted in `Debug`).
+    pub password: Secret,
+}
+
+impl Credentials {
+    pub(crate) fn new(username: &str) -> Self {
+        Self {
+            username: username.to_owned(),
+            password: Secret::random(),
+        }
+    }
+}
+
+/// Every credential a cluster was bootstrapped with.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterCredentials {
+    /// PostgreSQL superuser (`postgres`).
+    pub superuser: Credentials,
+    /// Streaming replication user.
+    pub replication: Credentials,
+    /// The application role, owner of the application database.
+    pub app: Credentials,
+    /// HTTP basic auth for Patroni's unsafe REST endpoints (`None` when auth is off).
+    pub rest: Option<Credentials>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct EtcdState {
+    pub(crate) client_port: u16,
+    pub(crate) peer_port: u16,
+    pub(crate) proc: Option<ProcRef>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct MemberState {
+    pub(crate) name: String,
+    pub(crate) pg_port: u16,
+    pub(crate) rest_port: u16,
+    pub(crate) dir: PathBuf,
+    pub(crate) patroni: Option<ProcRef>,
+}
+
+impl MemberState {
+    pub(crate) fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+    pub(crate) fn config_file(&self) -> PathBuf {
+        self.dir.join("patroni.yml")
+    }
+    pub(crate) fn log_file(&self) -> PathBuf {
+        self.dir.join("patroni.log")
+    }
+    pub(crate) fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rest_port)
+    }
+}
+
+/// Timing settings written to the DCS at bootstrap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Leader lease, seconds.
+    pub ttl: u32,
+    /// HA loop period, seconds.
+    pub loop_wait: u32,
+    /// DCS and PostgreSQL retry window, seconds.
+    pub retry_timeout: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ClusterState {
+    pub(crate) scope: String,
+    pub(crate) base_dir: PathBuf,
+    /// The process that owns the cluster; `None` for a persistent (devcluster) cluster.
+    pub(crate) owner: Option<ProcRef>,
+    pub(crate) patroni_bin: PathBuf,
+    pub(crate) patroni_version: String,
+    pub(crate) timing: Timing,
+    pub(crate) pgbackrest: bool,
+    pub(crate) app_database: String,
+    pub(crate) credentials: ClusterCredentials,
+    pub(crate) etcd: EtcdState,
+    pub(crate) members: Vec<MemberState>,
+}
+
+impl ClusterState {
+    pub(crate) fn load(base_dir: &Path) -> Result<Self> {
+        let path = base_dir.join(STATE_FILE);
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| Error::Setup(format!("reading {}: {e}", path.display())))?;
+        serde_json::from_str(&text).map_err(|e| Error::Setup(format!("parsing {}: {e}", path.display())))
+    }
+
+    /// Writes the state atomically (write to a temp file, then rename).
+    pub(crate) fn save(&self) -> Result<()> {
+        let path = self.base_dir.join(STATE_FILE);
+        let tmp = self.base_dir.join(format!("{STATE_FILE}.tmp"));
+        let text = serde_json::to_string_pretty(self).map_err(|e| Error::Setup(format!("encoding state: {e}")))?;
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::Setup(format!("writing {}: {e}", path.display())))
+    }
+
+    pub(crate) fn pgbackrest_dir(&self) -> PathBuf {
+        self.base_dir.join("pgbackrest")
+    }
+
+    pub(crate) fn pgbackrest_config(&self) -> PathBuf {
+        self.pgbackrest_dir().join("pgbackrest.conf")
+    }
+
+    pub(crate) fn etcd_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.etcd.client_port)
+    }
+
+    pub(crate) fn member(&self, name: &str) -> Result<&MemberState> {
+        self.members
+            .iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::UnknownMember(name.to_owned()))
+    }
+
+    pub(crate) fn member_mut(&mut self, name: &str) -> Result<&mut MemberState> {
+        self.members
+            .iter_mut()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Error::UnknownMember(name.to_owned()))
+    }
+
+    /// Every live process this cluster started or that runs in its data directories.
+    pub(crate) fn live_processes(&self) -> Vec<ProcRef> {
+        let mut procs: Vec<ProcRef> = self.members.iter().filter_map(|m| m.patroni).collect();
+        procs.extend(self.members.iter().filter_map(|m| postmaster(&m.data_dir())));
+        procs.extend(self.etcd.proc);
+        procs.retain(ProcRef::is_alive);
+        procs
+    }
+
+    /// Stops everything: Patroni first (it stops PostgreSQL cleanly), then any postmaster left,
+    /// then etcd. Frozen processes are continued first; SIGKILL after `grace`; any PostgreSQL
+    /// backend still alive at the end is killed too.
+    pub(crate) fn stop_all(&mut self, grace: Duration) {
+        let everything: Vec<ProcRef> = self
+            .members
+            .iter()
+            .flat_map(|m| node_processes(m.patroni, &m.data_dir()))
+            .chain(self.etcd.proc)
+            .collect();
+        for p in &everything {
+            p.signal(Signal::SIGCONT);
+        }
+        let patronis: Vec<ProcRef> = self.members.iter_mut().filter_map(|m| m.patroni.take()).collect();
+        for p in &patronis {
+            p.signal_group(Signal::SIGTERM);
+        }
+        for p in &patronis {
+            p.terminate(grace);
+        }
+        for m in &self.members {
+            if let Some(pm) = postmaster(&m.data_dir()) {
+                pm.terminate(grace);
+            }
+        }
+        if let Some(etcd) = self.etcd.proc.take() {
+            etcd.terminate(grace);
+        }
+        for p in &everything {
+            if p.signal(Signal::SIGKILL) {
+                p.wait_gone(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+/// Stops and removes clusters under `root` whose owning process is gone (a crashed or killed
+/// earlier run). Persistent clusters (no owner) are left alone.
+pub(crate) fn reap_stale(root: &Path) {
+    let Ok(entries) = std::fs::read_dir(root) else { return };
+    for entry in entries.flatten() {
+        let dir = entry.path();
+        let Ok(mut state) = ClusterState::load(&dir) else {
+            continue;
+        };
+        match state.owner {
+            Some(owner) if !owner.is_alive() => {
+                tracing::warn!(dir = %dir.display(), "reaping a cluster left behind by a dead process");
+                state.stop_all(Duration::from_secs(5));
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove stale cluster dir");
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let c = Credentials::new("app");
+        let shown = format!("{c:?}");
+        assert!(shown.contains("app"));
+        assert!(!shown.contains(c.password.expose()), "password leaked: {shown}");
+        assert_eq!(c.password.expose().len(), 24);
+    }
+}

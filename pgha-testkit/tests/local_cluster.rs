@@ -1,0 +1,349 @@
+//! The testkit tested against the real thing: etcd, Patroni, PostgreSQL 15, pgvector, pgBackRest.
+
+use std::time::{Duration, Instant};
+
+use pgha_testkit::{wait_for, BackupType, LocalCluster, PatroniFlavor, ProcRef};
+use pgvector::Vector;
+
+const READY: Duration = Duration::from_secs(90);
+
+async fn replicas(cluster: &LocalCluster) -> (String, Vec<String>) {
+    let leader = cluster.leader().await.expect("leader");
+    let others = cluster.member_names().into_iter().filter(|n| *n != leader).collect();
+    (leader, others)
+}
+
+/// Waits until `sql` returns `expected` (first column of the first row, as text) on `member`.
+async fn wait_for_value(cluster: &LocalCluster, member: &str, sql: &str, expected: &str) {
+    wait_for(
+        &format!("{sql} = {expected} on {member}"),
+        Duration::from_secs(30),
+        || async {
+            let client = cluster.connect(member).await?;
+            let rows = client
+                .query(sql, &[])
+                .await
+                .map_err(|source| pgha_testkit::Error::Sql {
+                    member: member.into(),
+                    source,
+                })?;
+            Ok(rows
+                .first()
+                .and_then(|r| r.get::<_, Option<String>>(0))
+                .filter(|v| v == expected)
+                .map(drop))
+        },
+    )
+    .await
+    .expect("value replicated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_replicate_serve_pgvector_back_up_and_leave_nothing_behind() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .start()
+        .await
+        .expect("cluster starts");
+
+    // One leader, two streaming replicas — by Patroni and by SQL.
+    let status = cluster.cluster_status().await.expect("status");
+    assert_eq!(status.len(), 3);
+    assert_eq!(status.iter().filter(|m| m.role == "leader").count(), 1, "{status:?}");
+    let (leader, standbys) = replicas(&cluster).await;
+    assert!(cluster.is_writable_primary(&leader).await.expect("leader SQL"));
+    for s in &standbys {
+        assert!(
+            cluster.is_streaming(s).await.expect("standby SQL"),
+            "{s} is not streaming"
+        );
+        assert!(!cluster.is_writable_primary(s).await.expect("standby SQL"));
+    }
+
+    // A write on the leader is read back on both replicas; a write on a replica is refused.
+    let app = cluster.connect(&leader).await.expect("connect leader");
+    app.batch_execute("CREATE TABLE kv (k text PRIMARY KEY, v text); INSERT INTO kv VALUES ('hello', 'world')")
+        .await
+        .expect("write on leader");
+    for s in &standbys {
+        wait_for_value(&cluster, s, "SELECT v FROM kv WHERE k = 'hello'", "world").await;
+        let err = cluster
+            .connect(s)
+            .await
+            .expect("connect")
+            .batch_execute("INSERT INTO kv VALUES ('x', 'y')")
+            .await;
+        let code = err.expect_err("standby must refuse writes").code().cloned();
+        assert_eq!(code, Some(tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION));
+    }
+
+    // pgvector: CREATE EXTENSION in a fresh database, HNSW index, k-NN on leader and on a standby.
+    let admin = cluster.connect_superuser(&leader, "postgres").await.expect("superuser");
+    admin.batch_execute("CREATE DATABASE vectest").await.expect("create db");
+    let db = cluster.connect_superuser(&leader, "vectest").await.expect("vectest");
+    db.batch_execute(
+        "CREATE EXTENSION vector;
+         CREATE TABLE items (id int PRIMARY KEY, embedding vector(3));",
+    )
+    .await
+    .expect("extension and table");
+    for i in 0..200 {
+        let v = Vector::from(vec![i as f32, (i % 7) as f32, 1.0]);
+        db.execute("INSERT INTO items VALUES ($1, $2)", &[&i, &v])
+            .await
+            .expect("insert");
+    }
+    db.batch_execute("CREATE INDEX items_hnsw ON items USING hnsw (embedding vector_l2_ops); ANALYZE items")
+        .await
+        .expect("hnsw");
+    // 200 rows fit in one page, where a sequential scan is cheaper; make the planner show the index.
+    db.batch_execute("SET enable_seqscan = off").await.expect("set");
+    let knn = "SELECT id FROM items ORDER BY embedding <-> $1 LIMIT 3";
+    let query = Vector::from(vec![100.0_f32, 2.0, 1.0]);
+    let explain = db
+        .query(&format!("EXPLAIN {knn}"), &[&query])
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        explain.contains("items_hnsw"),
+        "k-NN does not use the HNSW index:\n{explain}"
+    );
+    let ids = |rows: Vec<tokio_postgres::Row>| rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>();
+    let on_leader = ids(db.query(knn, &[&query]).await.expect("knn on leader"));
+    assert_eq!(
+        on_leader[0], 100,
+        "nearest neighbour of (100,2,1) is row 100: {on_leader:?}"
+    );
+    let standby = &standbys[0];
+    let sdb = wait_for("vectest on the standby", Duration::from_secs(30), || async {
+        let c = cluster.connect_superuser(standby, "vectest").await?;
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM items", &[])
+            .await
+            .map_err(|source| pgha_testkit::Error::Sql {
+                member: standby.clone(),
+                source,
+            })?
+            .get(0);
+        Ok((n == 200).then_some(c))
+    })
+    .await
+    .expect("rows replicated");
+    sdb.batch_execute("SET enable_seqscan = off").await.expect("set");
+    assert_eq!(ids(sdb.query(knn, &[&query]).await.expect("knn on standby")), on_leader);
+
+    // pgBackRest: check archives WAL; a full backup shows up in `info --output=json`.
+    cluster.pgbackrest(&["check"]).await.expect("pgbackrest check");
+    cluster.backup(BackupType::Full).await.expect("full backup");
+    let info = cluster.backup_info().await.expect("info");
+    let stanza = &info[0];
+    assert_eq!(stanza["name"], cluster.scope().as_str());
+    assert_eq!(stanza["status"]["code"], 0, "{stanza}");
+    let backups = stanza["backup"].as_array().expect("backup list");
+    assert!(backups.iter().any(|b| b["type"] == "full"), "{backups:?}");
+
+    // Shutdown stops every process it started, by PID, and removes the directory.
+    let procs = cluster.processes();
+    assert!(procs.len() >= 7, "etcd + 3 Patroni + 3 postmasters, got {procs:?}");
+    let dir = cluster.base_dir();
+    cluster.shutdown();
+    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
+    assert!(alive.is_empty(), "still alive after shutdown: {alive:?}");
+    assert!(!dir.exists(), "{} not removed", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_leader_elects_a_new_one_and_the_old_node_rejoins() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .start()
+        .await
+        .expect("cluster starts");
+    let old = cluster.leader().await.expect("leader");
+    let timing = cluster.timing();
+    let old_procs = (
+        cluster.patroni_process(&old).expect("member").expect("patroni running"),
+        cluster
+            .postmaster_process(&old)
+            .expect("member")
+            .expect("postmaster running"),
+    );
+
+    let killed_at = Instant::now();
+    cluster.kill_node(&old).expect("kill -9");
+    assert!(
+        !old_procs.0.is_alive() && !old_procs.1.is_alive(),
+        "node processes survived kill -9"
+    );
+    // Patroni promotes once the leader key expires (ttl) and a replica runs its HA loop (loop_wait).
+    let bound = Duration::from_secs(u64::from(timing.ttl + timing.loop_wait) + 15);
+    let new = cluster
+        .wait_for_new_leader(&old, bound)
+        .await
+        .expect("new leader within ttl + loop_wait + margin");
+    let took = killed_at.elapsed();
+    assert_ne!(new, old);
+    eprintln!(
+        "new leader {new} after {took:?} (ttl {}, loop_wait {})",
+        timing.ttl, timing.loop_wait
+    );
+
+    cluster.start_node(&old).expect("restart old node");
+    cluster
+        .wait_streaming(&old, READY)
+        .await
+        .expect("old leader rejoins as a streaming replica");
+    assert!(!cluster.is_writable_primary(&old).await.expect("sql"));
+    assert_eq!(cluster.leader().await.expect("leader"), new);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_api_switchover_replay_pause_freeze_and_etcd_loss() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .start()
+        .await
+        .expect("cluster starts");
+    let (leader, standbys) = replicas(&cluster).await;
+
+    // Switchover to a chosen candidate through the REST API (with basic auth).
+    let target = standbys[0].clone();
+    let answer = cluster.switchover(Some(&target)).await.expect("switchover");
+    assert!(answer.contains(&target), "{answer}");
+    let new = cluster.wait_for_new_leader(&leader, READY).await.expect("new leader");
+    assert_eq!(new, target);
+    cluster.wait_ready(READY).await.expect("all streaming after switchover");
+
+    // Replay pause on a standby, visible in SQL; resume.
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|n| *n != new)
+        .expect("a standby");
+    cluster.pause_replay(&standby).await.expect("pause");
+    let paused = |member: String| {
+        let cluster = &cluster;
+        async move {
+            let rows = cluster
+                .superuser_query(&member, "SELECT pg_is_wal_replay_paused()")
+                .await
+                .expect("query");
+            rows[0].get::<_, bool>(0)
+        }
+    };
+    assert!(paused(standby.clone()).await);
+    cluster.resume_replay(&standby).await.expect("resume");
+    assert!(!paused(standby.clone()).await);
+
+    // Freeze the leader past the TTL: the others elect a new leader; thawed, the old one follows.
+    cluster.freeze_node(&new).expect("freeze");
+    let after_freeze = cluster
+        .wait_for_new_leader(&new, READY)
+        .await
+        .expect("leader after freeze");
+    cluster.thaw_node(&new).expect("thaw");
+    cluster.wait_streaming(&new, READY).await.expect("frozen node rejoins");
+    assert_eq!(cluster.leader().await.expect("leader"), after_freeze);
+
+    // etcd down: without failsafe mode, the leader demotes itself (read-only) once the DCS is gone.
+    cluster.stop_etcd().expect("stop etcd");
+    wait_for("the leader to demote without DCS", READY, || async {
+        Ok(matches!(cluster.is_writable_primary(&after_freeze).await, Ok(false)).then_some(()))
+    })
+    .await
+    .expect("demotion");
+    cluster.start_etcd_again().await.expect("etcd back");
+    let leader = cluster.wait_ready(READY).await.expect("cluster recovers with etcd");
+    assert!(cluster.is_writable_primary(&leader).await.expect("sql"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patroni_4_cluster_starts_replicates_and_fails_over() {
+    let cluster = LocalCluster::builder()
+        .patroni(PatroniFlavor::V4)
+        .members(3)
+        .start()
+        .await
+        .expect("cluster starts");
+    assert_eq!(cluster.patroni_major(), 4, "version {}", cluster.patroni_version());
+    let status = cluster.cluster_status().await.expect("status");
+    // Patroni 3.0.4+ reports the replication state of replicas.
+    assert!(
+        status
+            .iter()
+            .filter(|m| m.role != "leader")
+            .all(|m| m.state == "streaming"),
+        "{status:?}"
+    );
+    let (leader, standbys) = replicas(&cluster).await;
+    let app = cluster.connect(&leader).await.expect("connect");
+    app.batch_execute("CREATE TABLE t (v text); INSERT INTO t VALUES ('four')")
+        .await
+        .expect("write");
+    for s in &standbys {
+        wait_for_value(&cluster, s, "SELECT v FROM t", "four").await;
+    }
+    cluster.kill_node(&leader).expect("kill -9");
+    let timing = cluster.timing();
+    let bound = Duration::from_secs(u64::from(timing.ttl + timing.loop_wait) + 15);
+    let new = cluster
+        .wait_for_new_leader(&leader, bound)
+        .await
+        .expect("failover on Patroni 4");
+    assert!(standbys.contains(&new));
+}
+
+/// Helper run in a child process by `a_killed_run_is_reaped_by_the_next_start`: starts a cluster,
+/// prints its directory and aborts without running any destructor, like a crashed test.
+#[tokio::test]
+#[ignore = "helper: only run as a child process by the reaper test"]
+async fn reaper_helper_start_and_abort() {
+    if std::env::var_os("PGHA_REAPER_HELPER").is_none() {
+        return;
+    }
+    let cluster = LocalCluster::builder()
+        .members(1)
+        .pgbackrest(false)
+        .start()
+        .await
+        .expect("helper cluster");
+    println!("CLUSTER_DIR={}", cluster.base_dir().display());
+    std::process::abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_run_is_reaped_by_the_next_start() {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "reaper_helper_start_and_abort", "--ignored", "--nocapture"])
+        .env("PGHA_REAPER_HELPER", "1")
+        .output()
+        .expect("run helper");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("CLUSTER_DIR="))
+        .unwrap_or_else(|| {
+            panic!(
+                "helper printed no dir: {stdout}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    let dir = std::path::PathBuf::from(dir);
+    let orphan = LocalCluster::attach(&dir).expect("state left behind");
+    let procs = orphan.processes();
+    assert!(
+        procs.len() >= 3,
+        "etcd, Patroni and a postmaster left running: {procs:?}"
+    );
+    drop(orphan); // an attached handle never stops anything
+
+    assert!(procs.iter().all(ProcRef::is_alive));
+    pgha_testkit::reap_stale_clusters();
+    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
+    assert!(alive.is_empty(), "reaper left {alive:?}");
+    assert!(!dir.exists());
+}
