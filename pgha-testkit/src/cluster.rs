@@ -16,7 +16,7 @@ use crate::builder::{LocalClusterBuilder, PatroniFlavor};
 use crate::config_files::{self, DcsOptions, PGBACKREST_BIN};
 use crate::error::{Error, Result};
 use crate::ports::free_ports;
-use crate::process::{node_processes, postmaster, spawn_logged, OsUser, ProcRef};
+use crate::process::{children_of, cmdline, node_processes, postmaster, spawn_logged, OsUser, ProcRef};
 use crate::rest::{self, MemberStatus};
 use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, EtcdState, MemberState, Timing};
 
@@ -186,7 +186,8 @@ where
             Ok(Ok(Some(v))) => return Ok(v),
             Ok(Ok(None)) => {}
             Ok(Err(e)) => last_error = Some(e.to_string()),
-            Err(_) => last_error = Some("probe did not finish in time".into()),
+            // The deadline cut the probe short: keep the last real error, if there was one.
+            Err(_) => {}
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
@@ -870,18 +871,32 @@ impl LocalCluster {
         self.signal_node(member, Signal::SIGCONT)
     }
 
-    /// Pauses WAL replay on a standby (`pg_wal_replay_pause()`); it keeps receiving WAL.
-    pub async fn pause_replay(&self, member: &str) -> Result<()> {
-        self.superuser_query(member, "SELECT pg_wal_replay_pause()")
-            .await
-            .map(drop)
+    /// The startup (recovery) process of a standby: the one that replays WAL.
+    fn startup_process(&self, member: &str) -> Result<ProcRef> {
+        let data_dir = self.lock_state().member(member)?.data_dir();
+        let pm = postmaster(&data_dir).ok_or_else(|| Error::NotRunning(format!("PostgreSQL on {member}")))?;
+        children_of(&pm)
+            .into_iter()
+            .find(|p| cmdline(p).contains("startup"))
+            .ok_or_else(|| Error::NotRunning(format!("a startup (recovery) process on {member}: is it a standby?")))
     }
 
-    /// Resumes WAL replay on a standby.
-    pub async fn resume_replay(&self, member: &str) -> Result<()> {
-        self.superuser_query(member, "SELECT pg_wal_replay_resume()")
-            .await
-            .map(drop)
+    /// Stops WAL replay on a standby while it keeps receiving WAL, so its replay lag grows.
+    ///
+    /// `pg_wal_replay_pause()` is no use here: on PostgreSQL 14+ Patroni resumes a paused replay in
+    /// its next HA loop (unless the cluster is in maintenance mode). So the testkit freezes the
+    /// standby's startup process (SIGSTOP), which replays WAL; the WAL receiver keeps streaming,
+    /// queries keep working, and `pg_last_wal_replay_lsn()` stops moving — a replay stuck as by a
+    /// long recovery conflict. Undo with [`resume_replay`](Self::resume_replay).
+    pub fn pause_replay(&self, member: &str) -> Result<()> {
+        self.startup_process(member)?.signal(Signal::SIGSTOP);
+        Ok(())
+    }
+
+    /// Resumes WAL replay stopped by [`pause_replay`](Self::pause_replay).
+    pub fn resume_replay(&self, member: &str) -> Result<()> {
+        self.startup_process(member)?.signal(Signal::SIGCONT);
+        Ok(())
     }
 
     // ----- Patroni operations ------------------------------------------------------------------

@@ -208,6 +208,13 @@ pub(crate) fn children_of(parent: &ProcRef) -> Vec<ProcRef> {
         .collect()
 }
 
+/// The process's command line, arguments joined by spaces (empty if it is gone).
+pub(crate) fn cmdline(proc: &ProcRef) -> String {
+    std::fs::read(format!("/proc/{}/cmdline", proc.pid))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// Reads the postmaster PID from `<data_dir>/postmaster.pid`, if PostgreSQL is running there.
 pub(crate) fn postmaster(data_dir: &Path) -> Option<ProcRef> {
     let text = std::fs::read_to_string(data_dir.join("postmaster.pid")).ok()?;

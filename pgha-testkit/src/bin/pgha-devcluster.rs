@@ -46,6 +46,12 @@ enum Command {
         /// Patroni to run: `3` (Debian's), `4` (the 4.x venv) or a path.
         #[arg(long, env = "PGHA_PATRONI", default_value = "3")]
         patroni: String,
+        /// Turn on Patroni's synchronous_mode.
+        #[arg(long)]
+        synchronous_mode: bool,
+        /// With --synchronous-mode: synchronous_mode_strict.
+        #[arg(long, requires = "synchronous_mode")]
+        strict: bool,
     },
     /// Show the members, their roles and lag.
     Status,
@@ -73,7 +79,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
-        Command::Up { members, patroni } => {
+        Command::Up {
+            members,
+            patroni,
+            synchronous_mode,
+            strict,
+        } => {
             let flavor = match patroni.as_str() {
                 "3" | "debian" => PatroniFlavor::Debian,
                 "4" => PatroniFlavor::V4,
@@ -85,6 +96,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .patroni(flavor)
                 .base_dir(&cli.state_dir)
                 .persistent(true)
+                .synchronous_mode(synchronous_mode, strict)
                 .start()
                 .await?;
             let info = cluster.info();
