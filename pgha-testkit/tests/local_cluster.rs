@@ -369,3 +369,51 @@ async fn a_killed_run_is_reaped_by_the_next_start() {
     assert!(alive.is_empty(), "reaper left {alive:?}");
     assert!(!dir.exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synchronous_strict_mode_and_extra_parameters_reach_postgresql() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .pgbackrest(false)
+        .synchronous_mode(true, true)
+        .pg_parameter("work_mem", "8MB")
+        .start()
+        .await
+        .expect("cluster starts");
+    let leader = cluster.leader().await.expect("leader");
+    // Patroni names a synchronous standby a loop or two after start.
+    let sync = wait_for("a sync standby", READY, || async {
+        let status = cluster.cluster_status().await?;
+        Ok(status.into_iter().find(|m| m.role == "sync_standby").map(|m| m.name))
+    })
+    .await
+    .expect("sync standby");
+    assert_ne!(sync, leader);
+    let rows = cluster
+        .superuser_query(
+            &leader,
+            "SELECT current_setting('synchronous_standby_names'), current_setting('work_mem')",
+        )
+        .await
+        .expect("settings");
+    let names: String = rows[0].get(0);
+    assert!(
+        names.contains(&sync) || names.contains('*'),
+        "synchronous_standby_names = {names:?}"
+    );
+    assert_eq!(rows[0].get::<_, String>(1), "8MB");
+    // A commit on the leader is acknowledged by the synchronous standby.
+    let app = cluster.connect(&leader).await.expect("connect");
+    app.batch_execute("CREATE TABLE s (v int); INSERT INTO s VALUES (1)")
+        .await
+        .expect("sync commit");
+    let state = cluster
+        .superuser_query(
+            &leader,
+            "SELECT application_name, sync_state FROM pg_stat_replication WHERE sync_state = 'sync'",
+        )
+        .await
+        .expect("pg_stat_replication");
+    assert_eq!(state.len(), 1);
+    assert_eq!(state[0].get::<_, String>(0), sync);
+}
