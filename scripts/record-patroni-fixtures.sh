@@ -15,16 +15,19 @@ out=$root/pgha-client/tests/fixtures/patroni/$label
 mkdir -p $out
 DC=$root/target/debug/pgha-devcluster
 export PGHA_DEVCLUSTER_DIR=/tmp/pgha-capture-$label
-$DC up --patroni $flavor $([ "$sync" = 1 ] && echo --synchronous-mode) --json > /tmp/info-$label.json
-python3 - "$label" <<'PY'
+# Connection info holds passwords: keep it in a private temp dir, removed with the cluster.
+tmp=$(mktemp -d)
+trap '$DC down >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+$DC up --patroni $flavor $([ "$sync" = 1 ] && echo --synchronous-mode) --json > $tmp/info.json
+python3 - "$tmp" <<'PY'
 import json,sys
-i=json.load(open(f"/tmp/info-{sys.argv[1]}.json"))
-with open(f"/tmp/env-{sys.argv[1]}","w") as f:
+i=json.load(open(f"{sys.argv[1]}/info.json"))
+with open(f"{sys.argv[1]}/env","w") as f:
     for m in i["members"]:
         f.write(f"{m['name']}_api={m['api_url']}\n{m['name']}_port={m['port']}\n")
     f.write(f"su_pw={i['credentials']['superuser']['password']}\nrest_pw={i['credentials']['rest']['password']}\n")
 PY
-source /tmp/env-$label
+source $tmp/env
 sleep 3
 api=$node1_api
 curl -s $api/cluster | python3 -m json.tool > $out/cluster_healthy.json
@@ -35,7 +38,7 @@ for n in node1 node2 node3; do
 done
 # a standby with replay paused and the leader writing
 rep=$(python3 -c "import json;print([m['name'] for m in json.load(open('$out/cluster_healthy.json'))['members'] if m['role']!='leader'][0])")
-rp=${rep}_port; lp=${leader}_port
+lp=${leader}_port
 pm=$(head -1 $PGHA_DEVCLUSTER_DIR/$rep/data/postmaster.pid)
 startup=$(ps -o pid=,args= --ppid $pm | awk '/startup/{print $1}')
 kill -STOP $startup
@@ -56,5 +59,4 @@ curl -s $api/cluster | python3 -m json.tool > $out/cluster_after_switchover.json
 curl -s $api/history | python3 -m json.tool > $out/history.json
 curl -s $api/config | python3 -m json.tool > $out/config.json
 curl -s -o /dev/null -w '%{http_code}\n' -XPOST ${!la}/switchover -d '{}' > $out/unauth_status.txt
-$DC down >/dev/null
 echo captured $label

@@ -877,7 +877,8 @@ impl LocalCluster {
         let pm = postmaster(&data_dir).ok_or_else(|| Error::NotRunning(format!("PostgreSQL on {member}")))?;
         children_of(&pm)
             .into_iter()
-            .find(|p| cmdline(p).contains("startup"))
+            // PostgreSQL titles it "postgres: <cluster_name>: startup recovering <segment>".
+            .find(|p| cmdline(p).contains(": startup "))
             .ok_or_else(|| Error::NotRunning(format!("a startup (recovery) process on {member}: is it a standby?")))
     }
 

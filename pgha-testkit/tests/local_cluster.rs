@@ -224,13 +224,13 @@ async fn fault_api_switchover_replay_pause_freeze_and_etcd_loss() {
         .into_iter()
         .find(|n| *n != new)
         .expect("a standby");
-    let lsns = "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text, \
+    let lsns = "SELECT pg_last_wal_replay_lsn()::text, \
                 pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn())::float8";
     let replay_gap = |member: String| {
         let cluster = &cluster;
         async move {
             let rows = cluster.superuser_query(&member, lsns).await.expect("lsn query");
-            (rows[0].get::<_, String>(1), rows[0].get::<_, f64>(2))
+            (rows[0].get::<_, String>(0), rows[0].get::<_, f64>(1))
         }
     };
     cluster.pause_replay(&standby).expect("pause");
