@@ -1,12 +1,98 @@
 //! # pgha-client
 //!
-//! Patroni-aware PostgreSQL access for async Rust services: topology from the Patroni REST API,
-//! verified against the database; writes to the primary, reads to standbys under a lag bound;
-//! retries across switchover and failover.
+//! Patroni-aware PostgreSQL access for async Rust services. Give it the Patroni REST endpoints
+//! and database credentials; from then on writes reach the verified primary, reads reach
+//! standbys that are fresh enough, and switchovers and failovers pass without errors reaching
+//! the application.
 //!
-//! **Status:** being built. Available today: [`patroni`], a tolerant model of Patroni's REST
-//! API documents (3.0.x through 4.1.x), shared with `pgha-admin` and tested against responses
-//! recorded from real Patroni 3.0.2 and 4.1.5 clusters.
+//! ```no_run
+//! use std::time::Duration;
+//! use pgha_client::{Client, Intent, LagBound};
+//!
+//! # async fn demo() -> pgha_client::Result<()> {
+//! let client = Client::builder()
+//!     .patroni(["http://10.0.0.1:8008", "http://10.0.0.2:8008"])
+//!     .user("app").password("secret").dbname("app")
+//!     .connect()
+//!     .await?;
+//!
+//! // A transaction on the primary, replayed as a whole if a failover interrupts it.
+//! let (_, token) = client
+//!     .op(Intent::Write)
+//!     .transaction_with_token(async |tx| {
+//!         tx.execute("INSERT INTO orders (id, total) VALUES ($1, $2)", &[&42_i64, &9.5_f64]).await?;
+//!         Ok(())
+//!     })
+//!     .await?;
+//!
+//! // A read on a standby at most 1 s stale that is guaranteed to see the insert above.
+//! let total: f64 = client
+//!     .op(Intent::Standby)
+//!     .max_lag(LagBound::time(Duration::from_secs(1)))
+//!     .after(token)
+//!     .run(async |conn| Ok(conn.query_one("SELECT total FROM orders WHERE id = $1", &[&42_i64]).await?.get(0)))
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
+//! ## How it works
+//! - **Discovery.** One background task polls `GET /cluster` on every Patroni endpoint at once
+//!   (learning the other members' endpoints from the answers) and probes every member with one
+//!   SQL query on a dedicated connection: `pg_is_in_recovery()`, the WAL position and the
+//!   timeline. A member is the primary only if Patroni calls it the leader **and** its database
+//!   agrees, and it is on the highest timeline seen (fencing). When no Patroni endpoint
+//!   answers, the known members are probed directly and the one out of recovery on the highest
+//!   timeline is used. Refreshes happen every `refresh_interval` (500 ms), and at once
+//!   (rate-limited to `min_refresh_interval`, 200 ms) when an operation fails in a way that
+//!   suggests the topology changed.
+//! - **Routing** is a pure function of the snapshot, the [`Intent`], the [`LagBound`] and the
+//!   time; see [`Intent`] for the table. Standby staleness is measured by pgha from WAL
+//!   positions, so an idle primary never makes standbys look stale.
+//! - **Pools.** One deadpool-postgres pool per member. When a member stops being the primary,
+//!   its pool is closed and replaced, so no connection to a demoted primary is reused.
+//! - **Retries.** [`Op::run`] and [`Op::transaction`] retry what is safe to retry until the
+//!   deadline, with backoff and jitter under a client-wide budget; see the table in the
+//!   `classify` module docs reproduced on [`Error::is_retryable`]. A write interrupted after
+//!   COMMIT was sent is reported as [outcome unknown](Error::is_outcome_unknown), never as
+//!   success, and never replayed unless declared [idempotent](Op::idempotent).
+//!
+//! ## Features
+//! | feature | default | what |
+//! |---|---|---|
+//! | `pgvector` | yes | [`vector`]: pgvector tables, HNSW/IVFFlat indexes, binary COPY, k-NN search |
+//!
+//! The crates your code names are re-exported: [`tokio_postgres`], [`deadpool_postgres`] and
+//! (with `pgvector`) [`pgvector`].
 #![deny(missing_docs)]
 
+mod classify;
+mod client;
+mod config;
+mod error;
+mod events;
+mod ident;
+mod intent;
+mod metrics;
 pub mod patroni;
+mod pool;
+mod retry;
+mod tls;
+mod token;
+pub mod topology;
+#[cfg(feature = "pgvector")]
+pub mod vector;
+
+pub use client::{Client, Connection, Op, Transaction};
+pub use config::{ClientBuilder, ClientConfig, RetryPolicy, Secret, SslMode};
+pub use error::{Error, Result};
+pub use events::TopologyEvent;
+pub use ident::Ident;
+pub use intent::{Balance, Intent, LagBound};
+pub use metrics::{MemberMetrics, Metrics};
+pub use token::{TokenParseError, WalToken};
+pub use topology::{MemberInfo, MemberStatus, Source, Topology};
+
+pub use deadpool_postgres;
+#[cfg(feature = "pgvector")]
+pub use pgvector;
+pub use tokio_postgres;

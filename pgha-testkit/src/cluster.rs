@@ -900,6 +900,22 @@ impl LocalCluster {
         Ok(())
     }
 
+    fn rest_port(&self, member: &str) -> Result<u16> {
+        Ok(self.lock_state().member(member)?.rest_port)
+    }
+
+    /// Makes a member's Patroni REST API unreachable (iptables drops packets to its port, so
+    /// requests hang until they time out) while Patroni and PostgreSQL keep running. Needs root.
+    /// Undone by [`restore_rest_api`](Self::restore_rest_api) and by teardown.
+    pub fn block_rest_api(&self, member: &str) -> Result<()> {
+        crate::firewall::drop_port(&self.scope(), self.rest_port(member)?)
+    }
+
+    /// Undoes [`block_rest_api`](Self::block_rest_api).
+    pub fn restore_rest_api(&self, member: &str) -> Result<()> {
+        crate::firewall::allow_port(&self.scope(), self.rest_port(member)?)
+    }
+
     // ----- Patroni operations ------------------------------------------------------------------
 
     async fn post_to_leader(&self, endpoint: &str, body: serde_json::Value) -> Result<String> {

@@ -45,6 +45,7 @@ mod builder;
 mod cluster;
 mod config_files;
 mod error;
+mod firewall;
 mod ports;
 mod process;
 mod rest;

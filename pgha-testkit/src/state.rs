@@ -186,6 +186,7 @@ impl ClusterState {
     /// then etcd. Frozen processes are continued first; SIGKILL after `grace`; any PostgreSQL
     /// backend still alive at the end is killed too.
     pub(crate) fn stop_all(&mut self, grace: Duration) {
+        crate::firewall::remove_rules(&self.scope);
         let everything: Vec<ProcRef> = self
             .members
             .iter()

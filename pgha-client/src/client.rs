@@ -1,0 +1,724 @@
+//! [`Client`]: routes operations by intent and retries them across switchover and failover.
+
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::classify::{classify, OpKind, Phase, Verdict};
+use crate::config::{ClientBuilder, Settings};
+use crate::error::{Error, Kind, Result};
+use crate::events::TopologyEvent;
+use crate::intent::{Intent, LagBound};
+use crate::metrics::{bump, Counters, MemberMetrics, Metrics};
+use crate::patroni::Lsn;
+use crate::pool::MemberHandle;
+use crate::retry::{backoff, Budget};
+use crate::token::WalToken;
+use crate::topology::selection::{select, Request, Selection};
+use crate::topology::worker::{Command, Worker};
+use crate::topology::{Snapshot, Topology};
+
+/// A pooled connection, as deadpool-postgres hands it out (derefs to [`tokio_postgres::Client`]).
+pub type Connection = deadpool_postgres::Client;
+
+/// A transaction on a pooled connection (derefs to [`tokio_postgres::Transaction`]).
+pub type Transaction<'a> = deadpool_postgres::Transaction<'a>;
+
+/// A handle to a Patroni cluster: cheap to clone, `Send + Sync`, shared by every task.
+///
+/// One background task owns the topology (Patroni polling, SQL probes, pools); every operation
+/// reads an immutable snapshot of it. The task stops when [`shutdown`](Self::shutdown) is called
+/// or when the last clone of the client is dropped.
+///
+/// # Cancellation
+/// Dropping an operation's future part-way is safe for the client (in-flight counters and pools
+/// stay consistent), but like any database call it leaves the operation's outcome unknown to
+/// you: a transaction dropped before its COMMIT was sent is rolled back; one dropped during
+/// COMMIT may or may not have committed.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    snapshots: watch::Receiver<Arc<Snapshot>>,
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<TopologyEvent>,
+    counters: Arc<Counters>,
+    budget: Budget,
+    turn: AtomicUsize,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let snapshot = self.inner.snapshots.borrow();
+        f.debug_struct("Client")
+            .field("settings", &self.inner.settings)
+            .field("generation", &snapshot.topology.generation)
+            .field("primary", &snapshot.topology.primary().map(|m| &m.name))
+            .finish()
+    }
+}
+
+const PHASE_CHECKOUT: u8 = 0;
+const PHASE_BODY: u8 = 1;
+const PHASE_COMMIT: u8 = 2;
+
+fn phase_of(cell: &AtomicU8) -> Phase {
+    match cell.load(Ordering::SeqCst) {
+        PHASE_CHECKOUT => Phase::Checkout,
+        PHASE_BODY => Phase::Body,
+        _ => Phase::Commit,
+    }
+}
+
+/// One operation's options; see [`Client::op`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Op<'a> {
+    client: &'a Client,
+    intent: Intent,
+    bound: Option<LagBound>,
+    token: Option<WalToken>,
+    idempotent: bool,
+    deadline: Option<Duration>,
+}
+
+/// How an attempt ended when it did not return.
+enum Aborted {
+    /// A different member became the primary (or the member became unusable) mid-attempt.
+    MemberLost,
+    /// The operation's deadline passed.
+    Deadline,
+    /// The client was shut down.
+    Shutdown,
+}
+
+impl Client {
+    /// A builder for a client.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    pub(crate) fn start(settings: Settings) -> Result<Self> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_| Error::config("pgha_client::Client must be built inside a Tokio runtime"))?;
+        let now = Instant::now();
+        let (publisher, snapshots) = watch::channel(Arc::new(Snapshot {
+            topology: Arc::new(Topology::empty(now)),
+            handles: Vec::new(),
+            closed: false,
+        }));
+        let (events, _) = broadcast::channel(256);
+        let (commands, receiver) = mpsc::channel(64);
+        let counters = Arc::new(Counters::default());
+        let worker = Worker::new(settings.clone(), publisher, events.clone(), counters.clone())?;
+        let span = tracing::info_span!("pgha.topology");
+        let handle = runtime.spawn(worker.run(receiver).instrument(span));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                budget: Budget::new(&settings.retry, now),
+                settings,
+                snapshots,
+                commands,
+                events,
+                counters,
+                turn: AtomicUsize::new(0),
+                worker: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+
+    pub(crate) async fn wait_for_first_refresh(&self) -> Result<()> {
+        let mut rx = self.inner.snapshots.clone();
+        let limit = self.inner.settings.connect_timeout + crate::topology::probe::round_bound(&self.inner.settings);
+        let waited = tokio::time::timeout(limit, rx.wait_for(|s| s.topology.generation > 0 || s.closed)).await;
+        match waited {
+            Ok(Ok(s)) if !s.closed => {
+                if s.topology.members.is_empty() {
+                    return Err(Error::new(Kind::NoMember)
+                        .with_message("neither Patroni nor any seed host answered: no member known"));
+                }
+                Ok(())
+            }
+            Ok(_) => Err(Error::new(Kind::Shutdown)),
+            Err(_) => Err(Error::timeout("the first topology refresh", limit)),
+        }
+    }
+
+    /// The current topology snapshot (members, roles, timelines, staleness).
+    pub fn topology(&self) -> Arc<Topology> {
+        self.inner.snapshots.borrow().topology.clone()
+    }
+
+    /// Waits until a snapshot satisfies `condition` or `timeout` passes; returns the snapshot.
+    pub async fn wait_for_topology(
+        &self,
+        timeout: Duration,
+        mut condition: impl FnMut(&Topology) -> bool,
+    ) -> Result<Arc<Topology>> {
+        let mut rx = self.inner.snapshots.clone();
+        let found = tokio::time::timeout(timeout, rx.wait_for(|s| s.closed || condition(&s.topology))).await;
+        match found {
+            Ok(Ok(s)) if !s.closed => Ok(s.topology.clone()),
+            Ok(_) => Err(Error::new(Kind::Shutdown)),
+            Err(_) => Err(Error::timeout("waiting for the topology", timeout)),
+        }
+    }
+
+    /// Subscribes to topology events (leader changes, members joining and leaving, standbys
+    /// excluded for lag…). A slow subscriber loses the oldest events (`RecvError::Lagged`).
+    pub fn events(&self) -> broadcast::Receiver<TopologyEvent> {
+        self.inner.events.subscribe()
+    }
+
+    /// A snapshot of the client's counters and of each member's load and lag.
+    pub fn metrics(&self) -> Metrics {
+        let snapshot = self.inner.snapshots.borrow().clone();
+        let members = snapshot
+            .topology
+            .members
+            .iter()
+            .zip(&snapshot.handles)
+            .map(|(m, h)| MemberMetrics {
+                name: m.name.clone(),
+                status: m.status.clone(),
+                operations: h.as_ref().map_or(0, |h| h.counters.operations.load(Ordering::Relaxed)),
+                in_flight: h.as_ref().map_or(0, |h| h.counters.in_flight.load(Ordering::Relaxed)),
+                staleness_ms: m.staleness.map(|s| u64::try_from(s.as_millis()).unwrap_or(u64::MAX)),
+                lag_bytes: m.lag_bytes,
+                pool_generation: h.as_ref().map_or(0, |h| h.generation),
+            })
+            .collect();
+        self.inner.counters.snapshot(members)
+    }
+
+    /// Stops the topology task and closes every pool. Operations in progress finish or fail;
+    /// new ones fail with [`Error::is_shutdown`].
+    pub async fn shutdown(&self) {
+        let _ = self.inner.commands.send(Command::Shutdown).await;
+        let handle = self.inner.worker.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.await;
+        }
+    }
+
+    /// Options for one operation: lag bound, read-your-writes token, idempotence, deadline.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client, token: pgha_client::WalToken) -> pgha_client::Result<()> {
+    /// use std::time::Duration;
+    /// use pgha_client::{Intent, LagBound};
+    /// let n: i64 = client
+    ///     .op(Intent::Standby)
+    ///     .max_lag(LagBound::time(Duration::from_secs(1)))
+    ///     .after(token)
+    ///     .run(async |conn| Ok(conn.query_one("SELECT count(*) FROM items", &[]).await?.get(0)))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn op(&self, intent: Intent) -> Op<'_> {
+        Op {
+            client: self,
+            intent,
+            bound: None,
+            token: None,
+            idempotent: false,
+            deadline: None,
+        }
+    }
+
+    /// Runs `f` on a connection chosen by `intent`, retrying across failover (see
+    /// [`Op::run`]).
+    pub async fn run<T, F>(&self, intent: Intent, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        self.op(intent).run(f).await
+    }
+
+    /// [`run`](Self::run) with the configured default intent (from the builder or the URL's
+    /// `target_session_attrs`).
+    pub async fn run_default<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        self.op(self.inner.settings.default_intent).run(f).await
+    }
+
+    /// Runs `f` in a transaction on the primary, replaying the whole transaction across
+    /// failover (see [`Op::transaction`]).
+    pub async fn transaction<T, F>(&self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        self.op(Intent::Write).transaction(f).await
+    }
+
+    fn request_refresh(&self, reason: &'static str) {
+        let _ = self.inner.commands.try_send(Command::Refresh(reason));
+    }
+}
+
+impl Op<'_> {
+    /// Overrides the client's lag bound for this read.
+    pub fn max_lag(mut self, bound: LagBound) -> Self {
+        self.bound = Some(bound);
+        self
+    }
+
+    /// Read-your-writes: run on a member that has replayed `token` (or on the primary).
+    pub fn after(mut self, token: WalToken) -> Self {
+        self.token = Some(match self.token {
+            Some(t) => t.max(token),
+            None => token,
+        });
+        self
+    }
+
+    /// Declares the operation idempotent: running it twice has the same effect as once (for
+    /// example an insert with a client-generated key and `ON CONFLICT DO NOTHING`). It is then
+    /// retried even when a failure left its outcome unknown.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Overrides the retry deadline for this operation.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs `f` with a connection chosen by the intent; statements autocommit.
+    ///
+    /// Failures where nothing ran (no connection, `25006` on a node that just became a
+    /// standby…) are retried until the deadline. Reads are always safe to retry. A write whose
+    /// session was lost part-way may have committed: it fails with
+    /// [`Error::is_outcome_unknown`] unless declared [`idempotent`](Self::idempotent) — use
+    /// [`transaction`](Self::transaction) for writes that should be replayed safely.
+    pub async fn run<T, F>(self, mut f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let kind = if self.intent.is_write() {
+            OpKind::Write {
+                idempotent: self.idempotent,
+            }
+        } else {
+            OpKind::Read
+        };
+        self.execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+            f(conn).await
+        })
+        .await
+        .map(|(v, _)| v)
+    }
+
+    /// Like [`run`](Self::run) on the primary, and returns a [`WalToken`] taken right after
+    /// the statements committed, for read-your-writes reads elsewhere.
+    pub async fn run_with_token<T, F>(self, mut f: F) -> Result<(T, WalToken)>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let op = Op {
+            intent: Intent::Write,
+            ..self
+        };
+        let kind = OpKind::Write {
+            idempotent: op.idempotent,
+        };
+        let ((value, token), _) = op
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                let value = f(conn).await?;
+                Ok((value, wal_token(conn).await.ok()))
+            })
+            .await?;
+        Ok((value, op.token_or_fetch(token).await?))
+    }
+
+    /// Runs `f` inside a transaction (BEGIN … COMMIT) on a member chosen by the intent
+    /// (`Intent::Write` for writes; a read intent gives a consistent multi-statement read,
+    /// possibly on a standby). Any failure before
+    /// COMMIT is sent — connection lost, node demoted, serialization failure, deadlock — rolls
+    /// the transaction back, and the whole closure is run again (on the new primary if there
+    /// is one) until the deadline. A failure after COMMIT was sent is
+    /// [outcome unknown](Error::is_outcome_unknown) unless the operation is idempotent.
+    pub async fn transaction<T, F>(self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        self.transaction_inner(f, false).await.map(|(v, _)| v)
+    }
+
+    /// [`transaction`](Self::transaction) on the primary, returning a [`WalToken`] taken
+    /// after COMMIT.
+    pub async fn transaction_with_token<T, F>(self, f: F) -> Result<(T, WalToken)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let op = Op {
+            intent: Intent::Write,
+            ..self
+        };
+        let again = op.clone();
+        let (value, token) = op.transaction_inner(f, true).await?;
+        Ok((value, again.token_or_fetch(token).await?))
+    }
+
+    async fn transaction_inner<T, F>(self, mut f: F, with_token: bool) -> Result<(T, Option<WalToken>)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let op = self;
+        let kind = if op.intent.is_write() {
+            OpKind::Transaction {
+                idempotent: op.idempotent,
+            }
+        } else {
+            OpKind::Read
+        };
+        op.execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
+            let tx = conn.transaction().await?;
+            let value = f(&tx).await?;
+            phase.store(PHASE_COMMIT, Ordering::SeqCst);
+            tx.commit().await?;
+            let token = if with_token { wal_token(conn).await.ok() } else { None };
+            Ok((value, token))
+        })
+        .await
+        .map(|(v, _)| v)
+    }
+
+    /// The token read after the commit, or — if that query failed after a successful commit —
+    /// one read from the primary now (any later position is also a valid token).
+    async fn token_or_fetch(&self, token: Option<WalToken>) -> Result<WalToken> {
+        match token {
+            Some(t) => Ok(t),
+            None => {
+                self.client
+                    .op(Intent::Primary)
+                    .run(async |conn| wal_token(conn).await)
+                    .await
+            }
+        }
+    }
+
+    /// The retry loop shared by `run` and `transaction`.
+    async fn execute<T, F>(&self, kind: OpKind, mut attempt: F) -> Result<(T, Option<String>)>
+    where
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+    {
+        let inner = &self.client.inner;
+        let settings = &inner.settings;
+        bump(&inner.counters.operations);
+        let started = Instant::now();
+        let deadline = started + self.deadline.unwrap_or(settings.retry.deadline);
+        let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
+        let mut rx = inner.snapshots.clone();
+        let mut attempts: u32 = 0;
+        let mut avoid: Option<String> = None;
+        let mut last_error: Option<Error> = None;
+        let mut force_primary = false;
+        let result = async {
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    let mut e = Error::timeout("the operation", deadline - started);
+                    if let Some(last) = last_error.take() {
+                        e = e.with_source(last);
+                    }
+                    return Err(e);
+                }
+                let snapshot = rx.borrow_and_update().clone();
+                if snapshot.closed {
+                    return Err(Error::new(Kind::Shutdown));
+                }
+                let intent = if force_primary { Intent::Primary } else { self.intent };
+                let selection = {
+                    let request = Request {
+                        intent,
+                        bound: self.bound.unwrap_or(settings.lag_bound),
+                        token: self.token,
+                        fallback_to_primary: settings.fallback_to_primary,
+                        balance: settings.balance,
+                        avoid: avoid.as_deref(),
+                    };
+                    let load = |i: usize| {
+                        snapshot
+                            .handles
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .map_or(usize::MAX, |h| h.counters.in_flight.load(Ordering::Relaxed))
+                    };
+                    let turn = inner.turn.fetch_add(1, Ordering::Relaxed);
+                    select(&snapshot.topology, &request, now, &load, turn, &mut rand::rng())
+                };
+                let (index, verify_token) = match selection {
+                    Selection::Member {
+                        index,
+                        fallback,
+                        verify_token,
+                    } => {
+                        if fallback.is_some() {
+                            bump(&inner.counters.fallbacks);
+                            info!(intent = ?self.intent, "no standby under the lag bound: reading from the primary");
+                        }
+                        (index, verify_token)
+                    }
+                    Selection::Wait(why) => {
+                        if snapshot.topology.generation > 0 {
+                            self.client.request_refresh(why);
+                            last_error = Some(Error::new(Kind::NoMember).with_message(why));
+                        }
+                        wait_for_change(&mut rx, deadline).await;
+                        continue;
+                    }
+                    Selection::NoMember(why) => return Err(Error::new(Kind::NoMember).with_message(why)),
+                };
+                let Some(handle) = snapshot.handles.get(index).cloned().flatten() else {
+                    wait_for_change(&mut rx, deadline).await;
+                    continue;
+                };
+                let member = handle.address.name.clone();
+                attempts += 1;
+                let phase = AtomicU8::new(PHASE_CHECKOUT);
+                let outcome = self
+                    .attempt_on(&handle, &snapshot, deadline, verify_token, &phase, &mut attempt)
+                    .await;
+                let error = match outcome {
+                    Ok(Some(value)) => return Ok((value, Some(member))),
+                    Ok(None) => {
+                        debug!(
+                            member,
+                            "standby did not replay the token in time: reading from the primary"
+                        );
+                        force_primary = true;
+                        continue;
+                    }
+                    Err(e) => e.with_member(member.clone()),
+                };
+                match classify(&error, phase_of(&phase), kind) {
+                    Verdict::Fail => return Err(error),
+                    Verdict::OutcomeUnknown => {
+                        bump(&inner.counters.outcome_unknown);
+                        return Err(error.into_kind(Kind::OutcomeUnknown));
+                    }
+                    Verdict::Retry { rediscover } => {
+                        if !inner.budget.try_take(Instant::now()) {
+                            warn!(member, error = %error, "retry budget exhausted");
+                            return Err(Error::new(Kind::BudgetExhausted).with_source(error));
+                        }
+                        bump(&inner.counters.retries);
+                        debug!(member, attempt = attempts, error = %error, "retrying");
+                        let used = snapshot.topology.generation;
+                        if rediscover {
+                            self.client.request_refresh("operation failed on a member");
+                        }
+                        avoid = Some(member);
+                        last_error = Some(error);
+                        let pause = backoff(&settings.retry, attempts.saturating_sub(1), &mut rand::rng());
+                        let until = deadline.min(
+                            Instant::now()
+                                + pause.max(if rediscover {
+                                    settings.min_refresh_interval * 2
+                                } else {
+                                    Duration::ZERO
+                                }),
+                        );
+                        wait_for_generation(&mut rx, used, rediscover, pause, until).await;
+                    }
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        span.record("attempts", attempts);
+        if let Err(e) = &result {
+            bump(&inner.counters.errors_surfaced);
+            debug!(error = %e, attempts, "operation failed");
+        }
+        result
+    }
+
+    /// One attempt on one member. `Ok(None)` means a read-your-writes check did not pass in
+    /// time (try the primary).
+    async fn attempt_on<T, F>(
+        &self,
+        handle: &Arc<MemberHandle>,
+        snapshot: &Arc<Snapshot>,
+        deadline: Instant,
+        verify_token: bool,
+        phase: &AtomicU8,
+        attempt: &mut F,
+    ) -> Result<Option<T>>
+    where
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+    {
+        let inner = &self.client.inner;
+        let _in_flight = handle.track();
+        let needs_primary = !self.intent.allows_standby();
+        let checkout = tokio::time::timeout_at(deadline.into(), handle.pool.get()).await;
+        let mut conn = match checkout {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(Error::timeout(
+                    "getting a connection",
+                    deadline.saturating_duration_since(snapshot.topology.observed_at),
+                ))
+            }
+        };
+        phase.store(PHASE_BODY, Ordering::SeqCst);
+        if verify_token {
+            if let Some(token) = self.token {
+                let wait = inner.settings.read_your_writes_wait;
+                if !replayed(
+                    &conn,
+                    token.lsn,
+                    wait.min(deadline.saturating_duration_since(Instant::now())),
+                )
+                .await?
+                {
+                    return Ok(None);
+                }
+            }
+        }
+        let mut rx = inner.snapshots.clone();
+        let name = handle.address.name.clone();
+        let outcome = tokio::select! {
+            r = attempt(&mut conn, phase) => Ok(r),
+            a = member_lost(&mut rx, &name, needs_primary) => Err(a),
+            () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+        };
+        match outcome {
+            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Err(e)) => {
+                if e.as_postgres().is_some_and(crate::classify::is_connection_error)
+                    || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+                {
+                    // Do not give this connection back to the pool.
+                    drop(deadpool_postgres::Object::take(conn));
+                }
+                Err(e)
+            }
+            Err(aborted) => {
+                // The attempt was abandoned mid-flight: close its connection.
+                drop(deadpool_postgres::Object::take(conn));
+                Err(match aborted {
+                    Aborted::MemberLost => Error::new(Kind::OutcomeUnknown)
+                        .with_message("the member stopped being usable while the operation ran"),
+                    Aborted::Deadline => {
+                        Error::new(Kind::OutcomeUnknown).with_message("the deadline passed while the operation ran")
+                    }
+                    Aborted::Shutdown => Error::new(Kind::Shutdown),
+                })
+            }
+        }
+    }
+}
+
+/// Resolves when `member` can no longer serve the attempt: another member became the verified
+/// primary (for primary intents), the member became unusable (for reads), or the client shut
+/// down. Never resolves otherwise.
+async fn member_lost(rx: &mut watch::Receiver<Arc<Snapshot>>, member: &str, needs_primary: bool) -> Aborted {
+    loop {
+        if rx.changed().await.is_err() {
+            return Aborted::Shutdown;
+        }
+        let snapshot = rx.borrow_and_update().clone();
+        if snapshot.closed {
+            return Aborted::Shutdown;
+        }
+        let topology = &snapshot.topology;
+        let lost = if needs_primary {
+            topology.primary().is_some_and(|p| p.name != member)
+        } else {
+            topology
+                .member(member)
+                .is_none_or(|m| !(m.is_standby() || m.is_primary()))
+        };
+        if lost {
+            return Aborted::MemberLost;
+        }
+    }
+}
+
+async fn wait_for_change(rx: &mut watch::Receiver<Arc<Snapshot>>, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
+}
+
+/// After a failure: wait for a snapshot newer than `used` if a refresh was requested (but at
+/// least `min_pause`), else just the backoff.
+async fn wait_for_generation(
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    used: u64,
+    rediscover: bool,
+    min_pause: Duration,
+    until: Instant,
+) {
+    let pause_end = tokio::time::Instant::now() + min_pause;
+    if rediscover {
+        let _ = tokio::time::timeout_at(until.into(), rx.wait_for(|s| s.closed || s.topology.generation > used)).await;
+    }
+    tokio::time::sleep_until(pause_end.min(until.into())).await;
+}
+
+/// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
+/// passes.
+async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
+    let until = Instant::now() + wait;
+    let target = lsn.to_string();
+    loop {
+        let row = conn
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, true)",
+                &[&target],
+            )
+            .await?;
+        if row.try_get::<_, bool>(0)? {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// `pg_current_wal_lsn()` and the timeline, on the primary.
+async fn wal_token(conn: &Connection) -> Result<WalToken> {
+    let row = conn
+        .query_one(
+            "SELECT pg_current_wal_lsn()::text, \
+             ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8",
+            &[],
+        )
+        .await?;
+    let lsn: String = row.try_get(0)?;
+    let timeline: i64 = row.try_get(1)?;
+    Ok(WalToken {
+        timeline: u64::try_from(timeline).unwrap_or(0),
+        lsn: lsn
+            .parse()
+            .map_err(|e| Error::new(Kind::Db).with_message(format!("unexpected LSN from the server: {e}")))?,
+    })
+}
+
+#[allow(dead_code)]
+fn _assert_impls() {
+    fn send_sync_clone<T: Send + Sync + Clone>() {}
+    send_sync_clone::<Client>();
+    fn send<T: Send>(_: &T) {}
+    let client: Option<Client> = None;
+    if let Some(c) = client {
+        send(&c.run(Intent::Write, async |conn| Ok(conn.execute("SELECT 1", &[]).await?)));
+        send(&c.transaction(async |tx| Ok(tx.execute("SELECT 1", &[]).await?)));
+    }
+}

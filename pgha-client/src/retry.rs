@@ -1,0 +1,94 @@
+//! Backoff with jitter and the client-wide retry budget.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use crate::config::RetryPolicy;
+
+/// Exponential backoff with full jitter: a random duration in `[base/2, base]` where `base`
+/// doubles from `initial` up to `max`.
+pub(crate) fn backoff<R: Rng + ?Sized>(policy: &RetryPolicy, attempt: u32, rng: &mut R) -> Duration {
+    let base = policy
+        .initial_backoff
+        .saturating_mul(1u32 << attempt.min(16))
+        .min(policy.max_backoff);
+    let half = base / 2;
+    half + Duration::from_secs_f64(rng.random::<f64>() * half.as_secs_f64())
+}
+
+/// A token bucket shared by every operation of a client: a retry takes a token; tokens refill
+/// at a fixed rate up to the burst size.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    state: Mutex<(f64, Instant)>,
+    burst: f64,
+    per_second: f64,
+}
+
+impl Budget {
+    pub(crate) fn new(policy: &RetryPolicy, now: Instant) -> Self {
+        Self {
+            state: Mutex::new((f64::from(policy.budget_burst), now)),
+            burst: f64::from(policy.budget_burst),
+            per_second: f64::from(policy.budget_per_second),
+        }
+    }
+
+    /// Takes a token if one is left.
+    pub(crate) fn try_take(&self, now: Instant) -> bool {
+        let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, at) = &mut *guard;
+        let elapsed = now.saturating_duration_since(*at).as_secs_f64();
+        *tokens = (*tokens + elapsed * self.per_second).min(self.burst);
+        *at = now.max(*at);
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for attempt in 0..40 {
+            let b = backoff(&policy, attempt, &mut rng);
+            let base = policy
+                .initial_backoff
+                .saturating_mul(1 << attempt.min(16))
+                .min(policy.max_backoff);
+            assert!(b >= base / 2 && b <= base, "attempt {attempt}: {b:?} vs {base:?}");
+        }
+    }
+
+    #[test]
+    fn budget_runs_out_and_refills() {
+        let policy = RetryPolicy {
+            budget_burst: 3,
+            budget_per_second: 2,
+            ..RetryPolicy::default()
+        };
+        let t0 = Instant::now();
+        let budget = Budget::new(&policy, t0);
+        assert!((0..3).all(|_| budget.try_take(t0)));
+        assert!(!budget.try_take(t0));
+        assert!(budget.try_take(t0 + Duration::from_millis(500)));
+        assert!(!budget.try_take(t0 + Duration::from_millis(500)));
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(
+            (0..10).filter(|_| budget.try_take(later)).count(),
+            3,
+            "capped at the burst"
+        );
+    }
+}

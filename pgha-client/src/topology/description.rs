@@ -1,0 +1,460 @@
+//! Pure data: what pgha knows about the cluster at one moment, and the pure function that
+//! builds it from observations (Patroni's `/cluster` view and SQL probes of each member).
+//!
+//! Nothing here does I/O or reads the clock: `now` and every observation time are inputs, so the
+//! fixture tests can replay recorded Patroni answers with exact timings.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::patroni::{ClusterView, Lsn, Role, State};
+
+/// Where the current topology came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Source {
+    /// Nothing observed yet.
+    Unknown,
+    /// Patroni's `/cluster`, verified by SQL probes of each member.
+    Patroni,
+    /// Every Patroni endpoint was unreachable: the members pgha already knew (and the seed hosts)
+    /// were probed with SQL, and the one not in recovery on the highest timeline is the primary.
+    SqlProbe,
+}
+
+/// What a member may be used for right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "status", content = "reason")]
+#[non_exhaustive]
+pub enum MemberStatus {
+    /// The verified primary: Patroni's leader (or, without Patroni, the only member not in
+    /// recovery on the highest timeline), confirmed by `pg_is_in_recovery() = false`.
+    Primary,
+    /// A standby that may serve reads, subject to each read's lag bound.
+    Standby,
+    /// Not used; the reason says why.
+    Unusable(String),
+}
+
+/// One member as pgha sees it.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct MemberInfo {
+    /// Patroni member name (or `host:port` for a seed host not yet named by Patroni).
+    pub name: String,
+    /// PostgreSQL host.
+    pub host: String,
+    /// PostgreSQL port.
+    pub port: u16,
+    /// Patroni REST API URL of this member, if known.
+    pub api_url: Option<String>,
+    /// Role in Patroni's `/cluster`, if Patroni answered.
+    pub patroni_role: Option<Role>,
+    /// State in Patroni's `/cluster`, if Patroni answered.
+    pub patroni_state: Option<State>,
+    /// Timeline: for the primary, from its current WAL file; for a standby, the highest of what
+    /// Patroni and the database report.
+    pub timeline: Option<u64>,
+    /// Tagged `noloadbalance` in Patroni: never used for reads.
+    pub noloadbalance: bool,
+    /// `pg_is_in_recovery()` at the last probe (`None` if the probe failed).
+    pub in_recovery: Option<bool>,
+    /// The primary's `pg_current_wal_lsn()` at the last probe.
+    pub current_lsn: Option<Lsn>,
+    /// A standby's `pg_last_wal_replay_lsn()` at the last probe.
+    pub replay_lsn: Option<Lsn>,
+    /// WAL replay is paused with `pg_wal_replay_pause()`.
+    pub replay_paused: bool,
+    /// Bytes of WAL between the primary's last sampled position and this standby's replay position.
+    pub lag_bytes: Option<u64>,
+    /// How stale this standby was when probed (see [`LagBound`](crate::LagBound)); `None` when
+    /// unknown (no primary sample old enough).
+    pub staleness: Option<Duration>,
+    /// What the member may be used for.
+    pub status: MemberStatus,
+    /// When the member was last probed.
+    #[serde(skip)]
+    pub observed_at: Instant,
+}
+
+impl MemberInfo {
+    /// True for the verified primary.
+    pub fn is_primary(&self) -> bool {
+        self.status == MemberStatus::Primary
+    }
+
+    /// True for a standby that may serve reads (subject to the lag bound).
+    pub fn is_standby(&self) -> bool {
+        self.status == MemberStatus::Standby
+    }
+
+    /// Staleness at `now`: the staleness measured at the last probe plus the time since, since a
+    /// standby may have stopped replaying right after it was probed.
+    pub fn staleness_at(&self, now: Instant) -> Option<Duration> {
+        self.staleness
+            .map(|s| s + now.saturating_duration_since(self.observed_at))
+    }
+}
+
+/// An immutable snapshot of the cluster, published by the topology task after every refresh.
+#[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
+pub struct Topology {
+    /// Increases with every published snapshot.
+    pub generation: u64,
+    /// Where the member list came from.
+    pub source: Source,
+    /// Every member, in Patroni's order.
+    pub members: Vec<MemberInfo>,
+    /// Index into `members` of the verified primary, if there is one.
+    pub primary: Option<usize>,
+    /// The highest timeline any primary has been seen on (fencing: no write ever goes to a
+    /// lower one).
+    pub max_timeline_seen: u64,
+    /// Patroni is in maintenance mode (`pause`).
+    pub paused: bool,
+    /// The database system identifier (`pg_control_system()`), once a member was probed.
+    pub system_identifier: Option<String>,
+    /// Things that looked wrong in this refresh (disagreements, fenced members…).
+    pub notes: Vec<String>,
+    /// When the snapshot was built.
+    #[serde(skip)]
+    pub observed_at: Instant,
+}
+
+impl Topology {
+    /// An empty topology (nothing observed yet).
+    pub(crate) fn empty(now: Instant) -> Self {
+        Self {
+            generation: 0,
+            source: Source::Unknown,
+            members: Vec::new(),
+            primary: None,
+            max_timeline_seen: 0,
+            paused: false,
+            system_identifier: None,
+            notes: Vec::new(),
+            observed_at: now,
+        }
+    }
+
+    /// The verified primary, if there is one.
+    pub fn primary(&self) -> Option<&MemberInfo> {
+        self.primary.and_then(|i| self.members.get(i))
+    }
+
+    /// A member by name.
+    pub fn member(&self, name: &str) -> Option<&MemberInfo> {
+        self.members.iter().find(|m| m.name == name)
+    }
+
+    /// The standbys that may serve reads (before applying any lag bound).
+    pub fn standbys(&self) -> impl Iterator<Item = &MemberInfo> {
+        self.members.iter().filter(|m| m.is_standby())
+    }
+}
+
+/// What one SQL probe of a member found (one round trip; see `probe.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Probe {
+    pub(crate) in_recovery: bool,
+    /// Primary only: `pg_current_wal_lsn()`.
+    pub(crate) current_lsn: Option<Lsn>,
+    /// Primary: timeline of the current WAL file; standby: the highest of `received_tli` (needs
+    /// `pg_read_all_stats`) and the last checkpoint's timeline.
+    pub(crate) timeline: Option<u64>,
+    /// Standby only: `pg_last_wal_replay_lsn()`.
+    pub(crate) replay_lsn: Option<Lsn>,
+    pub(crate) replay_paused: bool,
+    pub(crate) system_identifier: Option<String>,
+    /// When the probe query was sent: every write acknowledged before this is at or below
+    /// `current_lsn`.
+    pub(crate) sent_at: Instant,
+    /// When the answer arrived: the standby had replayed at least `replay_lsn` by then.
+    pub(crate) received_at: Instant,
+}
+
+/// The outcome of probing one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProbeResult {
+    Ok(Probe),
+    Failed(String),
+}
+
+/// A member's address as pgha knows it between refreshes (from Patroni or the seed hosts).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct Address {
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) api_url: Option<String>,
+}
+
+/// Samples of the primary's WAL position over time, used to turn a standby's replay position
+/// into a staleness in time without trusting replay timestamps (which show false lag when the
+/// primary is idle).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct PrimaryHistory {
+    samples: VecDeque<(Instant, Lsn)>,
+}
+
+impl PrimaryHistory {
+    const MAX_SAMPLES: usize = 1024;
+
+    /// Records that every write acknowledged before `at` is at or below `lsn`.
+    pub(crate) fn push(&mut self, at: Instant, lsn: Lsn) {
+        if self.samples.back().is_some_and(|&(t, _)| t > at) {
+            return;
+        }
+        self.samples.push_back((at, lsn));
+        while self.samples.len() > Self::MAX_SAMPLES {
+            self.samples.pop_front();
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.samples.clear();
+    }
+
+    /// The latest sampled primary position.
+    pub(crate) fn latest(&self) -> Option<Lsn> {
+        self.samples.back().map(|&(_, lsn)| lsn)
+    }
+
+    /// How stale a standby that had replayed `replay` at `observed_at` was: the time since the
+    /// latest sample it had fully replayed. `None` if it is behind every sample kept.
+    pub(crate) fn staleness(&self, replay: Lsn, observed_at: Instant) -> Option<Duration> {
+        self.samples
+            .iter()
+            .rev()
+            .find(|&&(_, lsn)| lsn <= replay)
+            .map(|&(at, _)| observed_at.saturating_duration_since(at))
+    }
+}
+
+/// Everything a refresh observed.
+#[derive(Debug)]
+pub(crate) struct Observations<'a> {
+    /// Patroni's view (the best of the endpoints' answers), or `None` if none answered.
+    pub(crate) view: Option<&'a ClusterView>,
+    /// Members known before this refresh, and seed hosts: probed when Patroni is unreachable.
+    pub(crate) known: &'a [Address],
+    /// Probe results by member name.
+    pub(crate) probes: &'a BTreeMap<String, ProbeResult>,
+    pub(crate) now: Instant,
+}
+
+/// The addresses a refresh should probe: Patroni's members if it answered, else the known ones.
+pub(crate) fn addresses(view: Option<&ClusterView>, known: &[Address]) -> Vec<Address> {
+    match view {
+        Some(view) => view
+            .members
+            .iter()
+            .filter_map(|m| {
+                Some(Address {
+                    name: m.name.clone(),
+                    host: m.host.clone()?,
+                    port: m.port?,
+                    api_url: m.api_url.clone(),
+                })
+            })
+            .collect(),
+        None => known.to_vec(),
+    }
+}
+
+/// Builds the next topology from observations. `history` gets the new primary's sample;
+/// `previous` supplies the generation and the highest timeline seen so far.
+pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut PrimaryHistory) -> Topology {
+    let addresses = addresses(obs.view, obs.known);
+    let mut notes = Vec::new();
+    let probe = |name: &str| match obs.probes.get(name) {
+        Some(ProbeResult::Ok(p)) => Some(p),
+        _ => None,
+    };
+
+    // A new system identifier means a different cluster (rebuilt, restored): forget its history.
+    let sysids: Vec<&str> = addresses
+        .iter()
+        .filter_map(|a| probe(&a.name)?.system_identifier.as_deref())
+        .collect();
+    let mut max_timeline_seen = previous.max_timeline_seen;
+    if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
+        if first != prev && sysids.iter().all(|&s| s == first) {
+            notes.push(format!(
+                "database system identifier changed ({prev} -> {first}): history reset"
+            ));
+            history.clear();
+            max_timeline_seen = 0;
+        }
+    }
+
+    // Candidates for primary: members whose database says it is not in recovery.
+    let not_in_recovery: Vec<(&Address, &Probe)> = addresses
+        .iter()
+        .filter_map(|a| probe(&a.name).filter(|p| !p.in_recovery).map(|p| (a, p)))
+        .collect();
+    let highest_candidate_tl = not_in_recovery
+        .iter()
+        .filter_map(|(_, p)| p.timeline)
+        .max()
+        .unwrap_or(0);
+    let fence_tl = max_timeline_seen.max(highest_candidate_tl);
+
+    let primary_name: Option<String> = match obs.view {
+        Some(view) => match view.leader() {
+            Some(leader) => match not_in_recovery.iter().find(|(a, _)| a.name == leader.name) {
+                Some((a, p)) if p.timeline.unwrap_or(0) >= fence_tl => Some(a.name.clone()),
+                Some((_, p)) => {
+                    notes.push(format!(
+                        "Patroni leader {} is on timeline {:?}, below timeline {fence_tl} seen elsewhere: fenced",
+                        leader.name, p.timeline
+                    ));
+                    None
+                }
+                None => {
+                    notes.push(format!(
+                        "Patroni leader {} is not verified as primary by SQL ({})",
+                        leader.name,
+                        match obs.probes.get(&leader.name) {
+                            Some(ProbeResult::Ok(_)) => "still in recovery".to_owned(),
+                            Some(ProbeResult::Failed(e)) => format!("probe failed: {e}"),
+                            None => "not probed".to_owned(),
+                        }
+                    ));
+                    None
+                }
+            },
+            None => {
+                notes.push("Patroni reports no leader".to_owned());
+                None
+            }
+        },
+        None => {
+            let top: Vec<&(&Address, &Probe)> = not_in_recovery
+                .iter()
+                .filter(|(_, p)| p.timeline.unwrap_or(0) >= fence_tl && fence_tl > 0)
+                .collect();
+            match top.as_slice() {
+                [(a, _)] => Some(a.name.clone()),
+                [] => None,
+                many => {
+                    notes.push(format!(
+                        "{} members are out of recovery on timeline {fence_tl} and Patroni is unreachable: no primary",
+                        many.len()
+                    ));
+                    None
+                }
+            }
+        }
+    };
+
+    let primary_probe = primary_name.as_deref().and_then(probe);
+    if let Some(p) = primary_probe {
+        if let Some(lsn) = p.current_lsn {
+            history.push(p.sent_at, lsn);
+        }
+        max_timeline_seen = max_timeline_seen.max(p.timeline.unwrap_or(0));
+    }
+    let primary_tl = primary_probe.and_then(|p| p.timeline);
+
+    let members: Vec<MemberInfo> = addresses
+        .iter()
+        .map(|a| {
+            let pm = obs.view.and_then(|v| v.member(&a.name));
+            let pr = probe(&a.name);
+            let timeline = match (pr.and_then(|p| p.timeline), pm.and_then(|m| m.timeline)) {
+                (Some(sql), Some(patroni)) if pr.is_some_and(|p| p.in_recovery) => Some(sql.max(patroni)),
+                (Some(sql), _) => Some(sql),
+                (None, patroni) => patroni,
+            };
+            let noloadbalance = pm.is_some_and(|m| m.tags.noloadbalance);
+            let replay_lsn = pr.and_then(|p| p.replay_lsn);
+            let is_primary = primary_name.as_deref() == Some(a.name.as_str());
+            let status = if is_primary {
+                MemberStatus::Primary
+            } else {
+                standby_status(obs, a, pm, pr, timeline, primary_tl)
+            };
+            let (lag_bytes, staleness) = match (pr, replay_lsn) {
+                (Some(p), Some(replay)) if p.in_recovery => (
+                    history.latest().map(|latest| latest.0.saturating_sub(replay.0)),
+                    history.staleness(replay, p.received_at),
+                ),
+                _ => (None, None),
+            };
+            MemberInfo {
+                name: a.name.clone(),
+                host: a.host.clone(),
+                port: a.port,
+                api_url: a.api_url.clone(),
+                patroni_role: pm.map(|m| m.role.clone()),
+                patroni_state: pm.map(|m| m.state.clone()),
+                timeline,
+                noloadbalance,
+                in_recovery: pr.map(|p| p.in_recovery),
+                current_lsn: pr.and_then(|p| p.current_lsn),
+                replay_lsn,
+                replay_paused: pr.is_some_and(|p| p.replay_paused),
+                lag_bytes,
+                staleness: if is_primary { Some(Duration::ZERO) } else { staleness },
+                status,
+                observed_at: pr.map_or(obs.now, |p| p.received_at),
+            }
+        })
+        .collect();
+
+    Topology {
+        generation: previous.generation + 1,
+        source: if obs.view.is_some() {
+            Source::Patroni
+        } else if members.is_empty() {
+            Source::Unknown
+        } else {
+            Source::SqlProbe
+        },
+        primary: members.iter().position(|m| m.is_primary()),
+        members,
+        max_timeline_seen,
+        paused: obs.view.is_some_and(|v| v.pause),
+        system_identifier: sysids
+            .first()
+            .map(|s| (*s).to_owned())
+            .or_else(|| previous.system_identifier.clone()),
+        notes,
+        observed_at: obs.now,
+    }
+}
+
+fn standby_status(
+    obs: &Observations<'_>,
+    a: &Address,
+    pm: Option<&crate::patroni::Member>,
+    pr: Option<&Probe>,
+    timeline: Option<u64>,
+    primary_tl: Option<u64>,
+) -> MemberStatus {
+    let Some(p) = pr else {
+        return MemberStatus::Unusable(match obs.probes.get(&a.name) {
+            Some(ProbeResult::Failed(e)) => format!("unreachable: {e}"),
+            _ => "not probed".to_owned(),
+        });
+    };
+    if !p.in_recovery {
+        return MemberStatus::Unusable("out of recovery but not the verified primary (fenced)".to_owned());
+    }
+    if let Some(m) = pm {
+        if !m.state.is_up() {
+            return MemberStatus::Unusable(format!("Patroni state is {}", m.state));
+        }
+    }
+    if let (Some(tl), Some(ptl)) = (timeline, primary_tl) {
+        if tl != ptl {
+            return MemberStatus::Unusable(format!("on timeline {tl}, the primary is on {ptl}"));
+        }
+    }
+    MemberStatus::Standby
+}

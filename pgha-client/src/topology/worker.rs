@@ -1,0 +1,347 @@
+//! The topology task: the only owner of mutable topology state. It refreshes on a timer and on
+//! request (rate-limited), publishes immutable [`Snapshot`]s over a `watch` channel, manages the
+//! member pools and emits [`TopologyEvent`]s.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use reqwest::Url;
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn};
+
+use super::description::{self, Address, Observations, PrimaryHistory, Topology};
+use super::selection::check_standby;
+use super::{discovery, probe::Prober, Snapshot, Source};
+use crate::config::Settings;
+use crate::events::TopologyEvent;
+use crate::metrics::{bump, Counters};
+use crate::pool::{MemberCounters, MemberHandle};
+
+/// Messages to the topology task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Something failed in a way that suggests the topology changed.
+    Refresh(&'static str),
+    /// Stop: close every pool and exit.
+    Shutdown,
+}
+
+pub(crate) struct Worker {
+    settings: Settings,
+    http: reqwest::Client,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    prober: Prober,
+    configured: Vec<Url>,
+    learned: Vec<Url>,
+    expected_scope: Option<String>,
+    history: PrimaryHistory,
+    handles: HashMap<Address, Arc<MemberHandle>>,
+    counters: HashMap<String, Arc<MemberCounters>>,
+    generations: HashMap<String, u64>,
+    current: Arc<Topology>,
+    publisher: watch::Sender<Arc<Snapshot>>,
+    events: broadcast::Sender<TopologyEvent>,
+    metrics: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("generation", &self.current.generation)
+            .finish()
+    }
+}
+
+impl Worker {
+    pub(crate) fn new(
+        settings: Settings,
+        publisher: watch::Sender<Arc<Snapshot>>,
+        events: broadcast::Sender<TopologyEvent>,
+        metrics: Arc<Counters>,
+    ) -> crate::Result<Self> {
+        let http = crate::tls::patroni_http(&settings)?;
+        let tls = crate::tls::postgres_tls(&settings)?;
+        let current = publisher.borrow().topology.clone();
+        Ok(Self {
+            configured: settings.patroni_urls.clone(),
+            prober: Prober::new(tls.clone()),
+            settings,
+            http,
+            tls,
+            learned: Vec::new(),
+            expected_scope: None,
+            history: PrimaryHistory::default(),
+            handles: HashMap::new(),
+            counters: HashMap::new(),
+            generations: HashMap::new(),
+            current,
+            publisher,
+            events,
+            metrics,
+        })
+    }
+
+    /// Runs until shut down or until every client handle is gone.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut next = tokio::time::Instant::now();
+        let mut last = None::<tokio::time::Instant>;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(next) => {
+                    let started = tokio::time::Instant::now();
+                    let needs_attention = self.refresh().await;
+                    last = Some(started);
+                    let period = if needs_attention {
+                        self.settings.min_refresh_interval
+                    } else {
+                        self.settings.refresh_interval
+                    };
+                    next = started + period;
+                }
+                command = commands.recv() => match command {
+                    Some(Command::Refresh(reason)) => {
+                        let earliest = last.map_or_else(tokio::time::Instant::now, |l| l + self.settings.min_refresh_interval);
+                        if earliest < next {
+                            debug!(reason, "topology refresh requested");
+                            next = earliest;
+                        }
+                    }
+                    Some(Command::Shutdown) | None => break,
+                }
+            }
+        }
+        self.close();
+    }
+
+    fn close(&mut self) {
+        for handle in self.handles.values() {
+            handle.pool.close();
+        }
+        self.handles.clear();
+        let topology = self.current.clone();
+        self.publisher.send_replace(Arc::new(Snapshot {
+            topology,
+            handles: Vec::new(),
+            closed: true,
+        }));
+        info!("pgha topology task stopped");
+    }
+
+    fn endpoints(&self) -> Vec<Url> {
+        let mut all = self.configured.clone();
+        for url in &self.learned {
+            if !all.contains(url) {
+                all.push(url.clone());
+            }
+        }
+        all
+    }
+
+    /// Known addresses for when Patroni does not answer: the current members and the seeds.
+    fn known(&self) -> Vec<Address> {
+        let mut known: Vec<Address> = self
+            .current
+            .members
+            .iter()
+            .map(|m| Address {
+                name: m.name.clone(),
+                host: m.host.clone(),
+                port: m.port,
+                api_url: m.api_url.clone(),
+            })
+            .collect();
+        for (host, port) in &self.settings.seed_hosts {
+            if !known.iter().any(|a| &a.host == host && a.port == *port) {
+                known.push(Address {
+                    name: format!("{host}:{port}"),
+                    host: host.clone(),
+                    port: *port,
+                    api_url: None,
+                });
+            }
+        }
+        known
+    }
+
+    /// One refresh. Returns true if the topology needs a quick re-check (no primary, or Patroni
+    /// and the databases disagree).
+    async fn refresh(&mut self) -> bool {
+        bump(&self.metrics.refreshes);
+        let endpoints = self.endpoints();
+        let poll = if endpoints.is_empty() {
+            discovery::Poll::default()
+        } else {
+            discovery::poll(&self.http, &self.settings, &endpoints).await
+        };
+        for (url, error) in &poll.errors {
+            debug!(endpoint = %url, error, "Patroni endpoint did not answer");
+        }
+        if self.expected_scope.is_none() {
+            self.expected_scope = poll.views.iter().find_map(|(_, v)| v.scope.clone());
+        }
+        for (url, view) in &poll.views {
+            if let (Some(expected), Some(scope)) = (self.expected_scope.as_deref(), view.scope.as_deref()) {
+                if expected != scope {
+                    warn!(endpoint = %url, expected, scope, "Patroni endpoint belongs to another cluster: ignored");
+                }
+            }
+        }
+        let view = discovery::best_view(&poll.views, self.expected_scope.as_deref());
+        if view.is_none() && !endpoints.is_empty() {
+            bump(&self.metrics.patroni_unreachable);
+        }
+        if let Some(view) = view {
+            self.learned = view
+                .members
+                .iter()
+                .filter_map(|m| m.api_url.as_deref().and_then(discovery::base_url))
+                .collect();
+        }
+        let known = self.known();
+        let addresses = description::addresses(view, &known);
+        let probes: BTreeMap<_, _> = self
+            .prober
+            .probe_all(&self.settings, &addresses)
+            .await
+            .into_iter()
+            .collect();
+        let now = Instant::now();
+        let observations = Observations {
+            view,
+            known: &known,
+            probes: &probes,
+            now,
+        };
+        let next = description::build(&observations, &self.current, &mut self.history);
+        for note in &next.notes {
+            debug!(note, "topology");
+        }
+        let needs_attention = next.primary.is_none() || !next.notes.is_empty();
+        self.publish(next);
+        needs_attention
+    }
+
+    fn publish(&mut self, next: Topology) {
+        let previous = std::mem::replace(&mut self.current, Arc::new(next));
+        let next = self.current.clone();
+        let now = Instant::now();
+        self.emit_changes(&previous, &next, now);
+
+        let mut handles = Vec::with_capacity(next.members.len());
+        let mut keep = HashMap::new();
+        for m in &next.members {
+            let address = Address {
+                name: m.name.clone(),
+                host: m.host.clone(),
+                port: m.port,
+                api_url: m.api_url.clone(),
+            };
+            let was_primary = previous.member(&m.name).is_some_and(|p| p.is_primary());
+            let demoted = was_primary && !m.is_primary();
+            let existing = self
+                .handles
+                .iter()
+                .find(|(a, _)| a.name == address.name && a.host == address.host && a.port == address.port)
+                .map(|(_, h)| h.clone());
+            let handle = match existing {
+                Some(h) if !demoted => Some(h),
+                old => {
+                    if let Some(old) = &old {
+                        old.pool.close();
+                    }
+                    let generation = self.generations.entry(m.name.clone()).or_insert(0);
+                    *generation += 1;
+                    let generation = *generation;
+                    if demoted {
+                        info!(member = %m.name, generation, "member is no longer the primary: its pool was purged");
+                        let _ = self.events.send(TopologyEvent::PoolPurged {
+                            name: m.name.clone(),
+                            generation,
+                        });
+                    }
+                    let counters = self.counters.entry(m.name.clone()).or_default().clone();
+                    match MemberHandle::new(&self.settings, &self.tls, address.clone(), generation, counters) {
+                        Ok(h) => Some(Arc::new(h)),
+                        Err(e) => {
+                            warn!(member = %m.name, error = %e, "could not create a pool");
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(h) = &handle {
+                keep.insert(address, h.clone());
+            }
+            handles.push(handle);
+        }
+        for (address, handle) in self.handles.drain() {
+            if !keep.contains_key(&address) {
+                handle.pool.close();
+            }
+        }
+        self.handles = keep;
+        self.publisher.send_replace(Arc::new(Snapshot {
+            topology: next,
+            handles,
+            closed: false,
+        }));
+    }
+
+    fn emit_changes(&self, previous: &Topology, next: &Topology, now: Instant) {
+        let send = |event: TopologyEvent| {
+            debug!(?event, "topology event");
+            let _ = self.events.send(event);
+        };
+        let (old_primary, new_primary) = (previous.primary(), next.primary());
+        if old_primary.map(|m| &m.name) != new_primary.map(|m| &m.name) {
+            if previous.generation > 0 && new_primary.is_some() {
+                bump(&self.metrics.failovers_seen);
+            }
+            info!(
+                from = old_primary.map(|m| m.name.as_str()),
+                to = new_primary.map(|m| m.name.as_str()),
+                timeline = new_primary.and_then(|m| m.timeline),
+                "primary changed"
+            );
+            send(TopologyEvent::LeaderChanged {
+                from: old_primary.map(|m| m.name.clone()),
+                to: new_primary.map(|m| m.name.clone()),
+                timeline: new_primary.and_then(|m| m.timeline),
+            });
+        }
+        if previous.source != next.source && previous.source != Source::Unknown {
+            if next.source == Source::SqlProbe {
+                warn!("no Patroni endpoint answers: routing from direct SQL probes of the known members");
+            }
+            send(TopologyEvent::SourceChanged {
+                from: previous.source,
+                to: next.source,
+            });
+        }
+        for m in &next.members {
+            let before = previous.member(&m.name);
+            if before.is_none() {
+                send(TopologyEvent::MemberJoined { name: m.name.clone() });
+            }
+            let was_ok =
+                before.is_some_and(|b| check_standby(b, &self.settings.lag_bound, previous.observed_at).is_ok());
+            match check_standby(m, &self.settings.lag_bound, now) {
+                Ok(()) if !was_ok => send(TopologyEvent::StandbyIncluded { name: m.name.clone() }),
+                Err(reason) if was_ok => {
+                    info!(member = %m.name, ?reason, "standby excluded from reads");
+                    send(TopologyEvent::StandbyExcluded {
+                        name: m.name.clone(),
+                        reason,
+                    });
+                }
+                _ => {}
+            }
+        }
+        for m in &previous.members {
+            if next.member(&m.name).is_none() {
+                send(TopologyEvent::MemberLeft { name: m.name.clone() });
+            }
+        }
+    }
+}

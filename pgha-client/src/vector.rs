@@ -1,0 +1,288 @@
+//! pgvector workloads: table and index DDL, binary `COPY` bulk insert and k-NN search routed
+//! to standbys under the lag bound.
+//!
+//! ```no_run
+//! # async fn demo(client: pgha_client::Client) -> pgha_client::Result<()> {
+//! use pgha_client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
+//! use pgvector::Vector;
+//!
+//! let table = VectorTable::new("items", 3)?.distance(Distance::Cosine);
+//! table.ensure(&client, IndexKind::hnsw()).await?;
+//! table.copy_in(&client, &[(1, Vector::from(vec![1.0, 0.0, 0.0])), (2, Vector::from(vec![0.0, 1.0, 0.0]))]).await?;
+//! let hits = table.search(&client, &Vector::from(vec![0.9, 0.1, 0.0]), 10, SearchOptions::default()).await?;
+//! # Ok(()) }
+//! ```
+
+use pgvector::Vector;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{Kind as TypeKind, Type};
+
+use crate::error::{Error, Result};
+use crate::ident::Ident;
+use crate::intent::{Intent, LagBound};
+use crate::{Client, WalToken};
+
+/// Distance function (and the matching operator and index operator class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Distance {
+    /// Euclidean distance, `<->`, `vector_l2_ops` (default).
+    #[default]
+    L2,
+    /// Cosine distance, `<=>`, `vector_cosine_ops`.
+    Cosine,
+    /// Negative inner product, `<#>`, `vector_ip_ops`.
+    InnerProduct,
+}
+
+impl Distance {
+    fn operator(self) -> &'static str {
+        match self {
+            Self::L2 => "<->",
+            Self::Cosine => "<=>",
+            Self::InnerProduct => "<#>",
+        }
+    }
+
+    fn opclass(self) -> &'static str {
+        match self {
+            Self::L2 => "vector_l2_ops",
+            Self::Cosine => "vector_cosine_ops",
+            Self::InnerProduct => "vector_ip_ops",
+        }
+    }
+}
+
+/// An approximate-nearest-neighbour index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// HNSW with `m` and `ef_construction`.
+    Hnsw {
+        /// Connections per layer (pgvector default 16).
+        m: u32,
+        /// Candidate list size while building (pgvector default 64).
+        ef_construction: u32,
+    },
+    /// IVFFlat with `lists` lists (build it after loading data).
+    IvfFlat {
+        /// Number of lists.
+        lists: u32,
+    },
+    /// No index: exact search.
+    None,
+}
+
+impl IndexKind {
+    /// HNSW with pgvector's defaults (m = 16, ef_construction = 64).
+    pub fn hnsw() -> Self {
+        Self::Hnsw {
+            m: 16,
+            ef_construction: 64,
+        }
+    }
+}
+
+/// Options of a k-NN search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SearchOptions {
+    /// Where the search runs (default: a standby under the lag bound, else the primary).
+    pub intent: Intent,
+    /// Lag bound override.
+    pub max_lag: Option<LagBound>,
+    /// `hnsw.ef_search` for this search (pgvector default 40); higher = better recall, slower.
+    pub ef_search: Option<u32>,
+    /// Read-your-writes token.
+    pub after: Option<WalToken>,
+    /// Disable index scans to get the exact answer (for recall measurements).
+    pub exact: bool,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        Self {
+            intent: Intent::PreferStandby,
+            max_lag: None,
+            ef_search: None,
+            after: None,
+            exact: false,
+        }
+    }
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Neighbor {
+    /// Row id.
+    pub id: i64,
+    /// Distance to the query vector.
+    pub distance: f64,
+}
+
+/// A table `(id bigint primary key, embedding vector(dims))`.
+#[derive(Debug, Clone)]
+pub struct VectorTable {
+    table: Ident,
+    dims: usize,
+    distance: Distance,
+}
+
+impl VectorTable {
+    /// Names the table (`name` or `schema.name`, quoted safely) and its dimension (1–16000).
+    pub fn new(table: &str, dims: usize) -> Result<Self> {
+        if dims == 0 || dims > 16_000 {
+            return Err(Error::config(format!("vector dimension {dims} is outside 1..=16000")));
+        }
+        Ok(Self {
+            table: Ident::parse(table)?,
+            dims,
+            distance: Distance::default(),
+        })
+    }
+
+    /// Sets the distance function used by the index and by searches.
+    pub fn distance(mut self, distance: Distance) -> Self {
+        self.distance = distance;
+        self
+    }
+
+    /// The table identifier.
+    pub fn table(&self) -> &Ident {
+        &self.table
+    }
+
+    /// Creates the extension, the table and the index if missing (on the primary).
+    pub async fn ensure(&self, client: &Client, index: IndexKind) -> Result<()> {
+        let table = &self.table;
+        let index_name = self.table.with_suffix("_embedding_idx");
+        let index_name = Ident::parse(index_name.name())?;
+        let ddl = format!(
+            "CREATE EXTENSION IF NOT EXISTS vector; \
+             CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, embedding vector({dims}) NOT NULL);",
+            dims = self.dims
+        );
+        let index_ddl = match index {
+            IndexKind::Hnsw { m, ef_construction } => Some(format!(
+                "CREATE INDEX IF NOT EXISTS {index_name} ON {table} USING hnsw (embedding {ops}) \
+                 WITH (m = {m}, ef_construction = {ef_construction})",
+                ops = self.distance.opclass()
+            )),
+            IndexKind::IvfFlat { lists } => Some(format!(
+                "CREATE INDEX IF NOT EXISTS {index_name} ON {table} USING ivfflat (embedding {ops}) \
+                 WITH (lists = {lists})",
+                ops = self.distance.opclass()
+            )),
+            IndexKind::None => None,
+        };
+        client
+            .op(Intent::Write)
+            .idempotent()
+            .run(async |conn| {
+                conn.batch_execute(&ddl).await?;
+                if let Some(sql) = &index_ddl {
+                    conn.batch_execute(sql).await?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    fn check(&self, v: &Vector) -> Result<()> {
+        let n = v.as_slice().len();
+        if n != self.dims {
+            return Err(Error::config(format!(
+                "vector has {n} dimensions, table {} has {}",
+                self.table, self.dims
+            )));
+        }
+        Ok(())
+    }
+
+    /// Bulk insert through binary `COPY` in one transaction (replayed as a whole across
+    /// failover; ids must be new). Returns the rows written.
+    pub async fn copy_in(&self, client: &Client, rows: &[(i64, Vector)]) -> Result<u64> {
+        rows.iter().try_for_each(|(_, v)| self.check(v))?;
+        let sql = format!("COPY {} (id, embedding) FROM STDIN (FORMAT BINARY)", self.table);
+        client
+            .transaction(async |tx| {
+                let oid: u32 = tx.query_one("SELECT 'vector'::regtype::oid", &[]).await?.get(0);
+                let vector_type = Type::new("vector".into(), oid, TypeKind::Simple, "public".into());
+                let sink = tx.copy_in(&sql).await?;
+                let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &[Type::INT8, vector_type]));
+                for (id, v) in rows {
+                    writer.as_mut().write(&[id, v]).await?;
+                }
+                Ok(writer.finish().await?)
+            })
+            .await
+    }
+
+    /// Multi-row `INSERT … ON CONFLICT (id) DO NOTHING` (idempotent, so retried even when a
+    /// failover leaves its outcome unknown). Returns the rows inserted.
+    pub async fn insert(&self, client: &Client, rows: &[(i64, Vector)]) -> Result<u64> {
+        rows.iter().try_for_each(|(_, v)| self.check(v))?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut sql = format!("INSERT INTO {} (id, embedding) VALUES ", self.table);
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 2);
+        for (i, (id, v)) in rows.iter().enumerate() {
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
+            params.push(id);
+            params.push(v);
+        }
+        sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        client
+            .op(Intent::Write)
+            .idempotent()
+            .run(async |conn| Ok(conn.execute(&sql, &params).await?))
+            .await
+    }
+
+    /// The `k` nearest rows to `query`, by the table's distance.
+    pub async fn search(
+        &self,
+        client: &Client,
+        query: &Vector,
+        k: usize,
+        opts: SearchOptions,
+    ) -> Result<Vec<Neighbor>> {
+        self.check(query)?;
+        let limit = i64::try_from(k).map_err(|_| Error::config("k is too large"))?;
+        let sql = format!(
+            "SELECT id, (embedding {op} $1)::float8 FROM {table} ORDER BY embedding {op} $1 LIMIT $2",
+            op = self.distance.operator(),
+            table = self.table
+        );
+        let mut op = client.op(opts.intent);
+        if let Some(bound) = opts.max_lag {
+            op = op.max_lag(bound);
+        }
+        if let Some(token) = opts.after {
+            op = op.after(token);
+        }
+        op.transaction(async |tx| {
+            if let Some(ef) = opts.ef_search {
+                tx.execute("SELECT set_config('hnsw.ef_search', $1, true)", &[&ef.to_string()])
+                    .await?;
+            }
+            if opts.exact {
+                tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
+                    .await?;
+            }
+            let rows = tx.query(&sql, &[query, &limit]).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Neighbor {
+                        id: r.try_get(0)?,
+                        distance: r.try_get(1)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+}

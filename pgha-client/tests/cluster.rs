@@ -1,0 +1,522 @@
+//! pgha-client against real Patroni clusters started by pgha-testkit.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use pgha_client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
+use pgha_client::{Client, ClientBuilder, Intent, LagBound, SslMode, TopologyEvent};
+use pgha_testkit::LocalCluster;
+use pgvector::Vector;
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "pgha_client=info,pgha_testkit=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+fn builder_for(cluster: &LocalCluster) -> ClientBuilder {
+    let creds = cluster.credentials();
+    let mut b = Client::builder()
+        .patroni(cluster.patroni_urls())
+        .user(creds.app.username.clone())
+        .password(creds.app.password.expose())
+        .dbname(cluster.database())
+        .ssl_mode(SslMode::Disable)
+        .application_name("pgha-client-tests");
+    if let Some(rest) = creds.rest {
+        b = b.patroni_auth(rest.username.clone(), rest.password.expose());
+    }
+    b
+}
+
+/// Which member served a query: its port, and whether it is a standby.
+async fn whoami(conn: &pgha_client::Connection) -> pgha_client::Result<(u16, bool)> {
+    let row = conn
+        .query_one("SELECT current_setting('port')::int4, pg_is_in_recovery()", &[])
+        .await?;
+    let port: i32 = row.get(0);
+    Ok((u16::try_from(port).unwrap_or(0), row.get(1)))
+}
+
+async fn port_map(cluster: &LocalCluster) -> anyhow::Result<BTreeMap<u16, String>> {
+    let mut map = BTreeMap::new();
+    for name in cluster.member_names() {
+        map.insert(cluster.pg_port(&name)?, name);
+    }
+    Ok(map)
+}
+
+/// Heartbeat writer: bumps `seq` every 20 ms and records when each value was acknowledged.
+struct Heartbeat {
+    acks: Arc<Mutex<Vec<(i64, Instant)>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Heartbeat {
+    async fn start(client: &Client) -> anyhow::Result<Self> {
+        client
+            .run(Intent::Write, async |c| {
+                c.batch_execute(
+                    "CREATE TABLE IF NOT EXISTS heartbeat (id int PRIMARY KEY, seq bigint NOT NULL); \
+                     INSERT INTO heartbeat VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET seq = 0",
+                )
+                .await?;
+                Ok(())
+            })
+            .await?;
+        let acks = Arc::new(Mutex::new(vec![(0, Instant::now())]));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, a, s) = (client.clone(), acks.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            let mut seq = 0_i64;
+            while !s.load(Ordering::Relaxed) {
+                seq += 1;
+                c.op(Intent::Write)
+                    .idempotent()
+                    .run(async move |conn| {
+                        Ok(conn
+                            .execute("UPDATE heartbeat SET seq = $1 WHERE id = 1", &[&seq])
+                            .await?)
+                    })
+                    .await?;
+                a.lock().expect("lock").push((seq, Instant::now()));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(())
+        });
+        Ok(Self { acks, stop, task })
+    }
+
+    /// When the write after `seq` was acknowledged, if it was.
+    fn ack_of_next(&self, seq: i64) -> Option<Instant> {
+        let acks = self.acks.lock().expect("lock");
+        acks.iter().find(|(s, _)| *s == seq + 1).map(|(_, t)| *t)
+    }
+
+    async fn stop(self) -> anyhow::Result<usize> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await??;
+        Ok(self.acks.lock().expect("lock").len())
+    }
+}
+
+/// Reads the heartbeat through `intent` with `bound`; fails the test if the value read is
+/// missing a write acknowledged more than `bound` before the read started.
+async fn bounded_read(client: &Client, hb: &Heartbeat, bound: Duration) -> anyhow::Result<(u16, bool)> {
+    let started = Instant::now();
+    let (seq, port, standby) = client
+        .op(Intent::Standby)
+        .max_lag(LagBound::time(bound))
+        .run(async |c| {
+            let (port, standby) = whoami(c).await?;
+            let seq: i64 = c.query_one("SELECT seq FROM heartbeat WHERE id = 1", &[]).await?.get(0);
+            Ok((seq, port, standby))
+        })
+        .await?;
+    if let Some(next_ack) = hb.ack_of_next(seq) {
+        ensure!(
+            next_ack + bound >= started,
+            "stale read: port {port} returned heartbeat {seq}, but {} was acknowledged {:?} before the read \
+             started (bound {bound:?})",
+            seq + 1,
+            started - next_ack
+        );
+    }
+    Ok((port, standby))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).start().await?;
+    let ports = port_map(&cluster).await?;
+    let leader = cluster.leader().await?;
+    let client = builder_for(&cluster)
+        .lag_bound(LagBound::time(Duration::from_secs(1)))
+        .connect()
+        .await?;
+    let mut events = client.events();
+
+    let topology = client.topology();
+    assert_eq!(topology.primary().map(|m| m.name.as_str()), Some(leader.as_str()));
+    assert_eq!(topology.standbys().count(), 2, "{topology:#?}");
+
+    // Writes always land on the leader; standby reads spread over both replicas.
+    for _ in 0..20 {
+        let (port, standby) = client.run(Intent::Write, async |c| whoami(c).await).await?;
+        assert_eq!(ports[&port], leader);
+        assert!(!standby);
+    }
+    let mut served = HashSet::new();
+    for _ in 0..60 {
+        let (port, standby) = client.run(Intent::Standby, async |c| whoami(c).await).await?;
+        assert!(
+            standby,
+            "a Standby read ran on the primary while both standbys are fresh"
+        );
+        served.insert(ports[&port].clone());
+    }
+    assert_eq!(
+        served.len(),
+        2,
+        "reads should be balanced over both standbys: {served:?}"
+    );
+    let (_, standby) = client.run(Intent::Primary, async |c| whoami(c).await).await?;
+    assert!(!standby);
+
+    // Lag-bounded reads while the heartbeat writes; then replay stops on one standby.
+    let hb = Heartbeat::start(&client).await?;
+    let bound = Duration::from_secs(1);
+    for _ in 0..50 {
+        bounded_read(&client, &hb, bound).await?;
+    }
+    let paused = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .context("a replica")?;
+    cluster.pause_replay(&paused)?;
+    let paused_at = Instant::now();
+    // Within one refresh after the bound is exceeded, the paused standby gets no more reads.
+    client
+        .wait_for_topology(Duration::from_secs(10), |t| {
+            t.member(&paused)
+                .and_then(|m| m.staleness_at(Instant::now()))
+                .is_some_and(|s| s > bound)
+        })
+        .await?;
+    let excluded_after = paused_at.elapsed();
+    let mut on_paused = 0;
+    let mut reads = 0;
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        let (port, _) = bounded_read(&client, &hb, bound).await?;
+        reads += 1;
+        if ports[&port] == paused {
+            on_paused += 1;
+        }
+    }
+    assert_eq!(
+        on_paused, 0,
+        "{on_paused} of {reads} bounded reads went to the standby whose replay is stopped"
+    );
+    let excluded_event = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match events.recv().await {
+                Ok(TopologyEvent::StandbyExcluded { name, reason }) if name == paused => return Ok(reason),
+                Ok(_) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .context("no StandbyExcluded event")??;
+    println!("standby {paused} excluded {excluded_after:?} after replay stopped: {excluded_event:?}");
+
+    cluster.resume_replay(&paused)?;
+    client
+        .wait_for_topology(Duration::from_secs(10), |t| {
+            t.member(&paused)
+                .and_then(|m| m.staleness_at(Instant::now()))
+                .is_some_and(|s| s < bound / 2)
+        })
+        .await?;
+    let mut back = false;
+    for _ in 0..60 {
+        let (port, _) = bounded_read(&client, &hb, bound).await?;
+        back |= ports[&port] == paused;
+    }
+    assert!(back, "the standby did not get reads back after catching up");
+
+    // Read-your-writes under load: every read with a token sees its write, and most run on
+    // standbys (so the test proves something).
+    client
+        .run(Intent::Write, async |c| {
+            c.batch_execute("CREATE TABLE IF NOT EXISTS ryw (id bigint PRIMARY KEY, payload text)")
+                .await?;
+            Ok(())
+        })
+        .await?;
+    let on_standby = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for worker in 0..8_i64 {
+        let (client, on_standby) = (client.clone(), on_standby.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40_i64 {
+                let id = worker * 1000 + i;
+                let ((), token) = client
+                    .op(Intent::Write)
+                    .transaction_with_token(async move |tx| {
+                        tx.execute("INSERT INTO ryw VALUES ($1, repeat('x', 200))", &[&id])
+                            .await?;
+                        Ok(())
+                    })
+                    .await?;
+                let (found, standby) = client
+                    .op(Intent::Standby)
+                    .after(token)
+                    .run(async move |c| {
+                        let n: i64 = c
+                            .query_one("SELECT count(*) FROM ryw WHERE id = $1", &[&id])
+                            .await?
+                            .get(0);
+                        Ok((
+                            n,
+                            c.query_one("SELECT pg_is_in_recovery()", &[]).await?.get::<_, bool>(0),
+                        ))
+                    })
+                    .await?;
+                anyhow::ensure!(found == 1, "read with token {token} missed row {id}");
+                if standby {
+                    on_standby.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let standby_reads = on_standby.load(Ordering::Relaxed);
+    println!("read-your-writes: {standby_reads} of 320 token reads ran on standbys");
+    assert!(
+        standby_reads > 0,
+        "no token read ran on a standby: the test proves nothing"
+    );
+
+    // pgvector through the client: DDL and COPY on the primary, k-NN search on standbys.
+    let table = VectorTable::new("public.embeddings", 8)?.distance(Distance::L2);
+    table.ensure(&client, IndexKind::hnsw()).await?;
+    let rows: Vec<(i64, Vector)> = (0..500)
+        .map(|i| {
+            // Distinct vectors: the first coordinate alone tells them apart.
+            let v: Vec<f32> = (0..8)
+                .map(|d| {
+                    if d == 0 {
+                        i as f32 / 500.0
+                    } else {
+                        ((i * 7 + d * 13) % 97) as f32 / 97.0
+                    }
+                })
+                .collect();
+            (i64::from(i), Vector::from(v))
+        })
+        .collect();
+    assert_eq!(table.copy_in(&client, &rows).await?, 500);
+    assert_eq!(table.insert(&client, &rows[..10]).await?, 0, "ON CONFLICT DO NOTHING");
+    let ((), token) = client.op(Intent::Write).run_with_token(async |_| Ok(())).await?;
+    let query = rows[42].1.clone();
+    let hits = table
+        .search(
+            &client,
+            &query,
+            5,
+            SearchOptions {
+                intent: Intent::Standby,
+                ef_search: Some(100),
+                after: Some(token),
+                ..SearchOptions::default()
+            },
+        )
+        .await?;
+    assert_eq!(hits.first().map(|h| h.id), Some(42), "{hits:?}");
+    assert!(hits.first().is_some_and(|h| h.distance == 0.0));
+    let wrong = table
+        .search(&client, &Vector::from(vec![1.0; 3]), 5, SearchOptions::default())
+        .await;
+    assert!(
+        wrong.is_err_and(|e| e.is_config()),
+        "dimension mismatch must be a config error"
+    );
+
+    let served = hb.stop().await?;
+    assert!(served > 50, "heartbeat wrote only {served} times");
+    let metrics = client.metrics();
+    assert_eq!(metrics.errors_surfaced, 0, "{metrics:#?}");
+    println!("{}", serde_json::to_string_pretty(&metrics)?);
+    client.shutdown().await;
+    let after = client.run(Intent::Write, async |c| whoami(c).await).await;
+    assert!(after.is_err_and(|e| e.is_shutdown()));
+    cluster.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interrupted_commit_is_outcome_unknown_and_interrupted_body_is_replayed() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let leader = cluster.leader().await?;
+    let client = builder_for(&cluster).connect().await?;
+    // A deferred constraint trigger that sleeps makes COMMIT itself take 3 s.
+    client
+        .run(Intent::Write, async |c| {
+            c.batch_execute(
+                "CREATE TABLE orders (id bigint PRIMARY KEY, slow_commit bool NOT NULL DEFAULT false);
+                 CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS
+                   $$ BEGIN IF NEW.slow_commit THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
+                 CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON orders
+                   DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit();",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+    let sql = |who: &'static str| {
+        format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'pgha-client-tests' AND query LIKE '{who}%' AND pid <> pg_backend_pid()"
+        )
+    };
+    // Terminates the first backend found running `prefix` (as the superuser, directly).
+    let terminate = |prefix: &'static str| {
+        let cluster = &cluster;
+        let leader = leader.clone();
+        let sql = sql(prefix);
+        async move {
+            pgha_testkit::wait_for("the statement to be running", Duration::from_secs(10), || async {
+                let rows = cluster.superuser_query(&leader, &sql).await?;
+                Ok((!rows.is_empty()).then_some(()))
+            })
+            .await
+        }
+    };
+
+    // 1. Connection lost while COMMIT runs: outcome unknown (here it did not commit).
+    let commit = client.transaction(async |tx| {
+        tx.execute("INSERT INTO orders VALUES (1, true)", &[]).await?;
+        Ok(())
+    });
+    let (result, killed) = tokio::join!(commit, terminate("COMMIT"));
+    killed?;
+    let err = result.expect_err("the COMMIT's connection was terminated");
+    assert!(err.is_outcome_unknown(), "expected outcome unknown, got {err:?}");
+    assert!(!err.is_retryable());
+
+    // 2. Connection lost before COMMIT: the whole transaction is replayed, exactly once.
+    let attempts = AtomicU64::new(0);
+    let body = client.transaction(async |tx| {
+        attempts.fetch_add(1, Ordering::SeqCst);
+        tx.execute("INSERT INTO orders VALUES (2)", &[]).await?;
+        tx.execute("SELECT pg_sleep(2)", &[]).await?;
+        Ok(())
+    });
+    let (result, killed) = tokio::join!(body, terminate("SELECT pg_sleep"));
+    killed?;
+    result?;
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        2,
+        "the transaction should have run twice"
+    );
+
+    // 3. The same COMMIT interruption on an operation declared idempotent is retried.
+    let idem = client.op(Intent::Write).idempotent().transaction(async |tx| {
+        tx.execute("INSERT INTO orders VALUES (3, true) ON CONFLICT DO NOTHING", &[])
+            .await?;
+        Ok(())
+    });
+    let (result, killed) = tokio::join!(idem, terminate("COMMIT"));
+    killed?;
+    result?;
+
+    // 4. An autocommit write whose session is lost mid-statement is outcome unknown too.
+    let write = client.run(Intent::Write, async |c| {
+        Ok(c.execute("INSERT INTO orders SELECT 4 FROM pg_sleep(2)", &[]).await?)
+    });
+    let (result, killed) = tokio::join!(write, terminate("INSERT INTO orders SELECT 4"));
+    killed?;
+    assert!(result.is_err_and(|e| e.is_outcome_unknown()));
+
+    // 5. Application errors are returned as they are, never retried.
+    let dup = client
+        .transaction(async |tx| Ok(tx.execute("INSERT INTO orders VALUES (2)", &[]).await?))
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(
+        dup.code(),
+        Some(&pgha_client::tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
+    );
+
+    let ids: Vec<i64> = client
+        .run(Intent::Primary, async |c| {
+            Ok(c.query("SELECT id FROM orders ORDER BY id", &[])
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect())
+        })
+        .await?;
+    assert_eq!(ids, vec![2, 3], "1 and 4 were interrupted, 2 replayed once, 3 retried");
+    let m = client.metrics();
+    assert_eq!(m.outcome_unknown, 2, "{m:#?}");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).start().await?;
+    let leader = cluster.leader().await?;
+    let ports = port_map(&cluster).await?;
+    let client = builder_for(&cluster)
+        .patroni_timeout(Duration::from_millis(500))
+        .connect()
+        .await?;
+    for m in cluster.member_names() {
+        cluster.block_rest_api(&m)?;
+    }
+    client
+        .wait_for_topology(Duration::from_secs(10), |t| t.source == pgha_client::Source::SqlProbe)
+        .await?;
+    // A client started while every Patroni API hangs finds the primary from its seed hosts.
+    let mut fresh = builder_for(&cluster).patroni_timeout(Duration::from_millis(500));
+    for port in ports.keys() {
+        fresh = fresh.seed_host("127.0.0.1", *port);
+    }
+    let fresh = fresh.connect().await?;
+    for c in [&client, &fresh] {
+        let topology = c.topology();
+        assert_eq!(topology.source, pgha_client::Source::SqlProbe);
+        for _ in 0..10 {
+            let (port, standby) = c.run(Intent::Write, async |c| whoami(c).await).await?;
+            assert!(!standby);
+            assert_eq!(ports[&port], leader);
+        }
+        let (_, standby) = c
+            .op(Intent::Standby)
+            .max_lag(LagBound::time(Duration::from_secs(5)))
+            .run(async |c| whoami(c).await)
+            .await?;
+        assert!(standby, "standbys keep serving reads without Patroni");
+    }
+    let fresh_primary = fresh.topology().primary().map(|m| m.name.clone());
+    assert_eq!(
+        fresh_primary.as_deref(),
+        Some(format!("127.0.0.1:{}", cluster.pg_port(&leader)?).as_str())
+    );
+    for m in cluster.member_names() {
+        cluster.restore_rest_api(&m)?;
+    }
+    client
+        .wait_for_topology(Duration::from_secs(10), |t| t.source == pgha_client::Source::Patroni)
+        .await?;
+    fresh
+        .wait_for_topology(Duration::from_secs(10), |t| {
+            t.source == pgha_client::Source::Patroni && t.primary().is_some_and(|p| p.name == leader)
+        })
+        .await?;
+    assert_eq!(client.metrics().errors_surfaced, 0);
+    assert_eq!(fresh.metrics().errors_surfaced, 0);
+    cluster.shutdown();
+    Ok(())
+}

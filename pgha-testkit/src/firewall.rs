@@ -1,0 +1,88 @@
+//! Loopback firewall rules (iptables) for network faults, tagged with the cluster's scope so
+//! that teardown — and the reaper, after a crashed run — removes exactly the rules it added.
+
+use std::process::Command;
+
+use crate::error::{Error, Result};
+
+const IPTABLES: &str = "iptables";
+
+fn tag(scope: &str) -> String {
+    format!("pgha-testkit:{scope}")
+}
+
+fn run(args: &[&str]) -> Result<String> {
+    let out = Command::new(IPTABLES)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Setup(format!("iptables: {e} (network faults need iptables and root)")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(Error::Command {
+            command: format!("iptables {}", args.join(" ")),
+            code: out.status.code(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
+/// Silently drops TCP packets to `127.0.0.1:port` (connections hang, as to a dead host).
+pub(crate) fn drop_port(scope: &str, port: u16) -> Result<()> {
+    let port = port.to_string();
+    let tag = tag(scope);
+    let spec = [
+        "INPUT",
+        "-p",
+        "tcp",
+        "-d",
+        "127.0.0.1",
+        "--dport",
+        &port,
+        "-m",
+        "comment",
+        "--comment",
+        &tag,
+        "-j",
+        "DROP",
+    ];
+    let mut check = vec!["-C"];
+    check.extend_from_slice(&spec);
+    if run(&check).is_ok() {
+        return Ok(());
+    }
+    let mut insert = vec!["-I"];
+    insert.extend_from_slice(&spec);
+    run(&insert).map(drop)
+}
+
+/// Removes the rule added by [`drop_port`] for `port`, if present.
+pub(crate) fn allow_port(scope: &str, port: u16) -> Result<()> {
+    let wanted = format!("--dport {port} ");
+    remove_matching(scope, |line| line.contains(&wanted))
+}
+
+/// Removes every rule tagged with `scope`.
+pub(crate) fn remove_rules(scope: &str) {
+    if let Err(e) = remove_matching(scope, |_| true) {
+        tracing::debug!(error = %e, "no iptables rules removed");
+    }
+}
+
+fn remove_matching(scope: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
+    let tag = tag(scope);
+    let listing = run(&["-S", "INPUT"])?;
+    for line in listing.lines().filter(|l| l.contains(&tag) && keep(l)) {
+        let Some(rule) = line.strip_prefix("-A ") else { continue };
+        let mut args = vec!["-D"];
+        // `iptables -S` prints the rule as it would be added, with the comment in quotes (which
+        // a shell would remove); ours has no spaces, so dropping the quotes is enough.
+        let words: Vec<String> = rule
+            .split_whitespace()
+            .map(|w| w.trim_matches('"').to_owned())
+            .collect();
+        args.extend(words.iter().map(String::as_str));
+        run(&args)?;
+    }
+    Ok(())
+}
