@@ -11,9 +11,10 @@ deps:
 build: deps
 	$(CARGO) build --workspace --all-targets
 
-## The main job: a real local Patroni cluster, a write read back on replicas, a kill -9 failover.
+## The main job: a pgvector workload through pgha-client on a real local Patroni cluster while the
+## leader is killed (kill -9) and then switched over; prints what the application felt.
 demo: deps
-	$(CARGO) run --example cluster_tour
+	$(CARGO) run --release --example failover_demo
 
 ## Everything: formatting, lints, unit tests and integration tests against real clusters.
 test: deps lint

@@ -2,6 +2,8 @@
 //! `benches/` and `tests/` can use all of them.
 #![deny(missing_docs)]
 
+pub mod harness;
+
 pub use pgha_admin as admin;
 pub use pgha_client as client;
 pub use pgha_testkit as testkit;

@@ -1,0 +1,285 @@
+//! The failover demo: what an application using pgha-client feels when the leader dies.
+//!
+//! A pgvector workload runs through pgha-client — inserts on the primary, k-NN searches on
+//! standbys under a 2 s staleness bound, a heartbeat that proves every read's staleness — while
+//! the leader is killed with kill -9, and then, in a second round, switched over. For each round
+//! it prints Patroni's promotion time (measured by a probe independent of pgha), the longest
+//! write gap, the errors the application saw, where reads ran, and acknowledged writes lost.
+//!
+//! ```text
+//! cargo run --example failover_demo                     # a fresh local 3-node cluster (make demo)
+//! cargo run --example failover_demo -- --json           # one JSON object per round
+//! cargo run --example failover_demo -- \
+//!     --patroni http://10.0.0.1:8008,http://10.0.0.2:8008 \
+//!     --dsn postgresql://app:secret@10.0.0.1,10.0.0.2/app --fault switchover
+//! cargo run --example failover_demo -- --patroni … --dsn … --fault none --duration 60s
+//! ```
+//! Against an existing cluster the demo injects only what the REST API allows (a switchover,
+//! with `--patroni-user`/`--patroni-password` or `PGHA_PATRONI_USER`/`PGHA_PATRONI_PASSWORD`),
+//! or nothing (`--fault none`: inject the fault yourself while it measures).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, ValueEnum};
+use pgha::client::{Client, ClientBuilder, LagBound, SslMode};
+use pgha::harness::{self, Fault, Injector, RoundReport, WorkloadConfig};
+use pgha::testkit::LocalCluster;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum FaultArg {
+    /// kill -9 of the leader, then a switchover (local cluster only).
+    All,
+    /// kill -9 of the leader (local cluster only).
+    Kill,
+    /// A switchover through the REST API.
+    Switchover,
+    /// No fault: measure for --duration while someone else injects one.
+    None,
+}
+
+#[derive(Debug, Parser)]
+#[command(about = "What an application feels during a Patroni failover, through pgha-client")]
+struct Args {
+    /// Patroni REST URLs of an existing cluster (comma-separated); without it, a local cluster is started.
+    #[arg(long, env = "PGHA_PATRONI_URLS", value_delimiter = ',')]
+    patroni: Vec<String>,
+    /// libpq URL with the database credentials (hosts are used as seeds), e.g.
+    /// postgresql://app:secret@10.0.0.1,10.0.0.2/app.
+    #[arg(long, env = "PGHA_DSN", hide_env_values = true)]
+    dsn: Option<String>,
+    /// Patroni basic-auth user (for the switchover).
+    #[arg(long, env = "PGHA_PATRONI_USER")]
+    patroni_user: Option<String>,
+    /// Patroni basic-auth password.
+    #[arg(long, env = "PGHA_PATRONI_PASSWORD", hide_env_values = true)]
+    patroni_password: Option<String>,
+    /// Fault(s) to inject.
+    #[arg(long, value_enum)]
+    fault: Option<FaultArg>,
+    /// How long `--fault none` measures (e.g. 60s, 2m).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Members of the local cluster.
+    #[arg(long, default_value_t = 3)]
+    members: usize,
+    /// Concurrent writers and readers.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Print one JSON object per round instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
+    match unit {
+        "" | "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "ms" => Ok(Duration::from_millis(n)),
+        _ => Err(format!("invalid duration unit in {s:?} (s, m or ms)")),
+    }
+}
+
+/// Faults on a cluster pgha did not start: only what the REST API allows.
+struct RestInjector {
+    http: reqwest::Client,
+    client: Client,
+    auth: Option<(String, String)>,
+}
+
+impl Injector for RestInjector {
+    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
+        match fault {
+            Fault::Switchover => {
+                let topology = self.client.topology();
+                let url = topology
+                    .member(leader)
+                    .and_then(|m| m.api_url.clone())
+                    .context("the leader's Patroni URL is unknown")?;
+                let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
+                let mut request = self
+                    .http
+                    .post(&url)
+                    .json(&serde_json::json!({ "leader": leader }))
+                    .timeout(Duration::from_secs(60));
+                if let Some((user, password)) = &self.auth {
+                    request = request.basic_auth(user, Some(password));
+                }
+                let response = request.send().await.context("POST /switchover")?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    bail!("switchover refused: HTTP {status}: {text}");
+                }
+                Ok(())
+            }
+            Fault::KillLeader => bail!("kill -9 needs a local cluster (omit --patroni)"),
+            Fault::None(_) => Ok(()),
+        }
+    }
+
+    async fn recover(&self, _fault: Fault, _old_leader: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+fn print_table(reports: &[RoundReport]) {
+    let secs = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    println!(
+        "\n{:<15} {:>10} {:>10} {:>12} {:>7} {:>9} {:>9} {:>6} {:>7} {:>5}",
+        "fault", "promotion", "write gap", "gap-promo", "errors", "rd stby", "rd prim", "stale", "acked", "lost"
+    );
+    for r in reports {
+        println!(
+            "{:<15} {:>9}s {:>9.2}s {:>11}s {:>7} {:>9} {:>9} {:>6} {:>7} {:>5}",
+            r.fault,
+            secs(r.promotion_s),
+            r.write_gap_s,
+            secs(r.gap_minus_promotion_s),
+            r.errors_surfaced,
+            r.reads_standby,
+            r.reads_primary,
+            r.stale_reads,
+            r.writes_acked,
+            r.acked_writes_lost
+        );
+        for e in &r.error_samples {
+            println!("    error: {e}");
+        }
+    }
+    println!(
+        "\npromotion = fault until a new primary accepted writes (independent probe); write gap = longest time \
+         without an acknowledged write;\nerrors = errors returned to the application; stale = reads older than \
+         their 2 s bound (heartbeat check); lost = acknowledged writes missing afterwards."
+    );
+}
+
+async fn run_rounds<I: Injector>(
+    client: &Client,
+    injector: &I,
+    faults: &[Fault],
+    config: &WorkloadConfig,
+    targets: impl Fn() -> Vec<(String, tokio_postgres::Config)>,
+    json: bool,
+) -> anyhow::Result<Vec<RoundReport>> {
+    harness::prepare(client).await?;
+    let mut reports = Vec::new();
+    for &fault in faults {
+        if !json {
+            eprintln!("round: {} …", fault.name());
+        }
+        let report = harness::run_round(client, injector, fault, config, targets()).await?;
+        if json {
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        reports.push(report);
+    }
+    Ok(reports)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            // deadpool-postgres logs every connection a failover breaks; pgha handles them.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "warn,deadpool.postgres=error".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let config = WorkloadConfig {
+        writers: args.concurrency,
+        readers: args.concurrency,
+        read_bound: Duration::from_secs(2),
+    };
+    let base = |b: ClientBuilder| {
+        b.lag_bound(LagBound::time(config.read_bound))
+            .application_name("pgha-failover-demo")
+    };
+
+    let reports = if args.patroni.is_empty() {
+        let faults = match args.fault.unwrap_or(FaultArg::All) {
+            FaultArg::All => vec![Fault::KillLeader, Fault::Switchover],
+            FaultArg::Kill => vec![Fault::KillLeader],
+            FaultArg::Switchover => vec![Fault::Switchover],
+            FaultArg::None => vec![Fault::None(args.duration)],
+        };
+        let cluster = LocalCluster::builder().members(args.members).start().await?;
+        let t = cluster.timing();
+        if !args.json {
+            eprintln!(
+                "local cluster {}: Patroni {}, {} members, ttl {}s loop_wait {}s retry_timeout {}s",
+                cluster.scope(),
+                cluster.patroni_version(),
+                args.members,
+                t.ttl,
+                t.loop_wait,
+                t.retry_timeout
+            );
+        }
+        let creds = cluster.credentials();
+        let mut builder = Client::builder()
+            .patroni(cluster.patroni_urls())
+            .user(creds.app.username.clone())
+            .password(creds.app.password.expose())
+            .dbname(cluster.database())
+            .ssl_mode(SslMode::Disable);
+        if let Some(rest) = &creds.rest {
+            builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
+        }
+        let client = base(builder).connect().await?;
+        let (user, password, db) = (
+            creds.app.username.clone(),
+            creds.app.password.expose().to_owned(),
+            cluster.database(),
+        );
+        let targets = || harness::probe_targets(&client, &user, &password, &db);
+        let reports = run_rounds(&client, &cluster, &faults, &config, targets, args.json).await?;
+        client.shutdown().await;
+        cluster.shutdown();
+        reports
+    } else {
+        let dsn = args
+            .dsn
+            .as_deref()
+            .context("--dsn (or PGHA_DSN) is required with --patroni")?;
+        let parsed = tokio_postgres::Config::from_str(dsn).context("--dsn is not a valid libpq URL")?;
+        let user = parsed.get_user().context("--dsn has no user")?.to_owned();
+        let password = parsed
+            .get_password()
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .unwrap_or_default();
+        let db = parsed.get_dbname().unwrap_or(&user).to_owned();
+        let faults = match args.fault.unwrap_or(FaultArg::Switchover) {
+            FaultArg::Switchover => vec![Fault::Switchover],
+            FaultArg::None => vec![Fault::None(args.duration)],
+            FaultArg::Kill | FaultArg::All => bail!("against an existing cluster only --fault switchover or none"),
+        };
+        let mut builder = Client::builder().url(dsn).patroni(args.patroni.clone());
+        let auth = args.patroni_user.clone().zip(args.patroni_password.clone());
+        if let Some((u, p)) = &auth {
+            builder = builder.patroni_auth(u.clone(), p.as_str());
+        }
+        let client = base(builder).connect().await?;
+        let injector = RestInjector {
+            http: reqwest::Client::new(),
+            client: client.clone(),
+            auth,
+        };
+        let targets = || harness::probe_targets(&client, &user, &password, &db);
+        let reports = run_rounds(&client, &injector, &faults, &config, targets, args.json).await?;
+        client.shutdown().await;
+        reports
+    };
+    if !args.json {
+        print_table(&reports);
+    }
+    if reports.iter().any(|r| r.errors_surfaced > 0 || r.stale_reads > 0) {
+        std::process::exit(1);
+    }
+    Ok(())
+}
