@@ -71,16 +71,18 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// Creates the demo table (with an HNSW index) and the heartbeat row.
+/// Creates the demo table (with an HNSW index) and the heartbeat row, and waits until the
+/// standbys have replayed them (a read bounded at 2 s may otherwise legitimately not see a table
+/// created a moment ago).
 pub async fn prepare(client: &Client) -> pgha_client::Result<()> {
     VectorTable::new(TABLE, DIMS)?
         .distance(Distance::L2)
         .ensure(client, IndexKind::hnsw())
         .await?;
-    client
+    let ((), token) = client
         .op(Intent::Write)
         .idempotent()
-        .run(async |c| {
+        .run_with_token(async |c| {
             c.batch_execute(
                 "CREATE TABLE IF NOT EXISTS pgha_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL);
                  INSERT INTO pgha_heartbeat VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
@@ -88,7 +90,8 @@ pub async fn prepare(client: &Client) -> pgha_client::Result<()> {
             .await?;
             Ok(())
         })
-        .await
+        .await?;
+    client.wait_for_standbys(token, Duration::from_secs(30)).await
 }
 
 /// A deterministic pseudo-random embedding for `id`.

@@ -172,6 +172,17 @@ impl Client {
         }
     }
 
+    /// Waits until every standby currently usable has replayed `token` (as seen by the
+    /// topology probes), for example after a schema migration, so that lag-bounded reads
+    /// everywhere see it. Standbys that are down or excluded are not waited for.
+    pub async fn wait_for_standbys(&self, token: WalToken, timeout: Duration) -> Result<()> {
+        self.wait_for_topology(timeout, |t| {
+            t.standbys().all(|m| m.replay_lsn.is_some_and(|r| r >= token.lsn))
+        })
+        .await
+        .map(drop)
+    }
+
     /// Subscribes to topology events (leader changes, members joining and leaving, standbys
     /// excluded for lag…). A slow subscriber loses the oldest events (`RecvError::Lagged`).
     pub fn events(&self) -> broadcast::Receiver<TopologyEvent> {

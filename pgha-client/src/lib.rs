@@ -56,6 +56,18 @@
 //!   COMMIT was sent is reported as [outcome unknown](Error::is_outcome_unknown), never as
 //!   success, and never replayed unless declared [idempotent](Op::idempotent).
 //!
+//! ## Closures, `Send` and cancellation
+//! Operations take async closures (`async |conn| …`), called once per attempt. A closure that runs
+//! in a spawned task must own what it captures — write `async move |conn| …` and clone what it
+//! needs: today's compiler cannot prove `Send` for the future of an async closure that borrows a
+//! local ("implementation of `Send` is not general enough"); owned captures, borrowed inside the
+//! closure body, are fine.
+//!
+//! Dropping an operation's future is safe for the client, but leaves the operation's outcome
+//! unknown to you, as with any database call. Each operation is bounded by its deadline
+//! ([`RetryPolicy::deadline`], 30 s by default, per call with [`Op::deadline`]): an attempt still
+//! running at the deadline is abandoned and its connection closed.
+//!
 //! ## Features
 //! | feature | default | what |
 //! |---|---|---|

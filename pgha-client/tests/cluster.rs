@@ -62,8 +62,9 @@ struct Heartbeat {
 
 impl Heartbeat {
     async fn start(client: &Client) -> anyhow::Result<Self> {
-        client
-            .run(Intent::Write, async |c| {
+        let ((), token) = client
+            .op(Intent::Write)
+            .run_with_token(async |c| {
                 c.batch_execute(
                     "CREATE TABLE IF NOT EXISTS heartbeat (id int PRIMARY KEY, seq bigint NOT NULL); \
                      INSERT INTO heartbeat VALUES (1, 0) ON CONFLICT (id) DO UPDATE SET seq = 0",
@@ -72,6 +73,8 @@ impl Heartbeat {
                 Ok(())
             })
             .await?;
+        // A bounded read may legitimately miss a table created less than the bound ago.
+        client.wait_for_standbys(token, Duration::from_secs(10)).await?;
         let acks = Arc::new(Mutex::new(vec![(0, Instant::now())]));
         let stop = Arc::new(AtomicBool::new(false));
         let (c, a, s) = (client.clone(), acks.clone(), stop.clone());
@@ -238,13 +241,15 @@ async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Re
 
     // Read-your-writes under load: every read with a token sees its write, and most run on
     // standbys (so the test proves something).
-    client
-        .run(Intent::Write, async |c| {
+    let ((), token) = client
+        .op(Intent::Write)
+        .run_with_token(async |c| {
             c.batch_execute("CREATE TABLE IF NOT EXISTS ryw (id bigint PRIMARY KEY, payload text)")
                 .await?;
             Ok(())
         })
         .await?;
+    client.wait_for_standbys(token, Duration::from_secs(10)).await?;
     let on_standby = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for worker in 0..8_i64 {
