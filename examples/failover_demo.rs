@@ -127,17 +127,17 @@ impl Injector for RestInjector {
 }
 
 fn print_table(reports: &[RoundReport]) {
-    let secs = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+    let secs = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}s"));
     println!(
         "\n{:<15} {:>10} {:>10} {:>12} {:>7} {:>9} {:>9} {:>6} {:>7} {:>5}",
         "fault", "promotion", "write gap", "gap-promo", "errors", "rd stby", "rd prim", "stale", "acked", "lost"
     );
     for r in reports {
         println!(
-            "{:<15} {:>9}s {:>9.2}s {:>11}s {:>7} {:>9} {:>9} {:>6} {:>7} {:>5}",
+            "{:<15} {:>10} {:>10} {:>12} {:>7} {:>9} {:>9} {:>6} {:>7} {:>5}",
             r.fault,
             secs(r.promotion_s),
-            r.write_gap_s,
+            secs(Some(r.write_gap_s)),
             secs(r.gap_minus_promotion_s),
             r.errors_surfaced,
             r.reads_standby,

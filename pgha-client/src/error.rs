@@ -218,8 +218,10 @@ impl fmt::Display for Error {
         if let Some(message) = &self.0.message {
             write!(f, ": {message}")?;
         }
-        if let Some(source) = &self.0.source {
-            write!(f, ": {source}")?;
+        if let Some(db) = self.as_db_error() {
+            write!(f, ": {db}")?;
+        } else if let Some(source) = &self.0.source {
+            write!(f, ": {}", chain(source.as_ref()))?;
         }
         Ok(())
     }
@@ -243,6 +245,22 @@ impl std::error::Error for Error {
             .as_deref()
             .map(|s| s as &(dyn std::error::Error + 'static))
     }
+}
+
+/// An error and its causes, `: `-separated (tokio-postgres and reqwest keep the interesting
+/// part — "invalid peer certificate: UnknownIssuer", "connection refused" — in the sources).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(e) = next {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = e.source();
+    }
+    text
 }
 
 #[cfg(test)]

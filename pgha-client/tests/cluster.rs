@@ -525,3 +525,64 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
     cluster.shutdown();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).tls(true).start().await?;
+    let ca = cluster.ca_file().context("a TLS cluster has a CA")?;
+    assert!(cluster.patroni_urls().iter().all(|u| u.starts_with("https://")));
+    let leader = cluster.leader().await?;
+
+    let client = builder_for(&cluster)
+        .patroni_ca_file(&ca)
+        .ssl_mode(SslMode::VerifyFull)
+        .ssl_ca_file(&ca)
+        .connect()
+        .await?;
+    assert_eq!(client.topology().source, pgha_client::Source::Patroni);
+    assert_eq!(client.topology().primary().map(|m| m.name.clone()), Some(leader));
+    for intent in [Intent::Write, Intent::Standby] {
+        let ssl: bool = client
+            .run(intent, async |c| {
+                Ok(
+                    c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+                        .await?
+                        .get(0),
+                )
+            })
+            .await?;
+        assert!(ssl, "{intent:?} connection is not encrypted");
+    }
+    client.shutdown().await;
+
+    // Without the CA, PostgreSQL's certificate is refused, and the reason is visible.
+    let untrusting = builder_for(&cluster)
+        .patroni_ca_file(&ca)
+        .ssl_mode(SslMode::VerifyFull)
+        .retry(pgha_client::RetryPolicy {
+            deadline: Duration::from_secs(2),
+            ..Default::default()
+        })
+        .connect()
+        .await?;
+    let err = untrusting
+        .run(Intent::Write, async |c| whoami(c).await)
+        .await
+        .expect_err("an untrusted certificate must not be accepted");
+    assert!(err.is_timeout(), "{err:?}");
+    let topology = untrusting.topology();
+    let reasons: Vec<String> = topology.members.iter().map(|m| format!("{:?}", m.status)).collect();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r.contains("certificate") || r.contains("UnknownIssuer")),
+        "{reasons:?}"
+    );
+
+    // Without the Patroni CA, HTTPS to Patroni is refused too: nothing is known.
+    let blind = builder_for(&cluster).connect().await;
+    assert!(blind.is_err_and(|e| e.is_no_member()));
+    cluster.shutdown();
+    Ok(())
+}

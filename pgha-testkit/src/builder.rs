@@ -66,6 +66,7 @@ pub struct LocalClusterBuilder {
     pub(crate) dcs: DcsOptions,
     pub(crate) rest_auth: bool,
     pub(crate) pgbackrest: bool,
+    pub(crate) tls: bool,
     pub(crate) scope: Option<String>,
     pub(crate) base_dir: Option<PathBuf>,
     pub(crate) persistent: bool,
@@ -81,6 +82,7 @@ impl Default for LocalClusterBuilder {
             dcs: DcsOptions::default(),
             rest_auth: true,
             pgbackrest: true,
+            tls: false,
             scope: None,
             base_dir: None,
             persistent: false,
@@ -136,6 +138,14 @@ impl LocalClusterBuilder {
     /// Whether to set up pgBackRest (stanza, WAL archiving, `restore_command`). Default: on.
     pub fn pgbackrest(mut self, on: bool) -> Self {
         self.pgbackrest = on;
+        self
+    }
+
+    /// TLS everywhere: PostgreSQL with `ssl = on` and Patroni's REST API on HTTPS, both with a
+    /// server certificate for `127.0.0.1` and `localhost` signed by a CA generated for this
+    /// cluster ([`LocalCluster::ca_file`](crate::LocalCluster::ca_file)). Default: off.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
         self
     }
 

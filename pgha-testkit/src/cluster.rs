@@ -47,6 +47,8 @@ pub struct ClusterInfo {
     pub credentials: ClusterCredentials,
     /// The pgBackRest configuration file, when pgBackRest is set up.
     pub pgbackrest_config: Option<PathBuf>,
+    /// The CA certificate of a cluster built with TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How to reach one member.
@@ -118,7 +120,8 @@ fn mkdir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(|e| Error::Setup(format!("creating {}: {e}", path.display())))
 }
 
-fn write_file(path: &Path, text: &str) -> Result<()> {
+/// Writes a file readable by its owner only.
+pub(crate) fn write_file(path: &Path, text: &str) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text)
         .and_then(|()| std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)))
@@ -249,6 +252,7 @@ impl LocalCluster {
                 rest_port: ports[3 + 2 * i],
                 dir: base_dir.join(format!("node{}", i + 1)),
                 patroni: None,
+                https: b.tls,
             })
             .collect::<Vec<_>>();
         let state = ClusterState {
@@ -263,6 +267,7 @@ impl LocalCluster {
             patroni_version,
             timing,
             pgbackrest: b.pgbackrest,
+            tls: b.tls,
             app_database: APP_DATABASE.to_owned(),
             credentials: ClusterCredentials {
                 superuser: Credentials::new("postgres"),
@@ -282,7 +287,7 @@ impl LocalCluster {
             state: Mutex::new(state),
             dcs: b.dcs.clone(),
             user,
-            http: rest::http_client()?,
+            http: rest::http_client(None)?,
             children: Mutex::new(HashMap::new()),
             teardown: Mutex::new(if b.persistent {
                 Teardown::Nothing
@@ -290,6 +295,7 @@ impl LocalCluster {
                 Teardown::Owned
             }),
         };
+        let mut cluster = cluster;
         match cluster.bring_up(b.start_timeout).await {
             Ok(()) => Ok(cluster),
             Err(e) => {
@@ -304,8 +310,12 @@ impl LocalCluster {
         }
     }
 
-    async fn bring_up(&self, timeout: Duration) -> Result<()> {
+    async fn bring_up(&mut self, timeout: Duration) -> Result<()> {
         self.write_files()?;
+        let ca = self.lock_state().ca_file();
+        if ca.is_some() {
+            self.http = rest::http_client(ca.as_deref())?;
+        }
         self.start_etcd().await?;
         let names = self.member_names();
         for name in &names {
@@ -323,6 +333,9 @@ impl LocalCluster {
     fn write_files(&self) -> Result<()> {
         let state = self.lock_state();
         mkdir(&state.base_dir.join("etcd"))?;
+        if state.tls {
+            crate::tls::generate(&state.tls_dir())?;
+        }
         if state.pgbackrest {
             let dir = state.pgbackrest_dir();
             for sub in ["repo", "log", "lock", "spool"] {
@@ -491,6 +504,7 @@ impl LocalCluster {
                 .collect(),
             credentials: state.credentials.clone(),
             pgbackrest_config: state.pgbackrest.then(|| state.pgbackrest_config()),
+            ca_file: state.ca_file(),
         }
     }
 
@@ -958,6 +972,12 @@ impl LocalCluster {
 
     // ----- pgBackRest --------------------------------------------------------------------------
 
+    /// The CA certificate (PEM) that signed the cluster's server certificate, when the cluster
+    /// was built with [`tls`](crate::LocalClusterBuilder::tls).
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        self.lock_state().ca_file()
+    }
+
     /// Runs `pgbackrest --config=<cluster config> --stanza=<scope> <args…>` as the cluster's OS user
     /// and returns its stdout. A non-zero exit is an [`Error::Command`] carrying pgBackRest's code.
     pub async fn pgbackrest(&self, args: &[&str]) -> Result<String> {
@@ -1014,11 +1034,12 @@ impl LocalCluster {
     /// `pgha-devcluster up`) from its directory.
     pub fn attach(base_dir: impl AsRef<Path>) -> Result<Self> {
         let state = ClusterState::load(base_dir.as_ref())?;
+        let state_ca = state.ca_file();
         Ok(Self {
             state: Mutex::new(state),
             dcs: DcsOptions::default(),
             user: OsUser::for_cluster()?,
-            http: rest::http_client()?,
+            http: rest::http_client(state_ca.as_deref())?,
             children: Mutex::new(HashMap::new()),
             teardown: Mutex::new(Teardown::Nothing),
         })

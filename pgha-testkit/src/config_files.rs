@@ -78,6 +78,22 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
         "listen": format!("127.0.0.1:{}", member.rest_port),
         "connect_address": format!("127.0.0.1:{}", member.rest_port),
     });
+    let mut ctl = json!({});
+    if state.tls {
+        let tls = state.tls_dir();
+        let (cert, key, ca) = (
+            tls.join(crate::tls::SERVER_CERT_FILE),
+            tls.join(crate::tls::SERVER_KEY_FILE),
+            tls.join(crate::tls::CA_FILE),
+        );
+        local_parameters["ssl"] = json!("on");
+        local_parameters["ssl_cert_file"] = json!(cert);
+        local_parameters["ssl_key_file"] = json!(key);
+        restapi["certfile"] = json!(cert);
+        restapi["keyfile"] = json!(key);
+        // Patroni's own calls to other members' REST APIs verify them with this CA.
+        ctl["cacert"] = json!(ca);
+    }
     if let Some(rest) = &creds.rest {
         restapi["authentication"] = json!({ "username": rest.username, "password": rest.password.expose() });
     }
@@ -88,6 +104,7 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
         "name": member.name,
         "log": { "level": "INFO" },
         "restapi": restapi,
+        "ctl": ctl,
         "etcd3": { "hosts": [format!("127.0.0.1:{}", state.etcd.client_port)] },
         "bootstrap": {
             "dcs": {

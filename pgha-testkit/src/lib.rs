@@ -50,6 +50,7 @@ mod ports;
 mod process;
 mod rest;
 mod state;
+mod tls;
 
 pub use builder::{LocalClusterBuilder, PatroniFlavor};
 pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, LocalCluster, MemberInfo};

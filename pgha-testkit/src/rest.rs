@@ -43,10 +43,17 @@ struct ClusterDoc {
     members: Vec<MemberStatus>,
 }
 
-pub(crate) fn http_client() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2));
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).map_err(|e| Error::Setup(format!("reading {}: {e}", path.display())))?;
+        let cert =
+            reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Setup(format!("CA {}: {e}", path.display())))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    builder
         .build()
         .map_err(|e| Error::Setup(format!("building HTTP client: {e}")))
 }

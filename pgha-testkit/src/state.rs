@@ -85,6 +85,9 @@ pub(crate) struct MemberState {
     pub(crate) rest_port: u16,
     pub(crate) dir: PathBuf,
     pub(crate) patroni: Option<ProcRef>,
+    /// The REST API serves HTTPS.
+    #[serde(default)]
+    pub(crate) https: bool,
 }
 
 impl MemberState {
@@ -98,7 +101,8 @@ impl MemberState {
         self.dir.join("patroni.log")
     }
     pub(crate) fn api_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.rest_port)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.rest_port)
     }
 }
 
@@ -123,6 +127,9 @@ pub(crate) struct ClusterState {
     pub(crate) patroni_version: String,
     pub(crate) timing: Timing,
     pub(crate) pgbackrest: bool,
+    /// TLS on PostgreSQL and HTTPS on the REST API, with certificates under `tls/`.
+    #[serde(default)]
+    pub(crate) tls: bool,
     pub(crate) app_database: String,
     pub(crate) credentials: ClusterCredentials,
     pub(crate) etcd: EtcdState,
@@ -145,6 +152,15 @@ impl ClusterState {
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &path))
             .map_err(|e| Error::Setup(format!("writing {}: {e}", path.display())))
+    }
+
+    pub(crate) fn tls_dir(&self) -> PathBuf {
+        self.base_dir.join("tls")
+    }
+
+    /// The CA certificate that signed the cluster's server certificate, when TLS is on.
+    pub(crate) fn ca_file(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.tls_dir().join(crate::tls::CA_FILE))
     }
 
     pub(crate) fn pgbackrest_dir(&self) -> PathBuf {

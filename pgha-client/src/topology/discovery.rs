@@ -40,7 +40,10 @@ async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result
     if let Some(user) = &settings.patroni_user {
         request = request.basic_auth(user, settings.patroni_password.as_ref().map(|p| p.expose()));
     }
-    let mut response = request.send().await.map_err(|e| e.without_url().to_string())?;
+    let mut response = request
+        .send()
+        .await
+        .map_err(|e| crate::error::chain(&e.without_url()))?;
     if !response.status().is_success() {
         return Err(format!("HTTP {}", response.status()));
     }

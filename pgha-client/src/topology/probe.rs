@@ -95,7 +95,7 @@ async fn connect(
     tls: tokio_postgres_rustls::MakeRustlsConnect,
 ) -> Result<Conn, String> {
     let config = crate::tls::postgres_config(settings, &address.host, address.port, "monitor");
-    let (client, connection) = config.connect(tls).await.map_err(|e| e.to_string())?;
+    let (client, connection) = config.connect(tls).await.map_err(|e| crate::error::chain(&e))?;
     let task = tokio::spawn(async move {
         let _ = connection.await;
     });
@@ -113,7 +113,11 @@ async fn probe_one(
         _ => connect(settings, address, tls).await?,
     };
     let sent_at = Instant::now();
-    let row = conn.client.query_one(PROBE_SQL, &[]).await.map_err(|e| e.to_string())?;
+    let row = conn
+        .client
+        .query_one(PROBE_SQL, &[])
+        .await
+        .map_err(|e| crate::error::chain(&e))?;
     let received_at = Instant::now();
     let lsn = |i: usize| -> Result<Option<Lsn>, String> {
         row.try_get::<_, Option<String>>(i)

@@ -52,6 +52,9 @@ enum Command {
         /// With --synchronous-mode: synchronous_mode_strict.
         #[arg(long, requires = "synchronous_mode")]
         strict: bool,
+        /// TLS on PostgreSQL and HTTPS on the REST API, with a CA generated for the cluster.
+        #[arg(long)]
+        tls: bool,
     },
     /// Show the members, their roles and lag.
     Status,
@@ -84,6 +87,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             patroni,
             synchronous_mode,
             strict,
+            tls,
         } => {
             let flavor = match patroni.as_str() {
                 "3" | "debian" => PatroniFlavor::Debian,
@@ -97,6 +101,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .base_dir(&cli.state_dir)
                 .persistent(true)
                 .synchronous_mode(synchronous_mode, strict)
+                .tls(tls)
                 .start()
                 .await?;
             let info = cluster.info();
