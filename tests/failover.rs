@@ -35,6 +35,7 @@ async fn round(flavor: PatroniFlavor, fault: Fault) -> anyhow::Result<RoundRepor
         builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
     }
     let client = builder.connect().await?;
+    let mut events = client.events();
     harness::prepare(&client).await?;
     let config = WorkloadConfig::default();
     let targets = harness::probe_targets(
@@ -69,6 +70,19 @@ async fn round(flavor: PatroniFlavor, fault: Fault) -> anyhow::Result<RoundRepor
         report.primary_after.as_deref(),
         Some(cluster.leader().await?.as_str()),
         "the client's primary is not Patroni's leader"
+    );
+    let mut leader_changes = Vec::new();
+    loop {
+        match events.try_recv() {
+            Ok(pgha::client::TopologyEvent::LeaderChanged { to: Some(to), .. }) => leader_changes.push(to),
+            Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(
+        leader_changes.last(),
+        report.primary_after.as_ref(),
+        "LeaderChanged events: {leader_changes:?}"
     );
     let metrics = client.metrics();
     assert!(metrics.failovers_seen >= 1, "{metrics:?}");

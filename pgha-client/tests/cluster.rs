@@ -147,6 +147,11 @@ async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Re
         .connect()
         .await?;
     let mut events = client.events();
+    let shown = format!("{client:?}");
+    assert!(
+        !shown.contains(cluster.credentials().app.password.expose()),
+        "password in Debug: {shown}"
+    );
 
     let topology = client.topology();
     assert_eq!(topology.primary().map(|m| m.name.as_str()), Some(leader.as_str()));
