@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
-use pgha::client::{Client, ClientBuilder, LagBound, SslMode};
+use pgha::client::{Client, ClientBuilder, LagBound};
 use pgha::harness::{self, Fault, Injector, RoundReport, WorkloadConfig};
 use pgha::testkit::LocalCluster;
 
@@ -222,16 +222,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         let creds = cluster.credentials();
-        let mut builder = Client::builder()
-            .patroni(cluster.patroni_urls())
-            .user(creds.app.username.clone())
-            .password(creds.app.password.expose())
-            .dbname(cluster.database())
-            .ssl_mode(SslMode::Disable);
-        if let Some(rest) = &creds.rest {
-            builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
-        }
-        let client = base(builder).connect().await?;
+        let client = base(harness::client_builder(&cluster)).connect().await?;
         let (user, password, db) = (
             creds.app.username.clone(),
             creds.app.password.expose().to_owned(),

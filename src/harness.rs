@@ -453,6 +453,28 @@ impl Injector for pgha_testkit::LocalCluster {
     }
 }
 
+/// A client builder for a local cluster: its Patroni URLs and REST credentials, the application
+/// role and database, TLS with the cluster's CA when it has one.
+pub fn client_builder(cluster: &pgha_testkit::LocalCluster) -> pgha_client::ClientBuilder {
+    let creds = cluster.credentials();
+    let mut builder = Client::builder()
+        .patroni(cluster.patroni_urls())
+        .user(creds.app.username.clone())
+        .password(creds.app.password.expose())
+        .dbname(cluster.database());
+    builder = match cluster.ca_file() {
+        Some(ca) => builder
+            .patroni_ca_file(&ca)
+            .ssl_ca_file(&ca)
+            .ssl_mode(pgha_client::SslMode::VerifyFull),
+        None => builder.ssl_mode(pgha_client::SslMode::Disable),
+    };
+    if let Some(rest) = &creds.rest {
+        builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
+    }
+    builder
+}
+
 /// How to reach each member directly for the promotion probe.
 pub fn probe_targets(
     client: &Client,

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use pgha::client::{Client, LagBound, SslMode};
+use pgha::client::LagBound;
 use pgha::harness::{self, Fault, RoundReport, WorkloadConfig};
 use pgha::testkit::{LocalCluster, PatroniFlavor};
 
@@ -24,17 +24,10 @@ async fn round(flavor: PatroniFlavor, fault: Fault) -> anyhow::Result<RoundRepor
     init_tracing();
     let cluster = LocalCluster::builder().members(3).patroni(flavor).start().await?;
     let creds = cluster.credentials();
-    let mut builder = Client::builder()
-        .patroni(cluster.patroni_urls())
-        .user(creds.app.username.clone())
-        .password(creds.app.password.expose())
-        .dbname(cluster.database())
-        .ssl_mode(SslMode::Disable)
-        .lag_bound(LagBound::time(Duration::from_secs(2)));
-    if let Some(rest) = &creds.rest {
-        builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
-    }
-    let client = builder.connect().await?;
+    let client = harness::client_builder(&cluster)
+        .lag_bound(LagBound::time(Duration::from_secs(2)))
+        .connect()
+        .await?;
     let mut events = client.events();
     harness::prepare(&client).await?;
     let config = WorkloadConfig::default();

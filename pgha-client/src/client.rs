@@ -53,6 +53,9 @@ struct Inner {
     budget: Budget,
     turn: AtomicUsize,
     worker: Mutex<Option<JoinHandle<()>>>,
+    /// At most one info-level fallback event per second (each one is also counted and logged
+    /// at debug level).
+    fallback_log: crate::retry::Every,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,6 +134,7 @@ impl Client {
                 counters,
                 turn: AtomicUsize::new(0),
                 worker: Mutex::new(Some(handle)),
+                fallback_log: crate::retry::Every::new(Duration::from_secs(1), now),
             }),
         })
     }
@@ -479,7 +483,16 @@ impl Op<'_> {
                     } => {
                         if fallback.is_some() {
                             bump(&inner.counters.fallbacks);
-                            info!(intent = ?self.intent, "no standby under the lag bound: reading from the primary");
+                            let total = inner.counters.fallbacks.load(Ordering::Relaxed);
+                            if inner.fallback_log.allow(Instant::now()) {
+                                info!(
+                                    intent = ?self.intent,
+                                    fallbacks_so_far = total,
+                                    "no standby under the lag bound: reading from the primary"
+                                );
+                            } else {
+                                debug!(intent = ?self.intent, "no standby under the lag bound: reading from the primary");
+                            }
                         }
                         (index, verify_token)
                     }
@@ -501,7 +514,7 @@ impl Op<'_> {
                 attempts += 1;
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
                 let outcome = self
-                    .attempt_on(&handle, &snapshot, deadline, verify_token, &phase, &mut attempt)
+                    .attempt_on(&handle, deadline, verify_token, &phase, &mut attempt)
                     .await;
                 let error = match outcome {
                     Ok(Some(value)) => return Ok((value, Some(member))),
@@ -522,7 +535,10 @@ impl Op<'_> {
                         return Err(error.into_kind(Kind::OutcomeUnknown));
                     }
                     Verdict::Retry { rediscover } => {
-                        if !inner.budget.try_take(Instant::now()) {
+                        // Retries that wait for a fresh topology are paced by the refresh rate;
+                        // the budget caps the immediate ones (serialization failures, deadlocks,
+                        // recovery conflicts), which could otherwise storm.
+                        if !rediscover && !inner.budget.try_take(Instant::now()) {
                             warn!(member, error = %error, "retry budget exhausted");
                             return Err(Error::new(Kind::BudgetExhausted).with_source(error));
                         }
@@ -563,7 +579,6 @@ impl Op<'_> {
     async fn attempt_on<T, F>(
         &self,
         handle: &Arc<MemberHandle>,
-        snapshot: &Arc<Snapshot>,
         deadline: Instant,
         verify_token: bool,
         phase: &AtomicU8,
@@ -580,10 +595,7 @@ impl Op<'_> {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
-                return Err(Error::timeout(
-                    "getting a connection",
-                    deadline.saturating_duration_since(snapshot.topology.observed_at),
-                ))
+                return Err(Error::new(Kind::Timeout).with_message("the deadline passed while waiting for a connection"))
             }
         };
         phase.store(PHASE_BODY, Ordering::SeqCst);

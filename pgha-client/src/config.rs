@@ -93,7 +93,9 @@ pub struct RetryPolicy {
     /// Longest backoff (default 250 ms). A new topology snapshot ends a backoff early.
     #[serde(with = "duration")]
     pub max_backoff: Duration,
-    /// Retry budget: at most this many retries in a burst across the whole client (default 100)…
+    /// Retry budget for immediate retries (serialization failures, deadlocks, recovery
+    /// conflicts; retries that wait for a new topology are paced by the refresh rate instead):
+    /// at most this many in a burst across the whole client (default 100)…
     pub budget_burst: u32,
     /// …refilled at this many per second (default 20), so a dead cluster cannot cause a storm.
     pub budget_per_second: u32,

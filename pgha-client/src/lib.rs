@@ -51,10 +51,29 @@
 //! - **Pools.** One deadpool-postgres pool per member. When a member stops being the primary,
 //!   its pool is closed and replaced, so no connection to a demoted primary is reused.
 //! - **Retries.** [`Op::run`] and [`Op::transaction`] retry what is safe to retry until the
-//!   deadline, with backoff and jitter under a client-wide budget; see the table in the
-//!   `classify` module docs reproduced on [`Error::is_retryable`]. A write interrupted after
-//!   COMMIT was sent is reported as [outcome unknown](Error::is_outcome_unknown), never as
-//!   success, and never replayed unless declared [idempotent](Op::idempotent).
+//!   deadline, with backoff and jitter under a client-wide budget (table below). A write
+//!   interrupted after COMMIT was sent is reported as [outcome unknown](Error::is_outcome_unknown),
+//!   never as success, and never replayed unless declared [idempotent](Op::idempotent).
+//!
+//! ## What is retried
+//! | failure | read | write (`run`) | transaction, before COMMIT | transaction, during COMMIT |
+//! |---|---|---|---|---|
+//! | no connection (refused, pool timeout, `53300`, `57P03`) | retry | retry | retry | – |
+//! | `25006` read-only transaction (the node is a standby now) | retry | retry | retry | – |
+//! | session lost (`57P01`, `57P02`, `08*`, closed socket, node demoted mid-attempt) | retry | **outcome unknown** ¹ | retry | **outcome unknown** ¹ |
+//! | `40001` serialization failure, `40P01` deadlock | retry | error ² | retry | retry |
+//! | anything else (constraint violation, syntax, `57014` statement timeout…) | error | error | error | error |
+//!
+//! ¹ retried instead when the operation is declared [idempotent](Op::idempotent).
+//! ² that statement was rolled back, but earlier statements of the same `run` closure may have
+//!   committed; retried when declared idempotent. Recovery conflicts on standbys are reported as
+//!   `40001`, so reads retry them, on another member when there is one.
+//!
+//! A retry after a failure that suggests the topology changed waits for a fresh topology
+//! (refreshes are rate-limited to one per `min_refresh_interval`, 200 ms), so such retries are
+//! paced by the refresh rate; while there is no primary (a failover in progress), writes wait for
+//! one. The client-wide retry budget ([`RetryPolicy::budget_burst`]) caps the immediate retries
+//! (serialization failures, deadlocks, recovery conflicts), which could otherwise storm.
 //!
 //! ## Closures, `Send` and cancellation
 //! Operations take async closures (`async |conn| …`), called once per attempt. A closure that runs

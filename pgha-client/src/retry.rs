@@ -52,6 +52,33 @@ impl Budget {
     }
 }
 
+/// Lets something happen at most once per period (for rate-limited log lines).
+#[derive(Debug)]
+pub(crate) struct Every {
+    period: Duration,
+    next: Mutex<Instant>,
+}
+
+impl Every {
+    pub(crate) fn new(period: Duration, now: Instant) -> Self {
+        Self {
+            period,
+            next: Mutex::new(now),
+        }
+    }
+
+    /// True at most once per period.
+    pub(crate) fn allow(&self, now: Instant) -> bool {
+        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        if now >= *next {
+            *next = now + self.period;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +96,15 @@ mod tests {
                 .min(policy.max_backoff);
             assert!(b >= base / 2 && b <= base, "attempt {attempt}: {b:?} vs {base:?}");
         }
+    }
+
+    #[test]
+    fn every_allows_once_per_period() {
+        let t0 = Instant::now();
+        let every = Every::new(Duration::from_secs(1), t0);
+        assert!(every.allow(t0));
+        assert!(!every.allow(t0 + Duration::from_millis(999)));
+        assert!(every.allow(t0 + Duration::from_millis(1000)));
     }
 
     #[test]
