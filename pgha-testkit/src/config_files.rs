@@ -146,6 +146,42 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
     })
 }
 
+/// HAProxy in front of the cluster as Patroni's documentation sets it up (its `haproxy.cfg`
+/// example): TCP mode, health checks against each member's REST API, `on-marked-down
+/// shutdown-sessions` so clients of a demoted primary are cut off.
+pub(crate) fn haproxy_config(state: &ClusterState, primary_port: u16, replicas_port: u16) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "global\n    maxconn 2000\n\ndefaults\n    mode tcp\n    retries 2\n    timeout connect 4s\n    \
+         timeout client 30m\n    timeout server 30m\n    timeout check 5s\n"
+    );
+    let check = if state.tls { " check-ssl verify none" } else { "" };
+    for (name, port, uri, balance) in [
+        ("primary", primary_port, "/primary", ""),
+        ("replicas", replicas_port, "/replica", "    balance roundrobin\n"),
+    ] {
+        let _ = writeln!(
+            s,
+            "listen {name}\n    bind 127.0.0.1:{port}\n{balance}    option httpchk OPTIONS {uri}"
+        );
+        let _ = writeln!(s, "    http-check expect status 200");
+        let _ = writeln!(
+            s,
+            "    default-server inter 3s fall 3 rise 2 on-marked-down shutdown-sessions"
+        );
+        for m in &state.members {
+            let _ = writeln!(
+                s,
+                "    server {} 127.0.0.1:{} maxconn 200 check port {}{check}",
+                m.name, m.pg_port, m.rest_port
+            );
+        }
+        let _ = writeln!(s);
+    }
+    s
+}
+
 /// The pgBackRest configuration: a repository inside the cluster directory and every member as a
 /// local `pgN` host, so `backup` and `check` find the current primary by themselves.
 pub(crate) fn pgbackrest_config(state: &ClusterState) -> String {

@@ -53,7 +53,7 @@ mod state;
 mod tls;
 
 pub use builder::{LocalClusterBuilder, PatroniFlavor};
-pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, LocalCluster, MemberInfo};
+pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberInfo};
 pub use error::{Error, Result};
 pub use process::ProcRef;
 pub use rest::MemberStatus;

@@ -134,6 +134,9 @@ pub(crate) struct ClusterState {
     pub(crate) credentials: ClusterCredentials,
     pub(crate) etcd: EtcdState,
     pub(crate) members: Vec<MemberState>,
+    /// HAProxy in front of the cluster, when started ([`crate::LocalCluster::start_haproxy`]).
+    #[serde(default)]
+    pub(crate) haproxy: Option<ProcRef>,
 }
 
 impl ClusterState {
@@ -194,6 +197,7 @@ impl ClusterState {
         let mut procs: Vec<ProcRef> = self.members.iter().filter_map(|m| m.patroni).collect();
         procs.extend(self.members.iter().filter_map(|m| postmaster(&m.data_dir())));
         procs.extend(self.etcd.proc);
+        procs.extend(self.haproxy);
         procs.retain(ProcRef::is_alive);
         procs
     }
@@ -203,6 +207,9 @@ impl ClusterState {
     /// backend still alive at the end is killed too.
     pub(crate) fn stop_all(&mut self, grace: Duration) {
         crate::firewall::remove_rules(&self.scope);
+        if let Some(haproxy) = self.haproxy.take() {
+            haproxy.terminate(grace);
+        }
         let everything: Vec<ProcRef> = self
             .members
             .iter()

@@ -146,9 +146,38 @@ async fn three_nodes_replicate_serve_pgvector_back_up_and_leave_nothing_behind()
     let backups = stanza["backup"].as_array().expect("backup list");
     assert!(backups.iter().any(|b| b["type"] == "full"), "{backups:?}");
 
+    // HAProxy as Patroni's docs set it up: one port to the primary, one to the replicas.
+    let haproxy = cluster.start_haproxy().await.expect("haproxy");
+    let creds = cluster.credentials().app;
+    let through = |port: u16| {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1")
+            .port(port)
+            .user(&creds.username)
+            .password(creds.password.expose())
+            .dbname(&cluster.database());
+        c
+    };
+    for (port, expect_standby) in [(haproxy.primary, false), (haproxy.replicas, true)] {
+        let (client, conn) = through(port)
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("through haproxy");
+        tokio::spawn(conn);
+        let standby: bool = client
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .expect("query")
+            .get(0);
+        assert_eq!(standby, expect_standby, "port {port}");
+    }
+
     // Shutdown stops every process it started, by PID, and removes the directory.
     let procs = cluster.processes();
-    assert!(procs.len() >= 7, "etcd + 3 Patroni + 3 postmasters, got {procs:?}");
+    assert!(
+        procs.len() >= 8,
+        "etcd + 3 Patroni + 3 postmasters + haproxy, got {procs:?}"
+    );
     let dir = cluster.base_dir();
     cluster.shutdown();
     let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
