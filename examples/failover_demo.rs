@@ -116,7 +116,7 @@ impl Injector for RestInjector {
                 }
                 Ok(())
             }
-            Fault::KillLeader => bail!("kill -9 needs a local cluster (omit --patroni)"),
+            Fault::KillLeader | Fault::FreezeLeader => bail!("{} needs a local cluster (omit --patroni)", fault.name()),
             Fault::None(_) => Ok(()),
         }
     }

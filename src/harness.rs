@@ -21,6 +21,8 @@ const TABLE: &str = "pgha_demo_items";
 /// What one fault round measured (`failover_demo --json` prints one per round).
 #[derive(Debug, Clone, Serialize)]
 pub struct RoundReport {
+    /// The client measured (`pgha-client`, or an alternative in the benchmarks).
+    pub client: String,
     /// The fault injected (`kill-9-leader`, `switchover`, `freeze-leader`, `none`).
     pub fault: String,
     /// Seconds from the fault to the first moment a new primary accepted writes, measured by a
@@ -71,21 +73,32 @@ impl Default for WorkloadConfig {
     }
 }
 
-/// Creates the demo table (with an HNSW index) and the heartbeat row, and waits until the
+/// Creates the demo table (with an HNSW index) and heartbeat row 1, and waits until the
 /// standbys have replayed them (a read bounded at 2 s may otherwise legitimately not see a table
 /// created a moment ago).
 pub async fn prepare(client: &Client) -> pgha_client::Result<()> {
-    VectorTable::new(TABLE, DIMS)?
-        .distance(Distance::L2)
-        .ensure(client, IndexKind::hnsw())
-        .await?;
+    prepare_tables(client, &[(TABLE, 1)]).await
+}
+
+/// Creates each `(table, heartbeat row)`: a pgvector table with an HNSW index and a row in
+/// `pgha_heartbeat`; waits until the standbys have replayed them.
+pub async fn prepare_tables(client: &Client, tables: &[(&str, i32)]) -> pgha_client::Result<()> {
+    for (table, _) in tables {
+        VectorTable::new(table, DIMS)?
+            .distance(Distance::L2)
+            .ensure(client, IndexKind::hnsw())
+            .await?;
+    }
+    let rows: Vec<i32> = tables.iter().map(|(_, row)| *row).collect();
     let ((), token) = client
         .op(Intent::Write)
         .idempotent()
-        .run_with_token(async |c| {
-            c.batch_execute(
-                "CREATE TABLE IF NOT EXISTS pgha_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL);
-                 INSERT INTO pgha_heartbeat VALUES (1, 0) ON CONFLICT (id) DO NOTHING",
+        .run_with_token(async move |c| {
+            c.batch_execute("CREATE TABLE IF NOT EXISTS pgha_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL)")
+                .await?;
+            c.execute(
+                "INSERT INTO pgha_heartbeat SELECT unnest($1::int4[]), 0 ON CONFLICT (id) DO NOTHING",
+                &[&rows],
             )
             .await?;
             Ok(())
@@ -109,6 +122,165 @@ pub fn embedding(id: i64) -> Vector {
     )
 }
 
+/// A client under test: how it writes, bumps its heartbeat and reads. pgha-client is one; the
+/// benchmarks add plain deadpool, libpq-style multi-host and HAProxy (see [`PoolDriver`]).
+pub trait Driver: Send + Sync {
+    /// Short name for reports.
+    fn name(&self) -> &str;
+    /// Inserts row `id` into `table`.
+    fn write<'a>(&'a self, table: &'a str, id: i64, v: &'a Vector) -> BoxFuture<'a, Result<(), String>>;
+    /// Sets heartbeat row `row` to `seq`.
+    fn heartbeat(&self, row: i32, seq: i64) -> BoxFuture<'_, Result<(), String>>;
+    /// A k-NN search on `table` plus the heartbeat `row`; returns (ran on a standby, heartbeat).
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>>;
+}
+
+/// A client under test in a round: its driver, its table and its heartbeat row.
+pub type Contender = (Arc<dyn Driver>, String, i32);
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+fn insert_sql(table: &str) -> String {
+    format!("INSERT INTO {table} (id, embedding) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+}
+
+fn knn_sql(table: &str) -> String {
+    format!("SELECT id FROM {table} ORDER BY embedding <-> $1 LIMIT 10")
+}
+
+const HEARTBEAT_READ: &str = "SELECT pg_is_in_recovery(), (SELECT seq FROM pgha_heartbeat WHERE id = $1)";
+const HEARTBEAT_WRITE: &str = "UPDATE pgha_heartbeat SET seq = $2 WHERE id = $1";
+
+/// pgha-client as a [`Driver`]: idempotent insert transactions on the primary, reads on
+/// standbys under `read_bound` (falling back to the primary).
+#[derive(Debug, Clone)]
+pub struct PghaDriver {
+    /// The client.
+    pub client: Client,
+    /// Staleness bound of the reads.
+    pub read_bound: Duration,
+}
+
+impl Driver for PghaDriver {
+    fn name(&self) -> &str {
+        "pgha-client"
+    }
+
+    fn write<'a>(&'a self, table: &'a str, id: i64, v: &'a Vector) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let (sql, v) = (insert_sql(table), v.clone());
+            self.client
+                .op(Intent::Write)
+                .idempotent()
+                .transaction(async move |tx| Ok(tx.execute(&sql, &[&id, &v]).await?))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn heartbeat(&self, row: i32, seq: i64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.client
+                .op(Intent::Write)
+                .idempotent()
+                .run(async move |c| Ok(c.execute(HEARTBEAT_WRITE, &[&row, &seq]).await?))
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>> {
+        Box::pin(async move {
+            let (sql, query) = (knn_sql(table), query.clone());
+            self.client
+                .op(Intent::Standby)
+                .max_lag(LagBound::time(self.read_bound))
+                .transaction(async move |tx| {
+                    let hb = tx.query_one(HEARTBEAT_READ, &[&row]).await?;
+                    tx.query(&sql, &[&query]).await?;
+                    Ok((hb.get::<_, bool>(0), hb.get::<_, i64>(1)))
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// A client made of plain deadpool-postgres pools: writes through `writes`, reads through
+/// `reads`; every error reaches the application (there is no retry layer).
+pub struct PoolDriver {
+    /// Name for reports.
+    pub name: String,
+    /// Pool used for writes and the heartbeat.
+    pub writes: deadpool_postgres::Pool,
+    /// Pool used for reads.
+    pub reads: deadpool_postgres::Pool,
+}
+
+impl std::fmt::Debug for PoolDriver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PoolDriver").field("name", &self.name).finish()
+    }
+}
+
+impl PoolDriver {
+    /// A deadpool pool (fast recycling, 1 s connect and wait timeouts) over `config`.
+    pub fn pool(config: tokio_postgres::Config, size: usize) -> anyhow::Result<deadpool_postgres::Pool> {
+        let manager = deadpool_postgres::Manager::from_config(
+            config,
+            tokio_postgres::NoTls,
+            deadpool_postgres::ManagerConfig {
+                recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+            },
+        );
+        Ok(deadpool_postgres::Pool::builder(manager)
+            .max_size(size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(Duration::from_secs(1)))
+            .wait_timeout(Some(Duration::from_secs(1)))
+            .build()?)
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl Driver for PoolDriver {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn write<'a>(&'a self, table: &'a str, id: i64, v: &'a Vector) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let conn = self.writes.get().await.map_err(err)?;
+            conn.execute(&insert_sql(table), &[&id, v]).await.map(drop).map_err(err)
+        })
+    }
+
+    fn heartbeat(&self, row: i32, seq: i64) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let conn = self.writes.get().await.map_err(err)?;
+            conn.execute(HEARTBEAT_WRITE, &[&row, &seq])
+                .await
+                .map(drop)
+                .map_err(err)
+        })
+    }
+
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>> {
+        Box::pin(async move {
+            let conn = self.reads.get().await.map_err(err)?;
+            let hb = conn.query_one(HEARTBEAT_READ, &[&row]).await.map_err(err)?;
+            conn.query(&knn_sql(table), &[query]).await.map_err(err)?;
+            Ok((hb.get::<_, bool>(0), hb.get::<_, i64>(1)))
+        })
+    }
+}
+
 #[derive(Debug, Default)]
 struct Log {
     acks: Vec<(i64, Instant)>,
@@ -125,78 +297,95 @@ pub struct Workload {
     log: Arc<Mutex<Log>>,
     stop: Arc<AtomicBool>,
     tasks: JoinSet<()>,
+    table: String,
+    name: String,
 }
 
 fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Pause after an error, so a client that fails fast does not spin.
+const ERROR_PAUSE: Duration = Duration::from_millis(10);
+
 impl Workload {
-    /// Starts writers, readers and the heartbeat. Ids start above any already in the table.
+    /// Starts pgha-client's workload on the demo table (heartbeat row 1).
     pub async fn start(client: &Client, config: &WorkloadConfig) -> pgha_client::Result<Self> {
+        let driver = Arc::new(PghaDriver {
+            client: client.clone(),
+            read_bound: config.read_bound,
+        });
+        Self::start_driver(client, driver, TABLE, 1, config).await
+    }
+
+    /// Starts writers, readers and the heartbeat of `driver` on `table` and heartbeat `row`
+    /// (create both with [`prepare_tables`]). `client` is used only to find the first free id.
+    pub async fn start_driver(
+        client: &Client,
+        driver: Arc<dyn Driver>,
+        table: &str,
+        row: i32,
+        config: &WorkloadConfig,
+    ) -> pgha_client::Result<Self> {
         let first_id: i64 = client
             .run(Intent::Primary, async |c| {
                 Ok(
-                    c.query_one(&format!("SELECT coalesce(max(id), 0) + 1 FROM {TABLE}"), &[])
+                    c.query_one(&format!("SELECT coalesce(max(id), 0) + 1 FROM {table}"), &[])
                         .await?
                         .get(0),
                 )
             })
             .await?;
+        let seq0: i64 = client
+            .run(Intent::Primary, async move |c| {
+                Ok(c.query_one("SELECT seq FROM pgha_heartbeat WHERE id = $1", &[&row])
+                    .await?
+                    .get(0))
+            })
+            .await?;
         let next_id = Arc::new(AtomicI64::new(first_id));
         let log = Arc::new(Mutex::new(Log::default()));
+        lock(&log).heartbeat.push((seq0, Instant::now()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
 
         for _ in 0..config.writers {
-            let (client, log, stop, next_id) = (client.clone(), log.clone(), stop.clone(), next_id.clone());
+            let (driver, log, stop, next_id, table) = (
+                driver.clone(),
+                log.clone(),
+                stop.clone(),
+                next_id.clone(),
+                table.to_owned(),
+            );
             tasks.spawn(async move {
-                let sql = format!("INSERT INTO {TABLE} (id, embedding) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING");
                 while !stop.load(Ordering::Relaxed) {
                     let id = next_id.fetch_add(1, Ordering::Relaxed);
                     let v = embedding(id);
-                    // Owned captures: a `move` async closure that borrows locals cannot be
-                    // proven `Send` by today's compiler (see the pgha-client crate docs).
-                    let sql = sql.clone();
-                    let result = client
-                        .op(Intent::Write)
-                        .idempotent()
-                        .transaction(async move |tx| Ok(tx.execute(&sql, &[&id, &v]).await?))
-                        .await;
-                    let mut log = lock(&log);
+                    let result = driver.write(&table, id, &v).await;
+                    let failed = result.is_err();
                     match result {
-                        Ok(_) => log.acks.push((id, Instant::now())),
-                        Err(e) => log.errors.push(format!("write {id}: {e}")),
+                        Ok(()) => lock(&log).acks.push((id, Instant::now())),
+                        Err(e) => lock(&log).errors.push(format!("write {id}: {e}")),
+                    }
+                    if failed {
+                        tokio::time::sleep(ERROR_PAUSE).await;
                     }
                 }
             });
         }
 
         {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+            let (driver, log, stop) = (driver.clone(), log.clone(), stop.clone());
             tasks.spawn(async move {
-                let mut seq: i64 = client
-                    .run(Intent::Primary, async |c| {
-                        Ok(c.query_one("SELECT seq FROM pgha_heartbeat WHERE id = 1", &[])
-                            .await?
-                            .get(0))
-                    })
-                    .await
-                    .unwrap_or(0);
-                lock(&log).heartbeat.push((seq, Instant::now()));
+                let mut seq = seq0;
                 while !stop.load(Ordering::Relaxed) {
                     seq += 1;
-                    let result = client
-                        .op(Intent::Write)
-                        .idempotent()
-                        .run(async move |c| {
-                            Ok(c.execute("UPDATE pgha_heartbeat SET seq = $1 WHERE id = 1", &[&seq])
-                                .await?)
-                        })
-                        .await;
-                    match result {
-                        Ok(_) => lock(&log).heartbeat.push((seq, Instant::now())),
-                        Err(e) => lock(&log).errors.push(format!("heartbeat {seq}: {e}")),
+                    match driver.heartbeat(row, seq).await {
+                        Ok(()) => lock(&log).heartbeat.push((seq, Instant::now())),
+                        Err(e) => {
+                            // The value may or may not have been written: the next one supersedes it.
+                            lock(&log).errors.push(format!("heartbeat {seq}: {e}"));
+                        }
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
@@ -204,51 +393,53 @@ impl Workload {
         }
 
         for reader in 0..config.readers {
-            let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+            let (driver, log, stop, table) = (driver.clone(), log.clone(), stop.clone(), table.to_owned());
             let bound = config.read_bound;
             tasks.spawn(async move {
-                let sql = format!("SELECT id FROM {TABLE} ORDER BY embedding <-> $1 LIMIT 10");
                 let mut n = reader as i64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 7;
                     let query = embedding(n);
-                    let sql = sql.clone();
                     let started = Instant::now();
-                    let result = client
-                        .op(Intent::Standby)
-                        .max_lag(LagBound::time(bound))
-                        .transaction(async move |tx| {
-                            let row = tx
-                                .query_one(
-                                    "SELECT pg_is_in_recovery(), (SELECT seq FROM pgha_heartbeat WHERE id = 1)",
-                                    &[],
-                                )
-                                .await?;
-                            tx.query(&sql, &[&query]).await?;
-                            Ok((row.get::<_, bool>(0), row.get::<_, i64>(1)))
-                        })
-                        .await;
-                    let mut log = lock(&log);
-                    match result {
-                        Ok((standby, seq)) => {
-                            if standby {
-                                log.reads_standby += 1;
-                            } else {
-                                log.reads_primary += 1;
+                    let result = driver.read(&table, row, &query).await;
+                    let failed = result.is_err();
+                    {
+                        let mut log = lock(&log);
+                        match result {
+                            Ok((standby, seq)) => {
+                                if standby {
+                                    log.reads_standby += 1;
+                                } else {
+                                    log.reads_primary += 1;
+                                }
+                                // Stale if a heartbeat acknowledged more than `bound` before the
+                                // read started is missing from what it saw.
+                                let missing = log.heartbeat.iter().find(|(s, _)| *s == seq + 1);
+                                if missing.is_some_and(|(_, acked)| *acked + bound < started) {
+                                    log.stale_reads += 1;
+                                }
                             }
-                            // Stale if a heartbeat acknowledged more than `bound` before the read
-                            // started is missing from what it saw.
-                            let missing = log.heartbeat.iter().find(|(s, _)| *s == seq + 1);
-                            if missing.is_some_and(|(_, acked)| *acked + bound < started) {
-                                log.stale_reads += 1;
-                            }
+                            Err(e) => log.errors.push(format!("read: {e}")),
                         }
-                        Err(e) => log.errors.push(format!("read: {e}")),
+                    }
+                    if failed {
+                        tokio::time::sleep(ERROR_PAUSE).await;
                     }
                 }
             });
         }
-        Ok(Self { log, stop, tasks })
+        Ok(Self {
+            log,
+            stop,
+            tasks,
+            table: table.to_owned(),
+            name: driver.name().to_owned(),
+        })
+    }
+
+    /// When this workload last acknowledged a write.
+    pub fn last_ack(&self) -> Option<Instant> {
+        lock(&self.log).acks.iter().map(|(_, t)| *t).max()
     }
 
     /// Stops the workload and returns what it saw.
@@ -256,25 +447,40 @@ impl Workload {
         self.stop.store(true, Ordering::Relaxed);
         while self.tasks.join_next().await.is_some() {}
         let log = std::mem::take(&mut *lock(&self.log));
-        WorkloadLog(log)
+        WorkloadLog {
+            log,
+            table: self.table,
+            name: self.name,
+            ended: Instant::now(),
+        }
     }
 }
 
 /// What a stopped workload saw.
 #[derive(Debug)]
-pub struct WorkloadLog(Log);
+pub struct WorkloadLog {
+    log: Log,
+    table: String,
+    name: String,
+    ended: Instant,
+}
 
 impl WorkloadLog {
-    /// Longest interval between consecutive acknowledged writes.
+    /// Longest interval without an acknowledged write, counting the time from the last one to
+    /// the end (a client that never recovered has a gap as long as the rest of the round).
     pub fn write_gap(&self) -> Duration {
-        let mut times: Vec<Instant> = self.0.acks.iter().map(|(_, t)| *t).collect();
+        let mut times: Vec<Instant> = self.log.acks.iter().map(|(_, t)| *t).collect();
         times.sort();
-        times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+        let inner = times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        let trailing = times
+            .last()
+            .map_or(Duration::ZERO, |t| self.ended.saturating_duration_since(*t));
+        inner.max(trailing)
     }
 
     /// Ids of acknowledged writes.
     pub fn acked_ids(&self) -> Vec<i64> {
-        self.0.acks.iter().map(|(id, _)| *id).collect()
+        self.log.acks.iter().map(|(id, _)| *id).collect()
     }
 
     /// Builds the report; `lost` is the number of acknowledged writes missing afterwards.
@@ -282,17 +488,18 @@ impl WorkloadLog {
         let gap = self.write_gap().as_secs_f64();
         let promotion_s = promotion.map(|p| p.as_secs_f64());
         RoundReport {
+            client: self.name.clone(),
             fault: fault.to_owned(),
             promotion_s,
             write_gap_s: gap,
             gap_minus_promotion_s: promotion_s.map(|p| gap - p),
-            errors_surfaced: self.0.errors.len() as u64,
-            reads_standby: self.0.reads_standby,
-            reads_primary: self.0.reads_primary,
-            stale_reads: self.0.stale_reads,
-            writes_acked: self.0.acks.len() as u64,
+            errors_surfaced: self.log.errors.len() as u64,
+            reads_standby: self.log.reads_standby,
+            reads_primary: self.log.reads_primary,
+            stale_reads: self.log.stale_reads,
+            writes_acked: self.log.acks.len() as u64,
             acked_writes_lost: lost,
-            error_samples: self.0.errors.iter().take(5).cloned().collect(),
+            error_samples: self.log.errors.iter().take(5).cloned().collect(),
             primary_before: None,
             primary_after: None,
         }
@@ -300,11 +507,11 @@ impl WorkloadLog {
 }
 
 /// Counts acknowledged ids missing on the primary.
-pub async fn count_lost(client: &Client, acked: &[i64]) -> pgha_client::Result<u64> {
+pub async fn count_lost(client: &Client, table: &str, acked: &[i64]) -> pgha_client::Result<u64> {
     let found: i64 = client
         .run(Intent::Primary, async |c| {
             Ok(
-                c.query_one(&format!("SELECT count(*) FROM {TABLE} WHERE id = ANY($1)"), &[&acked])
+                c.query_one(&format!("SELECT count(*) FROM {table} WHERE id = ANY($1)"), &[&acked])
                     .await?
                     .get(0),
             )
@@ -407,6 +614,9 @@ pub enum Fault {
     KillLeader,
     /// A switchover through the Patroni REST API.
     Switchover,
+    /// SIGSTOP of the leader's Patroni and PostgreSQL until a new leader is elected (local
+    /// clusters); it is continued (SIGCONT) after the round.
+    FreezeLeader,
     /// Nothing: someone else injects the fault; the round only measures for this long.
     None(Duration),
 }
@@ -417,6 +627,7 @@ impl Fault {
         match self {
             Self::KillLeader => "kill-9-leader",
             Self::Switchover => "switchover",
+            Self::FreezeLeader => "freeze-leader",
             Self::None(_) => "none",
         }
     }
@@ -434,6 +645,7 @@ impl Injector for pgha_testkit::LocalCluster {
     async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
         match fault {
             Fault::KillLeader => self.kill_node(leader)?,
+            Fault::FreezeLeader => self.freeze_node(leader)?,
             Fault::Switchover => {
                 self.switchover(None).await?;
             }
@@ -443,8 +655,10 @@ impl Injector for pgha_testkit::LocalCluster {
     }
 
     async fn recover(&self, fault: Fault, old_leader: &str) -> anyhow::Result<()> {
-        if fault == Fault::KillLeader {
-            self.start_node(old_leader)?;
+        match fault {
+            Fault::KillLeader => self.start_node(old_leader)?,
+            Fault::FreezeLeader => self.thaw_node(old_leader)?,
+            _ => {}
         }
         if fault != Fault::None(Duration::ZERO) {
             self.wait_streaming(old_leader, Duration::from_secs(120)).await?;
@@ -508,42 +722,86 @@ pub async fn run_round<I: Injector>(
     config: &WorkloadConfig,
     probe_targets: Vec<(String, tokio_postgres::Config)>,
 ) -> anyhow::Result<RoundReport> {
+    let driver: Arc<dyn Driver> = Arc::new(PghaDriver {
+        client: client.clone(),
+        read_bound: config.read_bound,
+    });
+    let mut reports = run_fault(
+        client,
+        injector,
+        fault,
+        config,
+        probe_targets,
+        &[(driver, TABLE.to_owned(), 1)],
+        Duration::from_secs(3),
+    )
+    .await?;
+    reports.pop().ok_or_else(|| anyhow::anyhow!("no report"))
+}
+
+/// Runs every `(driver, table, heartbeat row)` side by side through one fault. After pgha sees
+/// the new primary, waits until every client has written again (at most 30 s: a client pinned
+/// to the old primary never does) and then `settle` more.
+pub async fn run_fault<I: Injector>(
+    client: &Client,
+    injector: &I,
+    fault: Fault,
+    config: &WorkloadConfig,
+    probe_targets: Vec<(String, tokio_postgres::Config)>,
+    drivers: &[Contender],
+    settle: Duration,
+) -> anyhow::Result<Vec<RoundReport>> {
     let before = client.topology().primary().map(|m| m.name.clone());
     let leader = before
         .clone()
         .ok_or_else(|| anyhow::anyhow!("no primary before the fault"))?;
     let probe = PromotionProbe::start(probe_targets);
-    let workload = Workload::start(client, config).await?;
+    let mut workloads = Vec::new();
+    for (driver, table, row) in drivers {
+        workloads.push(Workload::start_driver(client, driver.clone(), table, *row, config).await?);
+    }
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     probe.reset();
     let fault_at = Instant::now();
-    let inject = injector.inject(fault, &leader);
     match fault {
         Fault::None(duration) => {
-            inject.await?;
+            injector.inject(fault, &leader).await?;
             tokio::time::sleep(duration).await;
         }
         _ => {
-            // A switchover call returns only once Patroni is done: the workload runs meanwhile.
-            inject.await?;
+            // A switchover call returns only once Patroni is done: the workloads run meanwhile.
+            injector.inject(fault, &leader).await?;
             client
                 .wait_for_topology(Duration::from_secs(90), |t| {
                     t.primary().is_some_and(|p| p.name != leader)
                 })
                 .await?;
-            tokio::time::sleep(Duration::from_secs(3)).await;
+            let seen = Instant::now();
+            let give_up = seen + Duration::from_secs(30);
+            while Instant::now() < give_up && !workloads.iter().all(|w| w.last_ack().is_some_and(|t| t > seen)) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(settle).await;
         }
     }
-    let log = workload.stop().await;
+    let mut logs = Vec::new();
+    for w in workloads {
+        logs.push(w.stop().await);
+    }
     let promotion = probe
         .new_primary_since(Some(&leader))
         .map(|(_, t)| t.saturating_duration_since(fault_at));
     probe.stop().await;
-    let lost = count_lost(client, &log.acked_ids()).await?;
-    let mut report = log.report(fault.name(), promotion, lost);
-    report.primary_before = before;
-    report.primary_after = client.topology().primary().map(|m| m.name.clone());
+    let after = client.topology().primary().map(|m| m.name.clone());
+    let mut reports = Vec::new();
+    for log in &logs {
+        let lost = count_lost(client, &log.table, &log.acked_ids()).await?;
+        let mut report = log.report(fault.name(), promotion, lost);
+        report.primary_before = before.clone();
+        report.primary_after = after.clone();
+        reports.push(report);
+    }
     injector.recover(fault, &leader).await?;
-    Ok(report)
+    Ok(reports)
 }

@@ -743,5 +743,14 @@ fn _assert_impls() {
     if let Some(c) = client {
         send(&c.run(Intent::Write, async |conn| Ok(conn.execute("SELECT 1", &[]).await?)));
         send(&c.transaction(async |tx| Ok(tx.execute("SELECT 1", &[]).await?)));
+        #[cfg(feature = "pgvector")]
+        if let Ok(t) = crate::vector::VectorTable::new("t", 3) {
+            let rows = [(1_i64, pgvector::Vector::from(vec![0.0; 3]))];
+            let q = pgvector::Vector::from(vec![0.0; 3]);
+            send(&t.search(&c, &q, 10, crate::vector::SearchOptions::default()));
+            send(&t.copy_in(&c, &rows));
+            send(&t.insert(&c, &rows));
+            send(&t.ensure(&c, crate::vector::IndexKind::hnsw()));
+        }
     }
 }

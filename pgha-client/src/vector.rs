@@ -177,7 +177,7 @@ impl VectorTable {
         client
             .op(Intent::Write)
             .idempotent()
-            .run(async |conn| {
+            .run(async move |conn| {
                 conn.batch_execute(&ddl).await?;
                 if let Some(sql) = &index_ddl {
                     conn.batch_execute(sql).await?;
@@ -203,13 +203,15 @@ impl VectorTable {
     pub async fn copy_in(&self, client: &Client, rows: &[(i64, Vector)]) -> Result<u64> {
         rows.iter().try_for_each(|(_, v)| self.check(v))?;
         let sql = format!("COPY {} (id, embedding) FROM STDIN (FORMAT BINARY)", self.table);
+        // Owned by the closure (which runs again on a retry), so the future is `Send`.
+        let rows: std::sync::Arc<[(i64, Vector)]> = rows.into();
         client
-            .transaction(async |tx| {
+            .transaction(async move |tx| {
                 let oid: u32 = tx.query_one("SELECT 'vector'::regtype::oid", &[]).await?.get(0);
                 let vector_type = Type::new("vector".into(), oid, TypeKind::Simple, "public".into());
                 let sink = tx.copy_in(&sql).await?;
                 let mut writer = std::pin::pin!(BinaryCopyInWriter::new(sink, &[Type::INT8, vector_type]));
-                for (id, v) in rows {
+                for (id, v) in rows.iter() {
                     writer.as_mut().write(&[id, v]).await?;
                 }
                 Ok(writer.finish().await?)
@@ -225,24 +227,30 @@ impl VectorTable {
             return Ok(0);
         }
         let mut sql = format!("INSERT INTO {} (id, embedding) VALUES ", self.table);
-        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::with_capacity(rows.len() * 2);
-        for (i, (id, v)) in rows.iter().enumerate() {
+        for i in 0..rows.len() {
             if i > 0 {
                 sql.push(',');
             }
             sql.push_str(&format!("(${}, ${})", 2 * i + 1, 2 * i + 2));
-            params.push(id);
-            params.push(v);
         }
         sql.push_str(" ON CONFLICT (id) DO NOTHING");
+        let rows: std::sync::Arc<[(i64, Vector)]> = rows.into();
         client
             .op(Intent::Write)
             .idempotent()
-            .run(async |conn| Ok(conn.execute(&sql, &params).await?))
+            .run(async move |conn| {
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = rows
+                    .iter()
+                    .flat_map(|(id, v)| [id as &(dyn tokio_postgres::types::ToSql + Sync), v])
+                    .collect();
+                Ok(conn.execute(&sql, &params).await?)
+            })
             .await
     }
 
     /// The `k` nearest rows to `query`, by the table's distance.
+    ///
+    /// The returned future is `Send`: searches can run in spawned tasks.
     pub async fn search(
         &self,
         client: &Client,
@@ -264,7 +272,8 @@ impl VectorTable {
         if let Some(token) = opts.after {
             op = op.after(token);
         }
-        op.transaction(async |tx| {
+        let query = query.clone();
+        op.transaction(async move |tx| {
             if let Some(ef) = opts.ef_search {
                 tx.execute("SELECT set_config('hnsw.ef_search', $1, true)", &[&ef.to_string()])
                     .await?;
@@ -273,7 +282,7 @@ impl VectorTable {
                 tx.batch_execute("SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off")
                     .await?;
             }
-            let rows = tx.query(&sql, &[query, &limit]).await?;
+            let rows = tx.query(&sql, &[&query, &limit]).await?;
             rows.iter()
                 .map(|r| {
                     Ok(Neighbor {
