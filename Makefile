@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test lint fmt unit clean-clusters
+.PHONY: deps build demo test bench lint fmt unit clean-clusters
 
 deps:
 	@bash scripts/install-deps.sh
@@ -16,15 +16,21 @@ build: deps
 demo: deps
 	$(CARGO) run --release --example failover_demo
 
-## Everything: formatting, lints, unit tests and integration tests against real clusters.
+## Everything: formatting, lints, unit tests and integration tests against real clusters, and a
+## smoke run of the benchmark (no timing is asserted).
 test: deps lint
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --profile ci; \
 	else \
 		echo "cargo-nextest not found; falling back to cargo test" >&2; \
-		$(CARGO) test --workspace --all-targets; \
+		$(CARGO) test --workspace --lib --bins --tests --examples; \
 	fi
 	$(CARGO) test --workspace --doc
+	$(CARGO) test --bench failover -- --quick
+
+## The benchmarks of BENCHMARKS.md (release build, ~15 min; add ARGS="--json" for one JSON document).
+bench: deps
+	$(CARGO) bench --bench failover -- $(ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -289,6 +289,7 @@ struct FailoverRow {
     errors_surfaced: u64,
     stale_reads: u64,
     acked_writes_lost: u64,
+    ops_stuck: u64,
     reads_standby: u64,
     reads_primary: u64,
 }
@@ -324,6 +325,7 @@ fn summarize(fault: &str, client: &str, reports: &[&RoundReport]) -> FailoverRow
         errors_surfaced: sum(|r| r.errors_surfaced),
         stale_reads: sum(|r| r.stale_reads),
         acked_writes_lost: sum(|r| r.acked_writes_lost),
+        ops_stuck: sum(|r| r.ops_stuck),
         reads_standby: sum(|r| r.reads_standby),
         reads_primary: sum(|r| r.reads_primary),
     }
@@ -756,7 +758,7 @@ fn print_report(r: &Report) {
         );
         for f in &r.failover {
             println!(
-                "{:<14} {:<28} {:>6} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>6} {:>6} {:>5}",
+                "{:<14} {:<28} {:>6} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>10} {:>6} {:>6} {:>5} {:>5}",
                 f.fault,
                 f.client,
                 f.trials,
@@ -768,7 +770,8 @@ fn print_report(r: &Report) {
                 opt(f.gap_minus_promotion_p95_s),
                 f.errors_surfaced,
                 f.stale_reads,
-                f.acked_writes_lost
+                f.acked_writes_lost,
+                f.ops_stuck
             );
         }
         println!();

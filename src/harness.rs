@@ -44,6 +44,8 @@ pub struct RoundReport {
     pub writes_acked: u64,
     /// Acknowledged writes missing on the primary after the fault.
     pub acked_writes_lost: u64,
+    /// Operations still waiting for an answer when the round ended (abandoned).
+    pub ops_stuck: u64,
     /// The first few errors, for the log.
     pub error_samples: Vec<String>,
     /// Old and new primary.
@@ -442,16 +444,25 @@ impl Workload {
         lock(&self.log).acks.iter().map(|(_, t)| *t).max()
     }
 
-    /// Stops the workload and returns what it saw.
+    /// Stops the workload and returns what it saw. Operations still running 5 s after the stop
+    /// (a client stuck on a frozen node, with no timeout of its own) are abandoned and counted.
     pub async fn stop(mut self) -> WorkloadLog {
         self.stop.store(true, Ordering::Relaxed);
+        let ended = Instant::now();
+        let drained = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        let stuck = if drained.is_err() { self.tasks.len() as u64 } else { 0 };
+        self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         let log = std::mem::take(&mut *lock(&self.log));
         WorkloadLog {
             log,
             table: self.table,
             name: self.name,
-            ended: Instant::now(),
+            ended,
+            stuck,
         }
     }
 }
@@ -463,6 +474,7 @@ pub struct WorkloadLog {
     table: String,
     name: String,
     ended: Instant,
+    stuck: u64,
 }
 
 impl WorkloadLog {
@@ -499,6 +511,7 @@ impl WorkloadLog {
             stale_reads: self.log.stale_reads,
             writes_acked: self.log.acks.len() as u64,
             acked_writes_lost: lost,
+            ops_stuck: self.stuck,
             error_samples: self.log.errors.iter().take(5).cloned().collect(),
             primary_before: None,
             primary_after: None,
