@@ -331,7 +331,11 @@ fn summarize(fault: &str, client: &str, reports: &[&RoundReport]) -> FailoverRow
     }
 }
 
-async fn failover_section(target: &Target, args: &Args) -> anyhow::Result<Vec<FailoverRow>> {
+async fn failover_section(
+    target: &Target,
+    args: &Args,
+    failures: &mut Vec<String>,
+) -> anyhow::Result<Vec<FailoverRow>> {
     let tables: Vec<(&str, i32)> = CLIENTS.to_vec();
     harness::prepare_tables(&target.client, &tables).await?;
     let config = WorkloadConfig {
@@ -365,14 +369,22 @@ async fn failover_section(target: &Target, args: &Args) -> anyhow::Result<Vec<Fa
             let settle = Duration::from_secs(2);
             let reports = match (&target.cluster, &target.rest) {
                 (Some(cluster), _) => {
-                    harness::run_fault(&target.client, cluster, fault, &config, probe, &drivers, settle).await?
+                    harness::run_fault(&target.client, cluster, fault, &config, probe, &drivers, settle).await
                 }
                 (None, Some(rest)) => {
-                    harness::run_fault(&target.client, rest, fault, &config, probe, &drivers, settle).await?
+                    harness::run_fault(&target.client, rest, fault, &config, probe, &drivers, settle).await
                 }
                 (None, None) => bail!("no way to inject faults"),
             };
-            all.extend(reports);
+            match reports {
+                Ok(reports) => all.extend(reports),
+                Err(e) => {
+                    // Recorded and reported; the next trial starts from whatever state is left.
+                    let what = format!("{} trial {trial}: {e:#}", fault.name());
+                    eprintln!("failover: {what}");
+                    failures.push(what);
+                }
+            }
         }
         let mut clients: Vec<String> = Vec::new();
         for r in &all {
@@ -730,6 +742,8 @@ struct Report {
     quick: bool,
     machine: String,
     failover: Vec<FailoverRow>,
+    /// Trials that could not complete (and why).
+    failed_trials: Vec<String>,
     steady: Vec<SteadyRow>,
     vector: Option<VectorReport>,
 }
@@ -775,6 +789,9 @@ fn print_report(r: &Report) {
             );
         }
         println!();
+    }
+    for f in &r.failed_trials {
+        println!("failed trial: {f}");
     }
     if !r.steady.is_empty() {
         println!(
@@ -829,10 +846,11 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let target = target(&args).await?;
+    let mut failed_trials = Vec::new();
     let failover = if args.skip_failover {
         Vec::new()
     } else {
-        failover_section(&target, &args).await?
+        failover_section(&target, &args, &mut failed_trials).await?
     };
     let steady = if args.skip_steady {
         Vec::new()
@@ -849,6 +867,7 @@ async fn main() -> anyhow::Result<()> {
         quick: args.quick,
         machine: machine(),
         failover,
+        failed_trials,
         steady,
         vector,
     };
@@ -864,7 +883,7 @@ async fn main() -> anyhow::Result<()> {
     // The smoke run checks what must hold whatever the timings.
     if args.quick {
         let pgha: Vec<&FailoverRow> = report.failover.iter().filter(|r| r.client == "pgha-client").collect();
-        if pgha.iter().any(|r| r.errors_surfaced > 0 || r.stale_reads > 0) {
+        if !report.failed_trials.is_empty() || pgha.iter().any(|r| r.errors_surfaced > 0 || r.stale_reads > 0) {
             bail!("pgha-client surfaced errors or stale reads: {pgha:?}");
         }
     }

@@ -673,8 +673,15 @@ impl Injector for pgha_testkit::LocalCluster {
             Fault::FreezeLeader => self.thaw_node(old_leader)?,
             _ => {}
         }
-        if fault != Fault::None(Duration::ZERO) {
-            self.wait_streaming(old_leader, Duration::from_secs(120)).await?;
+        if matches!(fault, Fault::None(_)) {
+            return Ok(());
+        }
+        if let Err(e) = self.wait_streaming(old_leader, Duration::from_secs(90)).await {
+            // Patroni 3.0.2 can leave a thawed or killed leader unable to follow (a diverged
+            // timeline pg_rewind does not fix): clone it again, as an operator would.
+            tracing::warn!(member = old_leader, error = %e, "old leader does not stream: reinitializing it");
+            self.reinitialize(old_leader).await?;
+            self.wait_streaming(old_leader, Duration::from_secs(180)).await?;
         }
         Ok(())
     }

@@ -975,6 +975,23 @@ impl LocalCluster {
         self.post_to_leader("switchover", body).await
     }
 
+    /// `POST /reinitialize` on a replica: Patroni wipes its data directory and clones it again
+    /// from the leader (the way out for a replica that can no longer follow, e.g. one left on a
+    /// diverged timeline). Does not wait; see [`wait_streaming`](Self::wait_streaming).
+    pub async fn reinitialize(&self, member: &str) -> Result<String> {
+        let url = self.api_url(member)?;
+        let auth = self.credentials().rest;
+        rest::post(
+            &self.http,
+            &url,
+            "reinitialize",
+            &json!({ "force": true }),
+            auth.as_ref(),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
     /// `POST /failover` to `candidate` (works without a leader).
     pub async fn failover(&self, candidate: &str) -> Result<String> {
         self.post_to_leader("failover", json!({ "candidate": candidate })).await
