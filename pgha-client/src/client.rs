@@ -69,6 +69,9 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Attempts still running after this start watching for their member being lost.
+const FAST_ATTEMPT: Duration = Duration::from_millis(20);
+
 const PHASE_CHECKOUT: u8 = 0;
 const PHASE_BODY: u8 = 1;
 const PHASE_COMMIT: u8 = 2;
@@ -615,10 +618,18 @@ impl Op<'_> {
         }
         let mut rx = inner.snapshots.clone();
         let name = handle.address.name.clone();
-        let outcome = tokio::select! {
-            r = attempt(&mut conn, phase) => Ok(r),
-            a = member_lost(&mut rx, &name, needs_primary) => Err(a),
-            () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+        // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
+        // costs a registration on the snapshot channel) to be abandoned when their member is lost.
+        let outcome = {
+            let mut work = std::pin::pin!(attempt(&mut conn, phase));
+            match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
+                Ok(r) => Ok(r),
+                Err(_) => tokio::select! {
+                    r = &mut work => Ok(r),
+                    a = member_lost(&mut rx, &name, needs_primary) => Err(a),
+                    () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+                },
+            }
         };
         match outcome {
             Ok(Ok(value)) => Ok(Some(value)),
