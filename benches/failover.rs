@@ -364,7 +364,23 @@ async fn failover_section(
             if !args.json {
                 eprintln!("failover: {} trial {trial}/{trials} …", fault.name());
             }
-            let drivers = drivers(target, &config)?;
+            // Start each trial from a settled cluster, as pgha sees it.
+            let settled = target
+                .client
+                .wait_for_topology(Duration::from_secs(120), |t| {
+                    t.primary().is_some() && t.members.iter().all(|m| m.is_primary() || m.is_standby())
+                })
+                .await;
+            let drivers = match settled
+                .map_err(anyhow::Error::from)
+                .and_then(|_| drivers(target, &config))
+            {
+                Ok(d) => d,
+                Err(e) => {
+                    failures.push(format!("{} trial {trial}: cluster not settled: {e:#}", fault.name()));
+                    continue;
+                }
+            };
             let probe = harness::probe_targets(&target.client, &target.user, &target.password, &target.db);
             let settle = Duration::from_secs(2);
             let reports = match (&target.cluster, &target.rest) {

@@ -676,12 +676,19 @@ impl Injector for pgha_testkit::LocalCluster {
         if matches!(fault, Fault::None(_)) {
             return Ok(());
         }
-        if let Err(e) = self.wait_streaming(old_leader, Duration::from_secs(90)).await {
-            // Patroni 3.0.2 can leave a thawed or killed leader unable to follow (a diverged
-            // timeline pg_rewind does not fix): clone it again, as an operator would.
-            tracing::warn!(member = old_leader, error = %e, "old leader does not stream: reinitializing it");
-            self.reinitialize(old_leader).await?;
-            self.wait_streaming(old_leader, Duration::from_secs(180)).await?;
+        // Back to one leader and every replica streaming. A thawed leader may even take the
+        // lock back (Patroni 3.0.2), so wait for the whole cluster, not for one member.
+        if let Err(e) = self.wait_ready(Duration::from_secs(90)).await {
+            // Patroni 3.0.2 can leave a member unable to follow (a diverged timeline pg_rewind
+            // does not fix): clone the ones that do not stream again, as an operator would.
+            let leader = self.leader().await?;
+            for member in self.member_names().into_iter().filter(|m| *m != leader) {
+                if !self.is_streaming(&member).await.unwrap_or(false) {
+                    tracing::warn!(member, error = %e, "member does not stream: reinitializing it");
+                    self.reinitialize(&member).await?;
+                }
+            }
+            self.wait_ready(Duration::from_secs(180)).await?;
         }
         Ok(())
     }
