@@ -155,7 +155,7 @@ async fn three_nodes_replicate_serve_pgvector_back_up_and_leave_nothing_behind()
             .port(port)
             .user(&creds.username)
             .password(creds.password.expose())
-            .dbname(&cluster.database());
+            .dbname(cluster.database());
         c
     };
     for (port, expect_standby) in [(haproxy.primary, false), (haproxy.replicas, true)] {
