@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use pgha::client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
 use pgha::client::{Client, Intent, LagBound};
-use pgha::harness::{self, Contender, Fault, Injector, PghaDriver, PoolDriver, RoundReport, WorkloadConfig};
+use pgha::harness::{self, Contender, Fault, PghaDriver, PoolDriver, RestInjector, RoundReport, WorkloadConfig};
 use pgha::testkit::LocalCluster;
 use pgvector::Vector;
 use serde::Serialize;
@@ -79,42 +79,8 @@ struct Target {
     db: String,
     haproxy: Option<((String, u16), (String, u16))>,
     cluster: Option<LocalCluster>,
-    rest: Option<RestSwitchover>,
+    rest: Option<RestInjector>,
     description: String,
-}
-
-struct RestSwitchover {
-    http: reqwest::Client,
-    client: Client,
-    auth: Option<(String, String)>,
-}
-
-impl Injector for RestSwitchover {
-    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
-        if fault != Fault::Switchover {
-            bail!("only switchover can be injected into an existing cluster");
-        }
-        let url = self
-            .client
-            .topology()
-            .member(leader)
-            .and_then(|m| m.api_url.clone())
-            .context("leader's Patroni URL unknown")?;
-        let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
-        let mut request = self.http.post(url).json(&serde_json::json!({ "leader": leader }));
-        if let Some((u, p)) = &self.auth {
-            request = request.basic_auth(u, Some(p));
-        }
-        let response = request.timeout(Duration::from_secs(60)).send().await?;
-        if !response.status().is_success() {
-            bail!("switchover refused: {}", response.text().await.unwrap_or_default());
-        }
-        Ok(())
-    }
-
-    async fn recover(&self, _fault: Fault, _old: &str) -> anyhow::Result<()> {
-        Ok(())
-    }
 }
 
 fn pg_config(target: &Target, host: &str, port: u16) -> tokio_postgres::Config {
@@ -185,11 +151,7 @@ async fn target(args: &Args) -> anyhow::Result<Target> {
             _ => None,
         };
         Ok(Target {
-            rest: Some(RestSwitchover {
-                http: reqwest::Client::new(),
-                client: client.clone(),
-                auth,
-            }),
+            rest: Some(RestInjector::new(client.clone(), auth)),
             client,
             user,
             password,
@@ -596,20 +558,6 @@ struct VectorReport {
     recall_at_10: Vec<(u32, f64)>,
 }
 
-fn random_vector(seed: u64, dims: usize) -> Vector {
-    let mut x = seed.wrapping_mul(0x2545_F491_4F6C_DD1D) | 1;
-    Vector::from(
-        (0..dims)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                (x % 10_000) as f32 / 10_000.0
-            })
-            .collect::<Vec<f32>>(),
-    )
-}
-
 async fn knn_qps(
     client: &Client,
     table: &VectorTable,
@@ -625,7 +573,7 @@ async fn knn_qps(
         tasks.spawn(async move {
             let mut n = 0_u64;
             while !stop.load(Ordering::Relaxed) {
-                let q = random_vector(1_000_000 + t * 100_000 + n, dims);
+                let q = harness::vector_of(1_000_000 + t * 100_000 + n, dims);
                 let opts = SearchOptions {
                     intent,
                     ..SearchOptions::default()
@@ -657,7 +605,9 @@ async fn vector_section(target: &Target, args: &Args) -> anyhow::Result<VectorRe
     // Inserts are measured on a table without an index (bulk loads build the index after the
     // data, as pgvector recommends); the HNSW index is built once the data is in.
     table.ensure(client, IndexKind::None).await?;
-    let data: Vec<(i64, Vector)> = (0..rows as i64).map(|i| (i, random_vector(i as u64, dims))).collect();
+    let data: Vec<(i64, Vector)> = (0..rows as i64)
+        .map(|i| (i, harness::vector_of(i as u64, dims)))
+        .collect();
     let truncate = async || {
         client
             .op(Intent::Write)
@@ -705,7 +655,7 @@ async fn vector_section(target: &Target, args: &Args) -> anyhow::Result<VectorRe
     for ef in [10_u32, 100] {
         let mut hits = 0usize;
         for q in 0..queries {
-            let v = random_vector(9_000_000 + q, dims);
+            let v = harness::vector_of(9_000_000 + q, dims);
             let exact: Vec<i64> = table
                 .search(
                     client,

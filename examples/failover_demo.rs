@@ -24,7 +24,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Parser, ValueEnum};
 use pgha::client::{Client, ClientBuilder, LagBound};
-use pgha::harness::{self, Fault, Injector, RoundReport, WorkloadConfig};
+use pgha::harness::{self, Fault, Injector, RestInjector, RoundReport, WorkloadConfig};
 use pgha::testkit::LocalCluster;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -80,49 +80,6 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         "ms" => Ok(Duration::from_millis(n)),
         _ => Err(format!("invalid duration unit in {s:?} (s, m or ms)")),
-    }
-}
-
-/// Faults on a cluster pgha did not start: only what the REST API allows.
-struct RestInjector {
-    http: reqwest::Client,
-    client: Client,
-    auth: Option<(String, String)>,
-}
-
-impl Injector for RestInjector {
-    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
-        match fault {
-            Fault::Switchover => {
-                let topology = self.client.topology();
-                let url = topology
-                    .member(leader)
-                    .and_then(|m| m.api_url.clone())
-                    .context("the leader's Patroni URL is unknown")?;
-                let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
-                let mut request = self
-                    .http
-                    .post(&url)
-                    .json(&serde_json::json!({ "leader": leader }))
-                    .timeout(Duration::from_secs(60));
-                if let Some((user, password)) = &self.auth {
-                    request = request.basic_auth(user, Some(password));
-                }
-                let response = request.send().await.context("POST /switchover")?;
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                if !status.is_success() {
-                    bail!("switchover refused: HTTP {status}: {text}");
-                }
-                Ok(())
-            }
-            Fault::KillLeader | Fault::FreezeLeader => bail!("{} needs a local cluster (omit --patroni)", fault.name()),
-            Fault::None(_) => Ok(()),
-        }
-    }
-
-    async fn recover(&self, _fault: Fault, _old_leader: &str) -> anyhow::Result<()> {
-        Ok(())
     }
 }
 
@@ -256,11 +213,7 @@ async fn main() -> anyhow::Result<()> {
             builder = builder.patroni_auth(u.clone(), p.as_str());
         }
         let client = base(builder).connect().await?;
-        let injector = RestInjector {
-            http: reqwest::Client::new(),
-            client: client.clone(),
-            auth,
-        };
+        let injector = RestInjector::new(client.clone(), auth);
         let targets = || harness::probe_targets(&client, &user, &password, &db);
         let reports = run_rounds(&client, &injector, &faults, &config, targets, args.json).await?;
         client.shutdown().await;

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::{bail, Context};
 use pgha_client::vector::{Distance, IndexKind, VectorTable};
 use pgha_client::{Client, Intent, LagBound};
 use pgvector::Vector;
@@ -111,9 +112,14 @@ pub async fn prepare_tables(client: &Client, tables: &[(&str, i32)]) -> pgha_cli
 
 /// A deterministic pseudo-random embedding for `id`.
 pub fn embedding(id: i64) -> Vector {
-    let mut x = (id as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    vector_of(id as u64, DIMS)
+}
+
+/// A deterministic pseudo-random vector of `dims` values in [0, 1), from `seed`.
+pub fn vector_of(seed: u64, dims: usize) -> Vector {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     Vector::from(
-        (0..DIMS)
+        (0..dims)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
@@ -714,6 +720,61 @@ pub fn client_builder(cluster: &pgha_testkit::LocalCluster) -> pgha_client::Clie
         builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
     }
     builder
+}
+
+/// Faults on a cluster pgha did not start: only what the REST API allows.
+#[derive(Debug)]
+pub struct RestInjector {
+    http: reqwest::Client,
+    client: Client,
+    auth: Option<(String, String)>,
+}
+
+impl RestInjector {
+    /// Switchovers through the REST API of `client`'s cluster, with optional basic auth.
+    pub fn new(client: Client, auth: Option<(String, String)>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            client,
+            auth,
+        }
+    }
+}
+
+impl Injector for RestInjector {
+    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
+        match fault {
+            Fault::Switchover => {
+                let topology = self.client.topology();
+                let url = topology
+                    .member(leader)
+                    .and_then(|m| m.api_url.clone())
+                    .context("the leader's Patroni URL is unknown")?;
+                let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
+                let mut request = self
+                    .http
+                    .post(&url)
+                    .json(&serde_json::json!({ "leader": leader }))
+                    .timeout(Duration::from_secs(60));
+                if let Some((user, password)) = &self.auth {
+                    request = request.basic_auth(user, Some(password));
+                }
+                let response = request.send().await.context("POST /switchover")?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    bail!("switchover refused: HTTP {status}: {text}");
+                }
+                Ok(())
+            }
+            Fault::KillLeader | Fault::FreezeLeader => bail!("{} needs a local cluster (omit --patroni)", fault.name()),
+            Fault::None(_) => Ok(()),
+        }
+    }
+
+    async fn recover(&self, _fault: Fault, _old_leader: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// How to reach each member directly for the promotion probe.
