@@ -10,7 +10,6 @@
 //!     [--haproxy-primary h:5000 --haproxy-replicas h:5001]     # existing cluster: switchover only
 //! ```
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,13 +129,7 @@ async fn target(args: &Args) -> anyhow::Result<Target> {
         })
     } else {
         let dsn = args.dsn.as_deref().context("--dsn is required with --patroni")?;
-        let parsed = tokio_postgres::Config::from_str(dsn)?;
-        let user = parsed.get_user().context("--dsn has no user")?.to_owned();
-        let password = parsed
-            .get_password()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default();
-        let db = parsed.get_dbname().unwrap_or(&user).to_owned();
+        let (user, password, db) = harness::dsn_credentials(dsn)?;
         let auth = args.patroni_user.clone().zip(args.patroni_password.clone());
         let mut builder = Client::builder()
             .url(dsn)
@@ -651,26 +644,27 @@ async fn vector_section(target: &Target, args: &Args) -> anyhow::Result<VectorRe
     let on_primary = knn_qps(client, &table, Intent::Primary, duration, dims).await?;
 
     let queries = if args.quick { 10 } else { 50 };
-    let mut recall = Vec::new();
-    for ef in [10_u32, 100] {
-        let mut hits = 0usize;
-        for q in 0..queries {
-            let v = harness::vector_of(9_000_000 + q, dims);
-            let exact: Vec<i64> = table
-                .search(
-                    client,
-                    &v,
-                    10,
-                    SearchOptions {
-                        intent: Intent::Primary,
-                        exact: true,
-                        ..SearchOptions::default()
-                    },
-                )
-                .await?
-                .iter()
-                .map(|n| n.id)
-                .collect();
+    let efs = [10_u32, 100];
+    let mut hits = [0_usize; 2];
+    for q in 0..queries {
+        let v = harness::vector_of(9_000_000 + q, dims);
+        // The exact answer does not depend on ef_search: one exact search per query.
+        let exact: Vec<i64> = table
+            .search(
+                client,
+                &v,
+                10,
+                SearchOptions {
+                    intent: Intent::Primary,
+                    exact: true,
+                    ..SearchOptions::default()
+                },
+            )
+            .await?
+            .iter()
+            .map(|n| n.id)
+            .collect();
+        for (ef, hits) in efs.iter().zip(&mut hits) {
             let approx = table
                 .search(
                     client,
@@ -678,15 +672,19 @@ async fn vector_section(target: &Target, args: &Args) -> anyhow::Result<VectorRe
                     10,
                     SearchOptions {
                         intent: Intent::Primary,
-                        ef_search: Some(ef),
+                        ef_search: Some(*ef),
                         ..SearchOptions::default()
                     },
                 )
                 .await?;
-            hits += approx.iter().filter(|n| exact.contains(&n.id)).count();
+            *hits += approx.iter().filter(|n| exact.contains(&n.id)).count();
         }
-        recall.push((ef, hits as f64 / (queries as f64 * 10.0)));
     }
+    let recall = efs
+        .iter()
+        .zip(hits)
+        .map(|(ef, hits)| (*ef, hits as f64 / (queries as f64 * 10.0)))
+        .collect();
     Ok(VectorReport {
         rows,
         dims,

@@ -18,7 +18,6 @@
 //! with `--patroni-user`/`--patroni-password` or `PGHA_PATRONI_USER`/`PGHA_PATRONI_PASSWORD`),
 //! or nothing (`--fault none`: inject the fault yourself while it measures).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -195,13 +194,7 @@ async fn main() -> anyhow::Result<()> {
             .dsn
             .as_deref()
             .context("--dsn (or PGHA_DSN) is required with --patroni")?;
-        let parsed = tokio_postgres::Config::from_str(dsn).context("--dsn is not a valid libpq URL")?;
-        let user = parsed.get_user().context("--dsn has no user")?.to_owned();
-        let password = parsed
-            .get_password()
-            .map(|p| String::from_utf8_lossy(p).into_owned())
-            .unwrap_or_default();
-        let db = parsed.get_dbname().unwrap_or(&user).to_owned();
+        let (user, password, db) = harness::dsn_credentials(dsn)?;
         let faults = match args.fault.unwrap_or(FaultArg::Switchover) {
             FaultArg::Switchover => vec![Fault::Switchover],
             FaultArg::None => vec![Fault::None(args.duration)],

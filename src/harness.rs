@@ -317,15 +317,6 @@ fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 impl Workload {
-    /// Starts pgha-client's workload on the demo table (heartbeat row 1).
-    pub async fn start(client: &Client, config: &WorkloadConfig) -> pgha_client::Result<Self> {
-        let driver = Arc::new(PghaDriver {
-            client: client.clone(),
-            read_bound: config.read_bound,
-        });
-        Self::start_driver(client, driver, TABLE, 1, config).await
-    }
-
     /// Starts writers, readers and the heartbeat of `driver` on `table` and heartbeat `row`
     /// (create both with [`prepare_tables`]). `client` is used only to find the first free id.
     pub async fn start_driver(
@@ -775,6 +766,19 @@ impl Injector for RestInjector {
     async fn recover(&self, _fault: Fault, _old_leader: &str) -> anyhow::Result<()> {
         Ok(())
     }
+}
+
+/// The credentials of a libpq URL (user, password, database — the user name when absent), for
+/// the tools that reach an existing cluster's members directly.
+pub fn dsn_credentials(dsn: &str) -> anyhow::Result<(String, String, String)> {
+    let parsed: tokio_postgres::Config = dsn.parse().context("--dsn is not a valid libpq URL")?;
+    let user = parsed.get_user().context("--dsn has no user")?.to_owned();
+    let password = parsed
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    let db = parsed.get_dbname().unwrap_or(&user).to_owned();
+    Ok((user, password, db))
 }
 
 /// How to reach each member directly for the promotion probe.

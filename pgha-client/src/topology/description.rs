@@ -240,8 +240,8 @@ impl PrimaryHistory {
 pub(crate) struct Observations<'a> {
     /// Patroni's view (the best of the endpoints' answers), or `None` if none answered.
     pub(crate) view: Option<&'a ClusterView>,
-    /// Members known before this refresh, and seed hosts: probed when Patroni is unreachable.
-    pub(crate) known: &'a [Address],
+    /// The members this refresh probed: see [`addresses`].
+    pub(crate) addresses: &'a [Address],
     /// Probe results by member name.
     pub(crate) probes: &'a BTreeMap<String, ProbeResult>,
     pub(crate) now: Instant,
@@ -269,7 +269,7 @@ pub(crate) fn addresses(view: Option<&ClusterView>, known: &[Address]) -> Vec<Ad
 /// Builds the next topology from observations. `history` gets the new primary's sample;
 /// `previous` supplies the generation and the highest timeline seen so far.
 pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut PrimaryHistory) -> Topology {
-    let addresses = addresses(obs.view, obs.known);
+    let addresses = obs.addresses;
     let mut notes = Vec::new();
     let probe = |name: &str| match obs.probes.get(name) {
         Some(ProbeResult::Ok(p)) => Some(p),

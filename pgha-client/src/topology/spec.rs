@@ -180,9 +180,10 @@ fn run_spec(path: &Path) {
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
     let now = at(spec.now_ms);
+    let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {
         view: view.as_ref(),
-        known: &known,
+        addresses: &addresses,
         probes: &probes,
         now,
     };

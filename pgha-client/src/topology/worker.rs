@@ -209,7 +209,7 @@ impl Worker {
         let now = Instant::now();
         let observations = Observations {
             view,
-            known: &known,
+            addresses: &addresses,
             probes: &probes,
             now,
         };
