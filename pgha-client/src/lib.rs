@@ -99,6 +99,7 @@
 mod classify;
 mod client;
 mod config;
+mod connector;
 mod error;
 mod events;
 mod ident;
@@ -115,6 +116,7 @@ pub mod vector;
 
 pub use client::{Client, Connection, Op, Transaction};
 pub use config::{ClientBuilder, ClientConfig, RetryPolicy, Secret, SslMode};
+pub use connector::Connector;
 pub use error::{Error, Result};
 pub use events::TopologyEvent;
 pub use ident::Ident;

@@ -1,0 +1,144 @@
+//! Patroni's dynamic configuration (`/config`): read, patch with conflict retry, maintenance
+//! mode, and PostgreSQL parameters validated against the running server.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::admin::Admin;
+use crate::error::{Error, Result};
+use crate::rest;
+
+/// Attempts of a `PATCH /config` that keeps meeting concurrent edits (HTTP 409).
+const PATCH_ATTEMPTS: u32 = 5;
+
+/// The result of changing PostgreSQL parameters through Patroni.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ParameterChange {
+    /// Parameters written to the dynamic configuration, with their new values.
+    pub applied: BTreeMap<String, String>,
+    /// Those that take effect only after a restart (`context = postmaster`): Patroni flags the
+    /// members `pending_restart`; use [`Admin::restart`] or [`Admin::rolling_restart`].
+    pub needs_restart: Vec<String>,
+}
+
+impl Admin {
+    /// The dynamic configuration stored in the DCS (`GET /config`).
+    pub async fn config(&self) -> Result<Value> {
+        let (base, reply) = rest::get_any(self.connector(), &self.endpoints(), "/config").await?;
+        reply.json(&format!("GET {base}/config"))
+    }
+
+    /// Deep-merges `patch` into the dynamic configuration (`PATCH /config`; a key set to `null` is
+    /// removed) and returns the new configuration. A concurrent edit (HTTP 409) is retried.
+    pub async fn patch_config(&self, patch: &Value) -> Result<Value> {
+        if !patch.is_object() {
+            return Err(Error::usage("a configuration patch must be a JSON object"));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let reply = self.call_any(Method::PATCH, "/config", Some(patch)).await?;
+            if reply.status == 409 && attempt < PATCH_ATTEMPTS {
+                tracing::info!(attempt, "PATCH /config met a concurrent change; retrying");
+                tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt))).await;
+                continue;
+            }
+            let reply = rest::expect_success("PATCH /config", reply)?;
+            return reply.json("PATCH /config");
+        }
+    }
+
+    /// Maintenance mode on: Patroni stops automatic failover and leaves PostgreSQL alone (what
+    /// `patronictl pause` does). Returns once every member reports it.
+    pub async fn pause(&self) -> Result<()> {
+        self.set_pause(true).await
+    }
+
+    /// Maintenance mode off (`patronictl resume`).
+    pub async fn resume(&self) -> Result<()> {
+        self.set_pause(false).await
+    }
+
+    async fn set_pause(&self, on: bool) -> Result<()> {
+        let operation = if on { "pause" } else { "resume" };
+        self.patch_config(&json!({ "pause": if on { json!(true) } else { Value::Null } }))
+            .await?;
+        self.report(operation, "waiting for the cluster to report it", None);
+        let deadline = Instant::now() + self.wait_limit();
+        loop {
+            let (_, view) = self.cluster_view().await?;
+            if view.pause == on {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(Error::timeout(format!(
+                    "{operation}: /cluster still says pause={} after {:?}",
+                    view.pause,
+                    self.wait_limit()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Sets PostgreSQL parameters cluster-wide through Patroni's dynamic configuration
+    /// (`postgresql.parameters`). Each name is checked against the running server's
+    /// `pg_settings` first, so a typo or a parameter of another version is refused instead of
+    /// being silently dropped by Patroni; the answer says which need a restart.
+    pub async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<ParameterChange> {
+        if parameters.is_empty() {
+            return Err(Error::usage("no parameter to set"));
+        }
+        let (leader, db) = self.leader_sql(None).await?;
+        let names: Vec<String> = parameters.keys().cloned().collect();
+        let rows = db
+            .query("SELECT name, context FROM pg_settings WHERE name = ANY($1)", &[&names])
+            .await
+            .map_err(|e| Error::db(format!("reading pg_settings on {}", leader.name), e))?;
+        let contexts: BTreeMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let unknown: Vec<&str> = names
+            .iter()
+            .filter(|n| !contexts.contains_key(*n))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::usage(format!(
+                "not a parameter of this PostgreSQL server: {}",
+                unknown.join(", ")
+            )));
+        }
+        let mut values = Map::new();
+        for (k, v) in parameters {
+            values.insert(k.clone(), json!(v));
+        }
+        self.patch_config(&json!({ "postgresql": { "parameters": values } }))
+            .await?;
+        Ok(ParameterChange {
+            applied: parameters.clone(),
+            needs_restart: contexts
+                .into_iter()
+                .filter(|(_, c)| c == "postmaster")
+                .map(|(n, _)| n)
+                .collect(),
+        })
+    }
+
+    /// The current value of one setting on the leader (`SHOW`), e.g. `wal_keep_size`.
+    pub async fn setting(&self, name: &str) -> Result<String> {
+        let (leader, db) = self.leader_sql(None).await?;
+        let row = db
+            .query_opt(
+                "SELECT current_setting(name) FROM pg_settings WHERE name = $1",
+                &[&name],
+            )
+            .await
+            .map_err(|e| Error::db(format!("reading {name} on {}", leader.name), e))?;
+        row.map(|r| r.get(0))
+            .ok_or_else(|| Error::not_found(format!("no setting {name:?}")))
+    }
+}

@@ -1,0 +1,124 @@
+//! Direct access to one member, with the settings a [`Client`](crate::Client) would use.
+
+use std::fmt;
+use std::sync::Arc;
+
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+use crate::config::{ClientBuilder, Secret, Settings};
+use crate::error::{Error, Kind, Result};
+
+/// Connections to a member chosen by the caller and the HTTP client for Patroni, built from the
+/// same configuration as a [`Client`](crate::Client): credentials, TLS (CA, `sslmode`), Patroni
+/// basic auth and CA, and timeouts. For tools that address a member by name, such as
+/// `pgha-admin`; applications should use a `Client`, which routes for them.
+///
+/// ```no_run
+/// # async fn demo() -> pgha_client::Result<()> {
+/// let connector = pgha_client::Client::builder()
+///     .url("postgresql://admin:secret@/postgres?patroni=http://127.0.0.1:8008")
+///     .connector()?;
+/// let db = connector.connect("127.0.0.1", 5432, None).await?;
+/// let in_recovery: bool = db.query_one("SELECT pg_is_in_recovery()", &[]).await
+///     .map_err(pgha_client::Error::user)?.get(0);
+/// # let _ = in_recovery; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Connector {
+    settings: Arc<Settings>,
+    tls: MakeRustlsConnect,
+    http: reqwest::Client,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("patroni", &self.patroni_urls())
+            .field("user", &self.settings.user)
+            .field("dbname", &self.settings.dbname)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClientBuilder {
+    /// Validates the configuration and returns a [`Connector`] instead of a client: nothing is
+    /// started and nothing is contacted.
+    pub fn connector(self) -> Result<Connector> {
+        let settings = self.settings()?;
+        Ok(Connector {
+            tls: crate::tls::postgres_tls(&settings)?,
+            http: crate::tls::patroni_http(&settings)?,
+            settings: Arc::new(settings),
+        })
+    }
+}
+
+impl Connector {
+    /// The configured Patroni REST API base URLs, without a trailing slash.
+    pub fn patroni_urls(&self) -> Vec<String> {
+        self.settings
+            .patroni_urls
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/').to_owned())
+            .collect()
+    }
+
+    /// The configured seed PostgreSQL hosts (`host`, `port`).
+    pub fn seed_hosts(&self) -> &[(String, u16)] {
+        &self.settings.seed_hosts
+    }
+
+    /// The HTTP client for Patroni: request timeout, no redirects, the configured CA.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Patroni basic-auth credentials, if configured.
+    pub fn patroni_auth(&self) -> Option<(&str, Option<&Secret>)> {
+        self.settings
+            .patroni_user
+            .as_deref()
+            .map(|u| (u, self.settings.patroni_password.as_ref()))
+    }
+
+    /// The database user.
+    pub fn user(&self) -> &str {
+        &self.settings.user
+    }
+
+    /// The database name.
+    pub fn dbname(&self) -> &str {
+        &self.settings.dbname
+    }
+
+    /// The timeout for one Patroni request.
+    pub fn patroni_timeout(&self) -> std::time::Duration {
+        self.settings.patroni_timeout
+    }
+
+    /// Opens one connection to `host:port` (to `dbname`, or the configured database), bounded by
+    /// the connect timeout. The connection's I/O runs on a spawned task that ends when the
+    /// returned client is dropped.
+    pub async fn connect(&self, host: &str, port: u16, dbname: Option<&str>) -> Result<tokio_postgres::Client> {
+        let mut config = crate::tls::postgres_config(&self.settings, host, port, "admin");
+        if let Some(db) = dbname {
+            config.dbname(db);
+        }
+        let timeout = self.settings.connect_timeout;
+        let connecting = config.connect(self.tls.clone());
+        let (client, connection) = tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| Error::timeout(&format!("connecting to {host}:{port}"), timeout))?
+            .map_err(|e| {
+                Error::new(Kind::Connect)
+                    .with_message(format!("connecting to {host}:{port}"))
+                    .with_source(e)
+            })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "admin connection closed");
+            }
+        });
+        Ok(client)
+    }
+}
