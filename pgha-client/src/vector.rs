@@ -36,7 +36,8 @@ pub enum Distance {
 }
 
 impl Distance {
-    fn operator(self) -> &'static str {
+    /// The SQL distance operator (`<->`, `<=>`, `<#>`).
+    pub fn operator(self) -> &'static str {
         match self {
             Self::L2 => "<->",
             Self::Cosine => "<=>",
@@ -44,7 +45,8 @@ impl Distance {
         }
     }
 
-    fn opclass(self) -> &'static str {
+    /// The index operator class (`vector_l2_ops`, …).
+    pub fn opclass(self) -> &'static str {
         match self {
             Self::L2 => "vector_l2_ops",
             Self::Cosine => "vector_cosine_ops",
@@ -74,6 +76,29 @@ pub enum IndexKind {
 }
 
 impl IndexKind {
+    /// The `USING … (column opclass) WITH (…)` part of `CREATE INDEX` for this kind, or `None`
+    /// for [`IndexKind::None`].
+    ///
+    /// ```
+    /// use pgha_client::{Ident, vector::{Distance, IndexKind}};
+    /// let column = Ident::parse("embedding")?;
+    /// assert_eq!(
+    ///     IndexKind::hnsw().using_clause(&column, Distance::Cosine).as_deref(),
+    ///     Some(r#"USING hnsw ("embedding" vector_cosine_ops) WITH (m = 16, ef_construction = 64)"#)
+    /// );
+    /// # Ok::<(), pgha_client::Error>(())
+    /// ```
+    pub fn using_clause(self, column: &Ident, distance: Distance) -> Option<String> {
+        let ops = distance.opclass();
+        match self {
+            Self::Hnsw { m, ef_construction } => Some(format!(
+                "USING hnsw ({column} {ops}) WITH (m = {m}, ef_construction = {ef_construction})"
+            )),
+            Self::IvfFlat { lists } => Some(format!("USING ivfflat ({column} {ops}) WITH (lists = {lists})")),
+            Self::None => None,
+        }
+    }
+
     /// HNSW with pgvector's defaults (m = 16, ef_construction = 64).
     pub fn hnsw() -> Self {
         Self::Hnsw {
@@ -161,19 +186,10 @@ impl VectorTable {
              CREATE TABLE IF NOT EXISTS {table} (id bigint PRIMARY KEY, embedding vector({dims}) NOT NULL);",
             dims = self.dims
         );
-        let index_ddl = match index {
-            IndexKind::Hnsw { m, ef_construction } => Some(format!(
-                "CREATE INDEX IF NOT EXISTS {index_name} ON {table} USING hnsw (embedding {ops}) \
-                 WITH (m = {m}, ef_construction = {ef_construction})",
-                ops = self.distance.opclass()
-            )),
-            IndexKind::IvfFlat { lists } => Some(format!(
-                "CREATE INDEX IF NOT EXISTS {index_name} ON {table} USING ivfflat (embedding {ops}) \
-                 WITH (lists = {lists})",
-                ops = self.distance.opclass()
-            )),
-            IndexKind::None => None,
-        };
+        let column = Ident::parse("embedding")?;
+        let index_ddl = index
+            .using_clause(&column, self.distance)
+            .map(|using| format!("CREATE INDEX IF NOT EXISTS {index_name} ON {table} {using}"));
         client
             .op(Intent::Write)
             .idempotent()
