@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Backup,
     /// A response that could not be understood (malformed JSON, unexpected shape).
     Protocol,
+    /// A node-control command (stop/start a node, clear the DCS…) failed.
+    NodeControl,
 }
 
 impl ErrorKind {
@@ -46,6 +48,7 @@ impl ErrorKind {
             Self::Database => exit_codes::DATABASE,
             Self::Backup => exit_codes::BACKUP,
             Self::Protocol => exit_codes::PROTOCOL,
+            Self::NodeControl => exit_codes::NODE_CONTROL,
         }
     }
 
@@ -60,6 +63,7 @@ impl ErrorKind {
             Self::Database => "database error",
             Self::Backup => "pgBackRest failed",
             Self::Protocol => "unexpected response",
+            Self::NodeControl => "node control failed",
         }
     }
 }
@@ -75,7 +79,10 @@ pub struct Error {
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` saying what was being done — for [`NodeControl`](crate::pitr::NodeControl)
+    /// and [`CommandRunner`](crate::backup::CommandRunner) implementations and tools built on
+    /// this crate.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -117,7 +124,8 @@ impl Error {
         e
     }
 
-    pub(crate) fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+    /// Attaches the underlying cause.
+    pub fn with_source(mut self, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         self.source = Some(source.into());
         self
     }
@@ -247,6 +255,7 @@ mod tests {
             ErrorKind::Database,
             ErrorKind::Backup,
             ErrorKind::Protocol,
+            ErrorKind::NodeControl,
         ];
         let codes: std::collections::HashSet<i32> = kinds.iter().map(|k| k.exit_code()).collect();
         assert_eq!(codes.len(), kinds.len());

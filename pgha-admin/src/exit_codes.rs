@@ -19,6 +19,7 @@
 //! | 15 | the database reported an error |
 //! | 16 | pgBackRest failed |
 //! | 17 | a response could not be understood |
+//! | 18 | a node-control command (PITR: stop/start a node, clear the DCS…) failed |
 //! | 64 | bad input: flags, schedule, identifier, configuration file |
 
 /// Success (and for `check`: every check OK).
@@ -45,5 +46,7 @@ pub const DATABASE: i32 = 15;
 pub const BACKUP: i32 = 16;
 /// A response could not be understood.
 pub const PROTOCOL: i32 = 17;
+/// A node-control command failed.
+pub const NODE_CONTROL: i32 = 18;
 /// Bad input (`EX_USAGE` from sysexits.h).
 pub const USAGE: i32 = 64;

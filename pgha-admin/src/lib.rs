@@ -12,6 +12,7 @@ mod error;
 pub mod exit_codes;
 mod health;
 mod maintenance;
+pub mod pitr;
 mod progress;
 mod queries;
 mod replication;

@@ -24,6 +24,7 @@ use std::time::Duration;
 pub use info::{
     parse_info, ArchiveInfo, BackupInfo, BackupSizes, DbInfo, InfoStatus, RepositorySizes, Span, StanzaInfo,
 };
+pub(crate) use runner::shell_quote;
 pub use runner::{CommandRunner, ContainerRunner, LocalRunner, SshRunner};
 pub use s3::{S3Repository, UriStyle};
 

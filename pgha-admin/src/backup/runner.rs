@@ -148,7 +148,7 @@ impl SshRunner {
 }
 
 /// Quotes `s` for a POSIX shell.
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_=./:,@%+".contains(&b))

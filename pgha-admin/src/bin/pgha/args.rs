@@ -1,0 +1,505 @@
+//! The command line: global connection flags and one subcommand per runbook procedure.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Operate a Patroni PostgreSQL cluster: status, health, switchover, restarts, replication,
+/// WAL, pgBackRest backups and point-in-time recovery, maintenance and tuning.
+///
+/// Connection settings come from flags, environment variables (shown with each flag) or a TOML
+/// file (--config). Data goes to stdout (--format json for scripts); progress and logs to
+/// stderr. Exit codes: 0 ok; check: 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 10 refused by a
+/// pre-flight check, 11 not found, 12 Patroni error, 13 unreachable, 14 timeout, 15 database
+/// error, 16 pgBackRest error, 17 bad response, 64 bad input.
+#[derive(Debug, Parser)]
+#[command(name = "pgha", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Global {
+    /// Patroni REST API URLs (comma-separated); the other members are learned from /cluster.
+    #[arg(long, global = true, env = "PGHA_PATRONI_URLS", value_delimiter = ',')]
+    pub(crate) patroni: Vec<String>,
+    /// Patroni basic-auth user (for switchover, restart, config…).
+    #[arg(long, global = true, env = "PGHA_PATRONI_USER")]
+    pub(crate) patroni_user: Option<String>,
+    /// Patroni basic-auth password.
+    #[arg(long, global = true, env = "PGHA_PATRONI_PASSWORD", hide_env_values = true)]
+    pub(crate) patroni_password: Option<String>,
+    /// CA certificate for HTTPS to Patroni.
+    #[arg(long, global = true, env = "PGHA_PATRONI_CA")]
+    pub(crate) patroni_ca: Option<PathBuf>,
+    /// Database connection URL for credentials and options, e.g. postgresql://postgres:pw@/postgres
+    /// (hosts come from Patroni).
+    #[arg(long, global = true, env = "PGHA_DSN", hide_env_values = true)]
+    pub(crate) dsn: Option<String>,
+    /// Database user (a superuser or a role with pg_monitor and the rights each command needs).
+    #[arg(long, global = true, env = "PGHA_USER")]
+    pub(crate) user: Option<String>,
+    /// Database password.
+    #[arg(long, global = true, env = "PGHA_PASSWORD", hide_env_values = true)]
+    pub(crate) password: Option<String>,
+    /// Database name.
+    #[arg(long, global = true, env = "PGHA_DBNAME")]
+    pub(crate) dbname: Option<String>,
+    /// TLS to PostgreSQL: disable, prefer, require, verify-full.
+    #[arg(long, global = true, env = "PGHA_SSLMODE")]
+    pub(crate) sslmode: Option<String>,
+    /// CA certificate for TLS to PostgreSQL.
+    #[arg(long, global = true, env = "PGHA_SSLROOTCERT")]
+    pub(crate) sslrootcert: Option<PathBuf>,
+    /// TOML configuration file (pgha-client's configuration keys, plus a [pgbackrest] table).
+    #[arg(long, global = true, env = "PGHA_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+    /// Output: human tables, or JSON for scripts (auto = human).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Auto, env = "PGHA_FORMAT")]
+    pub(crate) format: Format,
+    /// Do not ask for confirmation of destructive operations.
+    #[arg(long, short = 'y', global = true)]
+    pub(crate) yes: bool,
+    /// Show what a destructive operation would do, and do nothing.
+    #[arg(long, global = true)]
+    pub(crate) dry_run: bool,
+    /// How long to wait for the cluster to converge (e.g. 120s, 5m).
+    #[arg(long, global = true, default_value = "120s", value_parser = parse_duration)]
+    pub(crate) timeout: std::time::Duration,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+    #[command(flatten)]
+    pub(crate) pgbackrest: BackrestArgs,
+}
+
+#[derive(Debug, Args, Default)]
+pub(crate) struct BackrestArgs {
+    /// pgBackRest stanza.
+    #[arg(long, global = true, env = "PGHA_STANZA")]
+    pub(crate) stanza: Option<String>,
+    /// pgBackRest configuration file.
+    #[arg(long, global = true, env = "PGHA_PGBACKREST_CONFIG")]
+    pub(crate) pgbackrest_config: Option<String>,
+    /// Run pgbackrest locally as this OS user (via runuser; needs root).
+    #[arg(long, global = true, env = "PGHA_PGBACKREST_USER")]
+    pub(crate) pgbackrest_user: Option<String>,
+    /// Run pgbackrest in this container (docker exec).
+    #[arg(
+        long,
+        global = true,
+        env = "PGHA_PGBACKREST_CONTAINER",
+        conflicts_with = "pgbackrest_ssh"
+    )]
+    pub(crate) pgbackrest_container: Option<String>,
+    /// Run pgbackrest over SSH at this destination (user@host).
+    #[arg(long, global = true, env = "PGHA_PGBACKREST_SSH")]
+    pub(crate) pgbackrest_ssh: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    Auto,
+    Human,
+    Json,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration unit in {s:?} (use s, m or h)")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Members, roles, states, timelines, lag, pending restarts, maintenance mode.
+    Status,
+    /// Health check for cron and monitoring (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    Check(CheckArgs),
+    /// Timeline history (one line per promotion).
+    History,
+    /// Planned switchover: pre-flight checks, then wait until the new leader accepts writes.
+    Switchover {
+        /// Member to promote (default: Patroni picks the healthiest).
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Schedule it (ISO 8601 with time zone, e.g. 2026-11-27T02:00:00+00:00).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Manual failover to a candidate (works without a leader; may lose data: confirms first).
+    Failover {
+        /// Member to promote.
+        #[arg(long)]
+        candidate: String,
+    },
+    /// Cancel a scheduled switchover.
+    CancelSwitchover,
+    /// Restart PostgreSQL on one member or all.
+    Restart {
+        /// Member (default: every member matching the filters).
+        member: Option<String>,
+        /// Only members with this role.
+        #[arg(long, value_enum)]
+        role: Option<RoleArg>,
+        /// Only members with a pending restart.
+        #[arg(long)]
+        pending: bool,
+        /// Schedule it (ISO 8601 with time zone).
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Cancel a member's scheduled restart.
+    CancelRestart {
+        /// Member.
+        member: String,
+    },
+    /// Re-read the Patroni configuration file (one member or all).
+    Reload {
+        /// Member (default: all).
+        member: Option<String>,
+    },
+    /// Wipe a replica and re-clone it from the leader, then wait until it streams (confirms first).
+    Reinitialize {
+        /// The replica.
+        member: String,
+    },
+    /// Zero-downtime restart: replicas one by one, switchover, then the old leader.
+    RollingRestart {
+        /// Only members with a pending restart.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Maintenance mode on: no automatic failover.
+    Pause,
+    /// Maintenance mode off.
+    Resume,
+    /// Patroni's dynamic configuration and PostgreSQL parameters.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+    /// Replication lag, slots, WAL replay.
+    #[command(subcommand)]
+    Replication(ReplicationCmd),
+    /// WAL archiving, pg_wal size, checkpoints.
+    #[command(subcommand)]
+    Wal(WalCmd),
+    /// pgBackRest backups.
+    #[command(subcommand)]
+    Backup(BackupCmd),
+    /// Point-in-time recovery of the whole cluster from pgBackRest (confirms first).
+    Pitr(PitrArgs),
+    /// VACUUM a table or the database (on the leader).
+    Vacuum {
+        /// Table (default: the whole database).
+        table: Option<String>,
+        /// Also ANALYZE.
+        #[arg(long)]
+        analyze: bool,
+        /// VACUUM FULL (blocks reads and writes on the table; confirms first).
+        #[arg(long)]
+        full: bool,
+        /// Skip the end-of-table truncation (its brief exclusive lock).
+        #[arg(long)]
+        no_truncate: bool,
+    },
+    /// ANALYZE a table or the database (on the leader).
+    Analyze {
+        /// Table (default: the whole database).
+        table: Option<String>,
+    },
+    /// REINDEX INDEX CONCURRENTLY.
+    Reindex {
+        /// Index.
+        index: String,
+    },
+    /// Index usage (scans, size); --unused lists drop candidates.
+    Indexes {
+        /// Only never-scanned, non-unique, non-primary-key indexes.
+        #[arg(long)]
+        unused: bool,
+    },
+    /// DROP INDEX CONCURRENTLY (confirms first).
+    DropIndex {
+        /// Index.
+        index: String,
+    },
+    /// The largest tables with index size, dead rows and last vacuum.
+    Tables {
+        /// How many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+    /// Slowest statements from pg_stat_statements.
+    SlowQueries {
+        /// How many.
+        #[arg(long, default_value_t = 10)]
+        limit: i64,
+        /// Member (default: the leader).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// EXPLAIN a statement (with --analyze it runs, inside a rolled-back transaction).
+    Explain {
+        /// The statement.
+        sql: String,
+        /// EXPLAIN ANALYZE.
+        #[arg(long)]
+        analyze: bool,
+        /// Member (default: the leader).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// pgvector indexes.
+    #[command(subcommand)]
+    Vector(VectorCmd),
+    /// Tuning advice for the machine (only parameters this server has); --apply writes it.
+    Tune(TuneArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CheckArgs {
+    /// Replay lag in bytes that is WARNING.
+    #[arg(long, default_value_t = 16 << 20)]
+    pub(crate) lag_warning_bytes: u64,
+    /// Replay lag in bytes that is CRITICAL.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub(crate) lag_critical_bytes: u64,
+    /// Replay lag in time that is WARNING.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub(crate) lag_warning: std::time::Duration,
+    /// Replay lag in time that is CRITICAL.
+    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    pub(crate) lag_critical: std::time::Duration,
+    /// Expected number of members (default: the number of --patroni URLs when more than one).
+    #[arg(long)]
+    pub(crate) expect_members: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum RoleArg {
+    Primary,
+    Replica,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCmd {
+    /// Show the dynamic configuration.
+    Show,
+    /// Set PostgreSQL parameters cluster-wide (NAME=VALUE…), checked against the server.
+    Set {
+        /// NAME=VALUE pairs.
+        #[arg(required = true)]
+        parameters: Vec<String>,
+    },
+    /// Merge a JSON object into the dynamic configuration (null removes a key).
+    Patch {
+        /// JSON object.
+        json: String,
+    },
+    /// Show one setting's current value on the leader.
+    Get {
+        /// Setting name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ReplicationCmd {
+    /// Per-standby lag in bytes and time, streaming state.
+    Lag,
+    /// Replication slots and the WAL they retain.
+    Slots,
+    /// Drop an inactive replication slot (confirms first).
+    DropSlot {
+        /// Slot name.
+        name: String,
+    },
+    /// Pause WAL replay on a replica (needs maintenance mode).
+    PauseReplay {
+        /// The replica.
+        member: String,
+    },
+    /// Resume WAL replay on a replica.
+    ResumeReplay {
+        /// The replica.
+        member: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WalCmd {
+    /// pg_stat_archiver on the leader, with a verdict.
+    Archiver,
+    /// pg_wal size and the settings that bound it.
+    Size {
+        /// Member (default: the leader).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// CHECKPOINT (immediate).
+    Checkpoint {
+        /// Member (default: the leader).
+        #[arg(long)]
+        member: Option<String>,
+    },
+    /// Show wal_keep_size, or set it cluster-wide through Patroni.
+    KeepSize {
+        /// New value, e.g. 2GB.
+        value: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BackupCmd {
+    /// Take a backup.
+    Create {
+        /// full, diff or incr.
+        #[arg(long = "type", value_enum, default_value_t = BackupTypeArg::Incr)]
+        kind: BackupTypeArg,
+    },
+    /// Backups and archive range (exit 16 if the stanza status is not ok).
+    Info,
+    /// pgbackrest check: archiving works end to end.
+    Check,
+    /// Create the stanza.
+    StanzaCreate,
+    /// Apply retention now.
+    Expire,
+    /// Print a pgbackrest.conf for an S3 repository.
+    S3Config(S3Args),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum BackupTypeArg {
+    Full,
+    Diff,
+    Incr,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct S3Args {
+    /// Bucket.
+    #[arg(long)]
+    pub(crate) bucket: String,
+    /// Region.
+    #[arg(long)]
+    pub(crate) region: String,
+    /// Endpoint host[:port] (HTTPS).
+    #[arg(long)]
+    pub(crate) endpoint: String,
+    /// Path in the bucket.
+    #[arg(long, default_value = "/pgbackrest")]
+    pub(crate) path: String,
+    /// Access key (omit to use the instance role).
+    #[arg(long, env = "PGHA_S3_KEY")]
+    pub(crate) key: Option<String>,
+    /// Secret key.
+    #[arg(long, env = "PGHA_S3_KEY_SECRET", hide_env_values = true)]
+    pub(crate) key_secret: Option<String>,
+    /// Path-style URIs (MinIO).
+    #[arg(long)]
+    pub(crate) path_style: bool,
+    /// Full backups to keep.
+    #[arg(long, default_value_t = 2)]
+    pub(crate) retention_full: u32,
+    /// Data directories, one per node (pg1-path, pg2-path…).
+    #[arg(long = "pg-path", required = true)]
+    pub(crate) pg_paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PitrArgs {
+    /// Recover to this time (ISO 8601 with time zone, e.g. "2026-11-26 14:29:00+00").
+    #[arg(long, group = "target")]
+    pub(crate) time: Option<String>,
+    /// Recover to this LSN (X/Y).
+    #[arg(long, group = "target")]
+    pub(crate) lsn: Option<String>,
+    /// Recover to this named restore point.
+    #[arg(long, group = "target")]
+    pub(crate) restore_point: Option<String>,
+    /// The member to restore first (default: the current leader).
+    #[arg(long)]
+    pub(crate) member: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VectorCmd {
+    /// Build an HNSW (default) or IVFFlat index concurrently.
+    CreateIndex {
+        /// Table.
+        table: String,
+        /// vector column.
+        #[arg(long, default_value = "embedding")]
+        column: String,
+        /// Index name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Build IVFFlat with this many lists instead of HNSW.
+        #[arg(long)]
+        ivfflat_lists: Option<u32>,
+        /// HNSW m.
+        #[arg(long, default_value_t = 16)]
+        m: u32,
+        /// HNSW ef_construction.
+        #[arg(long, default_value_t = 64)]
+        ef_construction: u32,
+        /// l2, cosine or ip.
+        #[arg(long, value_enum, default_value_t = DistanceArg::L2)]
+        distance: DistanceArg,
+        /// maintenance_work_mem for the build, e.g. 1GB.
+        #[arg(long)]
+        maintenance_work_mem: Option<String>,
+    },
+    /// pgvector indexes with size, scans and validity.
+    List,
+    /// REINDEX INDEX CONCURRENTLY.
+    Rebuild {
+        /// Index.
+        index: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum DistanceArg {
+    L2,
+    Cosine,
+    Ip,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TuneArgs {
+    /// Memory for PostgreSQL, e.g. 32GB, 512MB.
+    #[arg(long)]
+    pub(crate) memory: String,
+    /// CPU cores.
+    #[arg(long)]
+    pub(crate) cpus: u32,
+    /// Storage: ssd or hdd.
+    #[arg(long, value_enum, default_value_t = StorageArg::Ssd)]
+    pub(crate) storage: StorageArg,
+    /// Plan work_mem for this many connections (default: max_connections).
+    #[arg(long)]
+    pub(crate) max_connections: Option<u32>,
+    /// Write the changed values to Patroni's dynamic configuration.
+    #[arg(long)]
+    pub(crate) apply: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum StorageArg {
+    Ssd,
+    Hdd,
+}

@@ -1,0 +1,419 @@
+//! One arm per subcommand: call the library, hand the report to the renderer.
+
+use std::collections::BTreeMap;
+
+use pgha_admin::backup::{BackupType, S3Repository, UriStyle};
+use pgha_admin::pgha_client::vector::{Distance, IndexKind};
+use pgha_admin::pitr::RecoveryTarget;
+use pgha_admin::{
+    exit_codes, parse_schedule, Admin, CheckOptions, Machine, RestartRequest, RoleFilter, Storage, SwitchoverRequest,
+    VacuumOptions, VectorIndexSpec,
+};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::args::{
+    BackupCmd, BackupTypeArg, Cli, Command, ConfigCmd, DistanceArg, PitrArgs, ReplicationCmd, RoleArg, StorageArg,
+    VectorCmd, WalCmd,
+};
+use crate::output::{confirm, Output};
+use crate::render;
+use crate::settings::{self, usage, FileSettings};
+
+type Result<T> = pgha_admin::Result<T>;
+
+/// What a command produced: a report and its exit code.
+struct Done {
+    value: Value,
+    human: fn(&Value) -> String,
+    code: i32,
+}
+
+fn done(report: &impl Serialize) -> Result<Done> {
+    Ok(Done {
+        value: serde_json::to_value(report).map_err(|e| usage(format!("serializing the report: {e}")))?,
+        human: render::render,
+        code: exit_codes::OK,
+    })
+}
+
+fn message(text: impl Into<String>) -> Result<Done> {
+    done(&json!({ "result": text.into() }))
+}
+
+/// Runs the command line; returns the process exit code.
+pub(crate) async fn run(cli: Cli) -> i32 {
+    let out = Output::new(cli.global.format);
+    match execute(cli, out).await {
+        Ok(d) => {
+            out.data(&d.value, d.human);
+            d.code
+        }
+        Err(e) => {
+            out.error(&e);
+            e.exit_code()
+        }
+    }
+}
+
+fn memory(s: &str) -> Result<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| usage(format!("memory {s:?}: use e.g. 32GB or 512MB")))?;
+    let mult: u64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "GB" | "G" | "GIB" => 1 << 30,
+        "MB" | "M" | "MIB" => 1 << 20,
+        "TB" | "T" | "TIB" => 1 << 40,
+        _ => return Err(usage(format!("memory {s:?}: use e.g. 32GB or 512MB"))),
+    };
+    Ok(n * mult)
+}
+
+fn schedule(at: Option<&str>) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>> {
+    at.map(parse_schedule).transpose()
+}
+
+async fn execute(cli: Cli, out: Output) -> Result<Done> {
+    let g = &cli.global;
+    let file = match &g.config {
+        Some(path) => settings::load_file(path)?,
+        None => FileSettings::default(),
+    };
+    let command = match cli.command {
+        Command::Backup(cmd) => return backup(cmd, g, &file).await,
+        other => other,
+    };
+    let admin = Admin::from_config(settings::client_config(g, &file)?)?
+        .wait_timeout(g.timeout)
+        .on_progress(out.progress());
+    let dbname = None;
+    match command {
+        Command::Status => {
+            let mut d = done(&admin.status().await?)?;
+            d.human = render::status;
+            Ok(d)
+        }
+        Command::Check(a) => {
+            let mut opts = CheckOptions::default();
+            opts.lag_bytes_warning = a.lag_warning_bytes;
+            opts.lag_bytes_critical = a.lag_critical_bytes;
+            opts.lag_time_warning = a.lag_warning;
+            opts.lag_time_critical = a.lag_critical;
+            opts.expected_members = a.expect_members;
+            let report = admin.check(&opts).await;
+            let code = report.exit_code();
+            let mut d = done(&report)?;
+            d.human = render::health;
+            d.code = code;
+            Ok(d)
+        }
+        Command::History => done(&admin.history().await?),
+        Command::Switchover { candidate, at } => {
+            let mut req = SwitchoverRequest::new(candidate.as_deref());
+            if let Some(t) = schedule(at.as_deref())? {
+                req = req.at(t);
+            }
+            if g.dry_run {
+                return done(&admin.plan_switchover(&req).await?);
+            }
+            done(&admin.switchover(&req).await?)
+        }
+        Command::Failover { candidate } => {
+            let req = SwitchoverRequest::new(Some(&candidate));
+            let plan = admin.plan_failover(&req).await?;
+            if g.dry_run {
+                return done(&plan);
+            }
+            for w in &plan.warnings {
+                eprintln!("pgha: warning: {w}");
+            }
+            confirm(g.yes, &format!("fail over to {candidate}"))?;
+            done(&admin.failover(&req).await?)
+        }
+        Command::CancelSwitchover => message(admin.cancel_switchover().await?),
+        Command::Restart {
+            member,
+            role,
+            pending,
+            at,
+        } => {
+            let mut req = RestartRequest::default();
+            req.member = member;
+            req.role = role.map(|r| match r {
+                RoleArg::Primary => RoleFilter::Primary,
+                RoleArg::Replica => RoleFilter::Replica,
+            });
+            req.pending_only = pending;
+            req.scheduled_at = schedule(at.as_deref())?;
+            done(&admin.restart(&req).await?)
+        }
+        Command::CancelRestart { member } => message(admin.cancel_restart(&member).await?),
+        Command::Reload { member } => done(&admin.reload(member.as_deref()).await?),
+        Command::Reinitialize { member } => {
+            let what = format!("wipe {member}'s data directory and re-clone it from the leader");
+            if g.dry_run {
+                return message(format!("would {what}"));
+            }
+            confirm(g.yes, &what)?;
+            done(&admin.reinitialize(&member).await?)
+        }
+        Command::RollingRestart { pending } => done(&admin.rolling_restart(pending).await?),
+        Command::Pause => {
+            admin.pause().await?;
+            message("maintenance mode on: automatic failover is off")
+        }
+        Command::Resume => {
+            admin.resume().await?;
+            message("maintenance mode off")
+        }
+        Command::Config(cmd) => match cmd {
+            ConfigCmd::Show => done(&admin.config().await?),
+            ConfigCmd::Get { name } => done(&json!({ "name": name, "value": admin.setting(&name).await? })),
+            ConfigCmd::Set { parameters } => {
+                let mut map = BTreeMap::new();
+                for p in parameters {
+                    let (k, v) = p
+                        .split_once('=')
+                        .ok_or_else(|| usage(format!("{p:?} is not NAME=VALUE")))?;
+                    map.insert(k.trim().to_owned(), v.trim().to_owned());
+                }
+                done(&admin.set_parameters(&map).await?)
+            }
+            ConfigCmd::Patch { json } => {
+                let patch: Value =
+                    serde_json::from_str(&json).map_err(|e| usage(format!("the patch is not JSON: {e}")))?;
+                done(&admin.patch_config(&patch).await?)
+            }
+        },
+        Command::Replication(cmd) => match cmd {
+            ReplicationCmd::Lag => done(&admin.replication().await?),
+            ReplicationCmd::Slots => done(&admin.slots().await?),
+            ReplicationCmd::DropSlot { name } => {
+                if g.dry_run {
+                    let slot = admin.slots().await?.into_iter().find(|s| s.name == name);
+                    return done(&json!({ "would_drop": slot }));
+                }
+                confirm(g.yes, &format!("drop replication slot {name}"))?;
+                done(&admin.drop_slot(&name).await?)
+            }
+            ReplicationCmd::PauseReplay { member } => {
+                admin.set_replay_paused(&member, true).await?;
+                message(format!("replay paused on {member}"))
+            }
+            ReplicationCmd::ResumeReplay { member } => {
+                admin.set_replay_paused(&member, false).await?;
+                message(format!("replay resumed on {member}"))
+            }
+        },
+        Command::Wal(cmd) => match cmd {
+            WalCmd::Archiver => {
+                let a = admin.archiver().await?;
+                let mut d = done(&a)?;
+                if a.failing {
+                    d.code = exit_codes::CRITICAL;
+                }
+                Ok(d)
+            }
+            WalCmd::Size { member } => done(&admin.wal_dir(member.as_deref()).await?),
+            WalCmd::Checkpoint { member } => message(format!(
+                "checkpoint done on {}",
+                admin.checkpoint(member.as_deref()).await?
+            )),
+            WalCmd::KeepSize { value: None } => {
+                done(&json!({ "wal_keep_size": admin.setting("wal_keep_size").await? }))
+            }
+            WalCmd::KeepSize { value: Some(v) } => {
+                let map = BTreeMap::from([("wal_keep_size".to_owned(), v)]);
+                done(&admin.set_parameters(&map).await?)
+            }
+        },
+        Command::Backup(cmd) => backup(cmd, g, &file).await,
+        Command::Pitr(a) => pitr(&admin, &file, &cli.global, a).await,
+        Command::Vacuum {
+            table,
+            analyze,
+            full,
+            no_truncate,
+        } => {
+            let mut opts = VacuumOptions::default();
+            opts.table = table;
+            opts.analyze = analyze;
+            opts.full = full;
+            opts.no_truncate = no_truncate;
+            if full {
+                confirm(g.yes, "VACUUM FULL blocks reads and writes on the table while it runs")?;
+            }
+            done(&admin.vacuum(&opts, dbname).await?)
+        }
+        Command::Analyze { table } => done(&admin.analyze(table.as_deref(), dbname).await?),
+        Command::Reindex { index } => done(&admin.reindex(&index, dbname).await?),
+        Command::Indexes { unused } => {
+            if unused {
+                done(&admin.unused_indexes(dbname).await?)
+            } else {
+                done(&admin.index_usage(dbname).await?)
+            }
+        }
+        Command::DropIndex { index } => {
+            if g.dry_run {
+                let found = admin.index_usage(dbname).await?.into_iter().find(|i| i.index == index);
+                return done(&json!({ "would_drop": found }));
+            }
+            confirm(g.yes, &format!("drop index {index}"))?;
+            done(&admin.drop_index(&index, dbname).await?)
+        }
+        Command::Tables { limit } => done(&admin.table_sizes(limit, dbname).await?),
+        Command::SlowQueries { limit, member } => done(&admin.slow_queries(limit, member.as_deref(), dbname).await?),
+        Command::Explain { sql, analyze, member } => {
+            let mut report = serde_json::to_value(admin.explain(&sql, analyze, member.as_deref(), dbname).await?)
+                .map_err(|e| usage(e.to_string()))?;
+            if g.format != crate::args::Format::Json {
+                // The full plan is for scripts; people get the summary.
+                if let Some(o) = report.as_object_mut() {
+                    o.remove("plan");
+                }
+            }
+            done(&report)
+        }
+        Command::Vector(cmd) => match cmd {
+            VectorCmd::CreateIndex {
+                table,
+                column,
+                name,
+                ivfflat_lists,
+                m,
+                ef_construction,
+                distance,
+                maintenance_work_mem,
+            } => {
+                let mut spec = VectorIndexSpec::new(table);
+                spec.column = column;
+                spec.name = name;
+                spec.kind = match ivfflat_lists {
+                    Some(lists) => IndexKind::IvfFlat { lists },
+                    None => IndexKind::Hnsw { m, ef_construction },
+                };
+                spec.distance = match distance {
+                    DistanceArg::L2 => Distance::L2,
+                    DistanceArg::Cosine => Distance::Cosine,
+                    DistanceArg::Ip => Distance::InnerProduct,
+                };
+                spec.maintenance_work_mem = maintenance_work_mem;
+                done(&admin.create_vector_index(&spec, dbname).await?)
+            }
+            VectorCmd::List => done(&admin.vector_indexes(dbname).await?),
+            VectorCmd::Rebuild { index } => done(&admin.reindex(&index, dbname).await?),
+        },
+        Command::Tune(a) => {
+            let mut machine = Machine::new(memory(&a.memory)?, a.cpus).storage(match a.storage {
+                StorageArg::Ssd => Storage::Ssd,
+                StorageArg::Hdd => Storage::Hdd,
+            });
+            machine.max_connections = a.max_connections;
+            let report = admin.tuning_advice(&machine).await?;
+            if a.apply {
+                let change = admin.apply_tuning(&report).await?;
+                return done(&json!({ "advice": report, "applied": change }));
+            }
+            done(&report)
+        }
+    }
+}
+
+async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) -> Result<Done> {
+    let pgbackrest = || settings::pgbackrest(&g.pgbackrest, &file.pgbackrest);
+    match cmd {
+        BackupCmd::S3Config(a) => s3_config(&a, g),
+        BackupCmd::Create { kind } => {
+            let kind = match kind {
+                BackupTypeArg::Full => BackupType::Full,
+                BackupTypeArg::Diff => BackupType::Diff,
+                BackupTypeArg::Incr => BackupType::Incr,
+            };
+            let pgbackrest = pgbackrest()?;
+            pgbackrest.backup(kind).await?;
+            let info = pgbackrest.info().await?;
+            done(&json!({ "backup": info.latest(), "stanza": info.name }))
+        }
+        BackupCmd::Info => {
+            let info = pgbackrest()?.info().await?;
+            let mut d = done(&info)?;
+            d.human = render::backup_info;
+            if let Some(e) = info.status_error() {
+                eprintln!("pgha: {e}");
+                d.code = exit_codes::BACKUP;
+            }
+            Ok(d)
+        }
+        BackupCmd::Check => {
+            pgbackrest()?.check().await?;
+            message("archiving and the repository work")
+        }
+        BackupCmd::StanzaCreate => {
+            let pgbackrest = pgbackrest()?;
+            pgbackrest.stanza_create().await?;
+            message(format!("stanza {} created", pgbackrest.stanza()))
+        }
+        BackupCmd::Expire => {
+            pgbackrest()?.expire().await?;
+            message("retention applied")
+        }
+    }
+}
+
+fn s3_config(a: &crate::args::S3Args, g: &crate::args::Global) -> Result<Done> {
+    let mut repo = S3Repository::new(&a.bucket, &a.region, &a.endpoint)
+        .path(&a.path)
+        .retention_full(a.retention_full);
+    if let (Some(k), Some(s)) = (&a.key, &a.key_secret) {
+        repo = repo.credentials(k, s.as_str());
+    }
+    if a.path_style {
+        repo = repo.uri_style(UriStyle::Path);
+    }
+    let stanza = g.pgbackrest.stanza.clone().unwrap_or_else(|| "main".into());
+    let paths: Vec<&str> = a.pg_paths.iter().map(String::as_str).collect();
+    let ini = repo.to_ini(&stanza, &paths)?;
+    Ok(Done {
+        value: json!({ "pgbackrest_conf": ini }),
+        human: |v| v["pgbackrest_conf"].as_str().unwrap_or_default().trim_end().to_owned(),
+        code: exit_codes::OK,
+    })
+}
+
+async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: PitrArgs) -> Result<Done> {
+    let target = match (a.time, a.lsn, a.restore_point) {
+        (Some(t), None, None) => RecoveryTarget::time(&t)?,
+        (None, Some(l), None) => RecoveryTarget::lsn(&l)?,
+        (None, None, Some(n)) => RecoveryTarget::restore_point(&n)?,
+        _ => return Err(usage("give exactly one of --time, --lsn, --restore-point".into())),
+    };
+    let control = file.pitr.clone().ok_or_else(|| {
+        usage(
+            "PITR needs node-control commands: add a [pitr] table (stop, start, clear_data_dir, clear_dcs, \
+             set_bootstrap) to the --config file; see `pgha_admin::pitr::CommandControl`"
+                .into(),
+        )
+    })?;
+    let pgbackrest = settings::pgbackrest(&g.pgbackrest, &file.pgbackrest)?;
+    let plan = admin
+        .plan_pitr(&control, &pgbackrest, target, a.member.as_deref())
+        .await?;
+    if g.dry_run {
+        return done(&plan);
+    }
+    for step in &plan.steps {
+        eprintln!("pgha: plan: {step}");
+    }
+    confirm(
+        g.yes,
+        &format!(
+            "restore the whole cluster to {:?}: every member's data directory is emptied",
+            plan.target
+        ),
+    )?;
+    done(&admin.pitr(&control, &pgbackrest, &plan).await?)
+}

@@ -1,0 +1,146 @@
+//! Connection settings from the configuration file, the environment and flags (in that order of
+//! precedence, flags last).
+
+use std::path::Path;
+
+use pgha_admin::backup::{ContainerRunner, LocalRunner, PgBackRest, SshRunner};
+use pgha_admin::pgha_client::{ClientConfig, Secret};
+use pgha_admin::pitr::CommandControl;
+use pgha_admin::{Error, ErrorKind, Result};
+
+use crate::args::{BackrestArgs, Global};
+
+/// Everything the configuration file may hold.
+#[derive(Debug, Default)]
+pub(crate) struct FileSettings {
+    pub(crate) client: ClientConfig,
+    pub(crate) pgbackrest: BackrestFile,
+    pub(crate) pitr: Option<CommandControl>,
+}
+
+/// The `[pgbackrest]` table.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct BackrestFile {
+    stanza: Option<String>,
+    config: Option<String>,
+    run_as: Option<String>,
+    container: Option<String>,
+    ssh: Option<String>,
+    binary: Option<String>,
+}
+
+pub(crate) fn usage(message: String) -> Error {
+    Error::new(ErrorKind::Usage, message)
+}
+
+/// Reads the TOML file: pgha-client's configuration keys at the top level, plus `[pgbackrest]`
+/// and `[pitr]` tables.
+pub(crate) fn load_file(path: &Path) -> Result<FileSettings> {
+    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("reading {}: {e}", path.display())))?;
+    let mut table: toml::Table = text.parse().map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    let pgbackrest = match table.remove("pgbackrest") {
+        Some(v) => v
+            .try_into()
+            .map_err(|e| usage(format!("{} [pgbackrest]: {e}", path.display())))?,
+        None => BackrestFile::default(),
+    };
+    let pitr = match table.remove("pitr") {
+        Some(v) => Some(
+            v.try_into()
+                .map_err(|e| usage(format!("{} [pitr]: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    let client: ClientConfig = toml::Value::Table(table)
+        .try_into()
+        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+    Ok(FileSettings {
+        client,
+        pgbackrest,
+        pitr,
+    })
+}
+
+/// The client configuration: file first, then environment and flags (clap has merged those).
+pub(crate) fn client_config(global: &Global, file: &FileSettings) -> Result<ClientConfig> {
+    let mut c = file.client.clone();
+    if global.dsn.is_some() {
+        c.url = global.dsn.clone();
+    }
+    if !global.patroni.is_empty() {
+        c.patroni = global
+            .patroni
+            .iter()
+            .map(|u| u.trim().to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
+    }
+    macro_rules! set {
+        ($field:ident, $value:expr) => {
+            if let Some(v) = $value {
+                c.$field = Some(v);
+            }
+        };
+    }
+    set!(patroni_user, global.patroni_user.clone());
+    set!(patroni_password, global.patroni_password.clone().map(Secret::new));
+    set!(patroni_ca_file, global.patroni_ca.clone());
+    set!(user, global.user.clone());
+    set!(password, global.password.clone().map(Secret::new));
+    set!(dbname, global.dbname.clone());
+    set!(sslrootcert, global.sslrootcert.clone());
+    if let Some(mode) = &global.sslmode {
+        c.sslmode = Some(
+            mode.parse()
+                .map_err(|e: pgha_admin::pgha_client::Error| usage(e.to_string()))?,
+        );
+    }
+    if c.user.is_none() && c.url.is_none() {
+        c.user = Some("postgres".into());
+    }
+    if c.patroni.is_empty() && c.hosts.is_empty() {
+        return Err(usage(
+            "no Patroni URL: pass --patroni http://host:8008 (or PGHA_PATRONI_URLS, or `patroni` in --config)".into(),
+        ));
+    }
+    if c.application_name.is_none() {
+        c.application_name = Some("pgha-cli".into());
+    }
+    Ok(c)
+}
+
+/// The pgBackRest handle from flags and the `[pgbackrest]` table.
+pub(crate) fn pgbackrest(args: &BackrestArgs, file: &BackrestFile) -> Result<PgBackRest> {
+    let stanza =
+        args.stanza.clone().or_else(|| file.stanza.clone()).ok_or_else(|| {
+            usage("no pgBackRest stanza: pass --stanza (or PGHA_STANZA, or [pgbackrest] stanza)".into())
+        })?;
+    let container = args.pgbackrest_container.clone().or_else(|| file.container.clone());
+    let ssh = args.pgbackrest_ssh.clone().or_else(|| file.ssh.clone());
+    let run_as = args.pgbackrest_user.clone().or_else(|| file.run_as.clone());
+    let mut p = match (container, ssh) {
+        (Some(c), _) => {
+            let mut r = ContainerRunner::docker(c);
+            if let Some(u) = run_as {
+                r = r.user(u);
+            }
+            PgBackRest::new(r, stanza)
+        }
+        (None, Some(dest)) => PgBackRest::new(SshRunner::new(dest), stanza),
+        (None, None) => {
+            let mut r = LocalRunner::new();
+            if let Some(b) = &file.binary {
+                r = r.binary(b);
+            }
+            if let Some(u) = run_as {
+                r = r.run_as(u);
+            }
+            PgBackRest::new(r, stanza)
+        }
+    };
+    if let Some(c) = args.pgbackrest_config.clone().or_else(|| file.config.clone()) {
+        p = p.config_file(c);
+    }
+    Ok(p)
+}
