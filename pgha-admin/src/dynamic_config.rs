@@ -11,6 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::admin::Admin;
 use crate::error::{Error, Result};
 use crate::rest;
+use crate::sql::RowExt;
 
 /// Attempts of a `PATCH /config` that keeps meeting concurrent edits (HTTP 409).
 const PATCH_ATTEMPTS: u32 = 5;
@@ -100,7 +101,8 @@ impl Admin {
             .query("SELECT name, context FROM pg_settings WHERE name = ANY($1)", &[&names])
             .await
             .map_err(|e| Error::db(format!("reading pg_settings on {}", leader.name), e))?;
-        let contexts: BTreeMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let contexts: BTreeMap<String, String> =
+            rows.iter().map(|r| Ok((r.col(0)?, r.col(1)?))).collect::<Result<_>>()?;
         let unknown: Vec<&str> = names
             .iter()
             .filter(|n| !contexts.contains_key(*n))
@@ -138,7 +140,8 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading {name} on {}", leader.name), e))?;
-        row.map(|r| r.get(0))
+        row.map(|r| r.col(0))
+            .transpose()?
             .ok_or_else(|| Error::not_found(format!("no setting {name:?}")))
     }
 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::exit_codes;
 use crate::replication::ReplicationReport;
+use crate::sql::RowExt;
 use crate::wal::ArchiverStatus;
 
 /// Thresholds of [`Admin::check`].
@@ -405,7 +406,7 @@ impl Admin {
             let Ok(row) = db.query_one("SELECT current_setting('data_directory')", &[]).await else {
                 continue;
             };
-            let path: String = row.get(0);
+            let Ok(path) = row.col::<String>(0) else { continue };
             if let Some(used_pct) = local_disk_usage(Path::new(&path)) {
                 obs.disks.push(DiskUsage {
                     member: m.name.clone(),

@@ -18,6 +18,7 @@ mod queries;
 mod replication;
 mod rest;
 mod restart;
+mod sql;
 mod status;
 mod switchover;
 mod tuning;

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
+use crate::sql::RowExt;
 
 /// What [`Admin::vacuum`] does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -191,20 +192,21 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading index statistics on {}", leader.name), e))?;
-        Ok(rows
-            .iter()
-            .map(|r| IndexUsage {
-                schema: r.get(0),
-                table: r.get(1),
-                index: r.get(2),
-                scans: r.get(3),
-                size_bytes: r.get(4),
-                unique: r.get(5),
-                primary: r.get(6),
-                valid: r.get(7),
-                method: r.get(8),
+        rows.iter()
+            .map(|r| {
+                Ok(IndexUsage {
+                    schema: r.col(0)?,
+                    table: r.col(1)?,
+                    index: r.col(2)?,
+                    scans: r.col(3)?,
+                    size_bytes: r.col(4)?,
+                    unique: r.col(5)?,
+                    primary: r.col(6)?,
+                    valid: r.col(7)?,
+                    method: r.col(8)?,
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()
     }
 
     /// Indexes never scanned since the statistics were reset, excluding unique and primary-key
@@ -232,7 +234,7 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("looking up index {i}"), e))?;
-        if row.get::<_, bool>(0) {
+        if row.col::<bool>(0)? {
             return Err(Error::precondition(format!(
                 "{i} enforces a unique or primary-key constraint; drop the constraint instead"
             )));
@@ -254,19 +256,20 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading table sizes on {}", leader.name), e))?;
-        Ok(rows
-            .iter()
-            .map(|r| TableSize {
-                schema: r.get(0),
-                table: r.get(1),
-                total_bytes: r.get(2),
-                index_bytes: r.get(3),
-                live_rows: r.get(4),
-                dead_rows: r.get(5),
-                last_vacuum: r.get(6),
-                last_analyze: r.get(7),
+        rows.iter()
+            .map(|r| {
+                Ok(TableSize {
+                    schema: r.col(0)?,
+                    table: r.col(1)?,
+                    total_bytes: r.col(2)?,
+                    index_bytes: r.col(3)?,
+                    live_rows: r.col(4)?,
+                    dead_rows: r.col(5)?,
+                    last_vacuum: r.col(6)?,
+                    last_analyze: r.col(7)?,
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()
     }
 }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
+use crate::sql::RowExt;
 
 /// One statement from `pg_stat_statements`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -104,7 +105,7 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("checking pg_stat_statements on {}", m.name), e))?;
-        let (version, installed): (i32, bool) = (row.get(0), row.get(1));
+        let (version, installed): (i32, bool) = (row.col(0)?, row.col(1)?);
         if !installed {
             return Err(Error::precondition(format!(
                 "pg_stat_statements is not installed in this database on {}: add it to \
@@ -129,17 +130,18 @@ impl Admin {
             .query(&sql, &[&limit])
             .await
             .map_err(|e| Error::db(format!("reading pg_stat_statements on {}", m.name), e))?;
-        Ok(rows
-            .iter()
-            .map(|r| SlowQuery {
-                query: r.get::<_, Option<String>>(0).unwrap_or_default(),
-                calls: r.get(1),
-                mean_ms: r.get(2),
-                total_ms: r.get(3),
-                rows: r.get(4),
-                cache_hit_ratio: r.get(5),
+        rows.iter()
+            .map(|r| {
+                Ok(SlowQuery {
+                    query: r.col::<Option<String>>(0)?.unwrap_or_default(),
+                    calls: r.col(1)?,
+                    mean_ms: r.col(2)?,
+                    total_ms: r.col(3)?,
+                    rows: r.col(4)?,
+                    cache_hit_ratio: r.col(5)?,
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()
     }
 
     /// `EXPLAIN (FORMAT JSON)` of one statement — with `analyze`, `EXPLAIN (ANALYZE, BUFFERS)`,
@@ -166,10 +168,8 @@ impl Admin {
             .query_one(&format!("EXPLAIN ({options}) {sql}"), &[])
             .await
             .map_err(|e| Error::db(format!("EXPLAIN on {}", m.name), e))?;
-        // EXPLAIN returns its JSON as one text value.
-        let text: String = row.get(0);
-        let plan: Value =
-            serde_json::from_str(&text).map_err(|e| Error::protocol(format!("EXPLAIN JSON from {}: {e}", m.name)))?;
+        // With FORMAT JSON the one column is of type json.
+        let plan: Value = row.col(0)?;
         tx.rollback()
             .await
             .map_err(|e| Error::db(format!("ROLLBACK on {}", m.name), e))?;

@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
+use crate::sql::RowExt;
 
 /// One standby's replication, measured from the leader's and the standby's own positions.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -88,7 +89,7 @@ async fn measure_standby(admin: &Admin, member: &Member, leader_lsn: Lsn) -> Res
     let replay_lsn = lsn_col(&row, 1);
     let behind = |lsn: Option<Lsn>| lsn.map(|l| leader_lsn.0.saturating_sub(l.0));
     let replay_lag_bytes = behind(replay_lsn);
-    let since_last_replay: Option<f64> = row.get(3);
+    let since_last_replay: Option<f64> = row.col(3)?;
     Ok(StandbyLag {
         member: member.name.clone(),
         state: member.state.to_string(),
@@ -103,7 +104,7 @@ async fn measure_standby(admin: &Admin, member: &Member, leader_lsn: Lsn) -> Res
             Some(_) => since_last_replay.map(|s| s.max(0.0)),
             None => None,
         },
-        replay_paused: row.get(2),
+        replay_paused: row.col(2)?,
         error: None,
     })
 }
@@ -152,7 +153,7 @@ impl Admin {
                 .find(|r| r.get::<_, Option<String>>(0).as_deref() == Some(&member.name))
             {
                 lag.streaming = row.get::<_, Option<String>>(1).as_deref() == Some("streaming");
-                lag.sync_state = row.get(2);
+                lag.sync_state = row.col(2)?;
             }
             out.push(lag);
         }
@@ -176,18 +177,19 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading pg_replication_slots on {}", leader.name), e))?;
-        Ok(rows
-            .iter()
-            .map(|r| ReplicationSlot {
-                name: r.get(0),
-                slot_type: r.get(1),
-                active: r.get(2),
-                restart_lsn: lsn_col(r, 3),
-                retained_bytes: r.get(4),
-                wal_status: r.get(5),
-                safe_wal_size: r.get(6),
+        rows.iter()
+            .map(|r| {
+                Ok(ReplicationSlot {
+                    name: r.col(0)?,
+                    slot_type: r.col(1)?,
+                    active: r.col(2)?,
+                    restart_lsn: lsn_col(r, 3),
+                    retained_bytes: r.col(4)?,
+                    wal_status: r.col(5)?,
+                    safe_wal_size: r.col(6)?,
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()
     }
 
     /// Drops a replication slot on the leader. Refuses an active slot (its consumer is

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use crate::admin::Admin;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rest;
+use crate::sql::RowExt;
 use crate::switchover::SwitchoverRequest;
 
 /// Which members a restart applies to, by role (Patroni's `role` filter).
@@ -230,7 +231,7 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db("reading pg_stat_replication", e))?;
-        Ok(match row.map(|r| r.get::<_, String>(0)) {
+        Ok(match row.map(|r| r.col::<String>(0)).transpose()? {
             Some(s) if s == "streaming" => Ok(()),
             Some(s) => Err(format!("replication connection {s}")),
             None => Err("no replication connection to the leader yet".into()),

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use crate::admin::Admin;
 use crate::error::{Error, ErrorKind, Result};
 use crate::rest;
+use crate::sql::RowExt;
 
 /// Parses a schedule as Patroni wants it: ISO 8601 / RFC 3339 **with a time zone**
 /// (`2026-11-27T02:00:00+01:00`, `2026-11-27 01:00:00Z`), in the future.
@@ -357,7 +358,7 @@ impl Admin {
             .query_one("SELECT NOT pg_is_in_recovery()", &[])
             .await
             .map_err(|e| Error::db(format!("checking {}", member.name), e))?;
-        Ok(row.get(0))
+        row.col(0)
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::dynamic_config::ParameterChange;
 use crate::error::{Error, Result};
+use crate::sql::RowExt;
 
 /// Storage class of the data directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
@@ -220,7 +221,7 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading settings on {}", leader.name), e))?;
-        let (version, server_connections): (i32, i32) = (row.get(0), row.get(1));
+        let (version, server_connections): (i32, i32) = (row.col(0)?, row.col(1)?);
         let connections = machine
             .max_connections
             .unwrap_or(u32::try_from(server_connections).unwrap_or(100));
@@ -233,7 +234,10 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db("reading pg_settings", e))?;
-        let known: BTreeMap<String, (String, String)> = rows.iter().map(|r| (r.get(0), (r.get(1), r.get(2)))).collect();
+        let known: BTreeMap<String, (String, String)> = rows
+            .iter()
+            .map(|r| Ok((r.col(0)?, (r.col(1)?, r.col(2)?))))
+            .collect::<Result<_>>()?;
         let mut recommendations = Vec::new();
         let mut skipped = Vec::new();
         for mut r in advice {

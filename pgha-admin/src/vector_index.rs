@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::admin::Admin;
 use crate::error::{Error, Result};
 use crate::maintenance::{ident, MaintenanceOutcome};
+use crate::sql::RowExt;
 
 /// A pgvector index build.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -136,19 +137,20 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("listing vector indexes on {}", leader.name), e))?;
-        Ok(rows
-            .iter()
-            .map(|r| VectorIndex {
-                schema: r.get(0),
-                table: r.get(1),
-                index: r.get(2),
-                method: r.get(3),
-                size_bytes: r.get(4),
-                scans: r.get(5),
-                valid: r.get(6),
-                definition: r.get(7),
+        rows.iter()
+            .map(|r| {
+                Ok(VectorIndex {
+                    schema: r.col(0)?,
+                    table: r.col(1)?,
+                    index: r.col(2)?,
+                    method: r.col(3)?,
+                    size_bytes: r.col(4)?,
+                    scans: r.col(5)?,
+                    valid: r.col(6)?,
+                    definition: r.col(7)?,
+                })
             })
-            .collect())
+            .collect::<Result<Vec<_>>>()
     }
 }
 

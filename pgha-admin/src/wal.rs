@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
+use crate::sql::RowExt;
 
 /// `pg_stat_archiver` on the leader, with a verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -62,16 +63,16 @@ impl Admin {
             )
             .await
             .map_err(|e| Error::db(format!("reading pg_stat_archiver on {}", leader.name), e))?;
-        let last_archived_time: Option<DateTime<Utc>> = row.get(3);
-        let last_failed_time: Option<DateTime<Utc>> = row.get(6);
+        let last_archived_time: Option<DateTime<Utc>> = row.col(3)?;
+        let last_failed_time: Option<DateTime<Utc>> = row.col(6)?;
         Ok(ArchiverStatus {
             member: leader.name,
-            archive_mode: row.get(0),
-            archived_count: row.get(1),
-            last_archived_wal: row.get(2),
+            archive_mode: row.col(0)?,
+            archived_count: row.col(1)?,
+            last_archived_wal: row.col(2)?,
             last_archived_time,
-            failed_count: row.get(4),
-            last_failed_wal: row.get(5),
+            failed_count: row.col(4)?,
+            last_failed_wal: row.col(5)?,
             last_failed_time,
             failing: match (last_failed_time, last_archived_time) {
                 (Some(failed), Some(archived)) => failed > archived,
@@ -95,11 +96,11 @@ impl Admin {
             .map_err(|e| Error::db(format!("reading pg_wal on {}", m.name), e))?;
         Ok(WalDirStatus {
             member: m.name,
-            segments: row.get(0),
-            size_bytes: row.get(1),
-            wal_keep_size: row.get(2),
-            max_wal_size: row.get(3),
-            max_slot_wal_keep_size: row.get(4),
+            segments: row.col(0)?,
+            size_bytes: row.col(1)?,
+            wal_keep_size: row.col(2)?,
+            max_wal_size: row.col(3)?,
+            max_slot_wal_keep_size: row.col(4)?,
         })
     }
 

@@ -21,6 +21,7 @@ use crate::rest::{self, MemberStatus};
 use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, EtcdState, MemberState, Timing};
 
 const APP_USER: &str = "pgha_app";
+const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
 const APP_DATABASE: &str = "pgha";
 const SQL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -335,6 +336,11 @@ impl LocalCluster {
         self.bootstrap_app().await?;
         if self.lock_state().pgbackrest {
             self.pgbackrest(&["stanza-create"]).await?;
+            // Segments completed before the stanza existed failed to archive, and the archiver
+            // backs off for a minute after three failures. `check` switches WAL (which wakes the
+            // archiver) and waits until the segment is archived, so the cluster starts with
+            // working archiving.
+            self.pgbackrest(&["check"]).await?;
         }
         tracing::info!(scope = %self.scope(), "local cluster ready");
         Ok(())
@@ -1075,6 +1081,98 @@ impl LocalCluster {
         client.query_one("SHOW port", &[]).await.ok().map(|r| r.get(0))
     }
 
+    /// Empties a stopped member's data directory (leaving it in place, owned by the cluster's OS
+    /// user, mode 0700), so Patroni bootstraps or re-clones it on its next start.
+    pub fn clear_data_dir(&self, member: &str) -> Result<()> {
+        let data_dir = self.lock_state().member(member)?.data_dir();
+        if postmaster(&data_dir).is_some() {
+            return Err(Error::Setup(format!(
+                "PostgreSQL still runs on {member}; stop the node first"
+            )));
+        }
+        if data_dir.exists() {
+            std::fs::remove_dir_all(&data_dir)
+                .map_err(|e| Error::Setup(format!("removing {}: {e}", data_dir.display())))?;
+        }
+        mkdir(&data_dir)?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::Setup(format!("chmod {}: {e}", data_dir.display())))?;
+        }
+        self.user.own(&data_dir)
+    }
+
+    /// Removes every key of the cluster from etcd (what `patronictl remove <scope>` does).
+    pub fn clear_dcs(&self) -> Result<()> {
+        let (endpoint, prefix) = {
+            let state = self.lock_state();
+            (
+                format!("127.0.0.1:{}", state.etcd.client_port),
+                format!("/pgha/{}/", state.scope),
+            )
+        };
+        let out = std::process::Command::new(ETCDCTL_BIN)
+            .env("ETCDCTL_API", "3")
+            .args([
+                "--endpoints",
+                &endpoint,
+                "--command-timeout=10s",
+                "del",
+                "--prefix",
+                &prefix,
+            ])
+            .output()
+            .map_err(|e| Error::Setup(format!("{ETCDCTL_BIN}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Command {
+                command: format!("etcdctl del --prefix {prefix}"),
+                code: out.status.code(),
+                output: String::from_utf8_lossy(&out.stderr).into_owned(),
+            })
+        }
+    }
+
+    /// Sets `bootstrap.method` to `name` with `bootstrap.<name>` = `method` in a member's Patroni
+    /// configuration, or restores the default (`initdb`) when `method` is `None`. Takes effect
+    /// on the member's next bootstrap.
+    pub fn set_bootstrap_method(&self, member: &str, name: &str, method: Option<&serde_json::Value>) -> Result<()> {
+        let file = self.lock_state().member(member)?.config_file();
+        let text =
+            std::fs::read_to_string(&file).map_err(|e| Error::Setup(format!("reading {}: {e}", file.display())))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Setup(format!("{}: {e}", file.display())))?;
+        let bootstrap = config
+            .get_mut("bootstrap")
+            .and_then(serde_json::Value::as_object_mut)
+            .ok_or_else(|| Error::Setup(format!("{} has no bootstrap section", file.display())))?;
+        match method {
+            Some(m) => {
+                bootstrap.insert("method".into(), serde_json::json!(name));
+                bootstrap.insert(name.into(), m.clone());
+            }
+            None => {
+                bootstrap.remove("method");
+                bootstrap.remove(name);
+            }
+        }
+        let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Setup(e.to_string()))?;
+        write_file(&file, &text)?;
+        self.user.own(&file)
+    }
+
+    /// The OS user cluster processes run as, when it differs from the current one.
+    pub(crate) fn os_user_switch(&self) -> Option<String> {
+        self.user.switches().then(|| self.user.name.clone())
+    }
+
+    /// A member's data directory.
+    pub fn data_dir(&self, member: &str) -> Result<PathBuf> {
+        Ok(self.lock_state().member(member)?.data_dir())
+    }
+
     /// The CA certificate (PEM) that signed the cluster's server certificate, when the cluster
     /// was built with [`tls`](crate::LocalClusterBuilder::tls).
     pub fn ca_file(&self) -> Option<PathBuf> {
@@ -1146,6 +1244,16 @@ impl LocalCluster {
             children: Mutex::new(HashMap::new()),
             teardown: Mutex::new(Teardown::Nothing),
         })
+    }
+
+    /// Re-reads the cluster's state file, after another process (such as `pgha-devcluster node
+    /// start`) started or stopped members of this cluster, so that this handle knows every
+    /// process it must stop.
+    pub fn reload_state(&self) -> Result<()> {
+        let base = self.lock_state().base_dir.clone();
+        let fresh = ClusterState::load(&base)?;
+        *self.lock_state() = fresh;
+        Ok(())
     }
 
     /// Leaves the cluster running when this handle is dropped (it can be stopped later with

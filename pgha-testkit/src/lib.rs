@@ -41,6 +41,7 @@
 //! | `PGHA_TESTKIT_DIR` | root of cluster directories (default `/tmp/pgha-testkit`) |
 #![deny(missing_docs)]
 
+mod admin;
 mod builder;
 mod cluster;
 mod config_files;

@@ -77,6 +77,11 @@ impl OsUser {
     }
 
     /// Gives a path (and everything below it) to this user.
+    /// Whether processes are started as another user.
+    pub(crate) fn switches(&self) -> bool {
+        self.switch
+    }
+
     pub(crate) fn own(&self, path: &Path) -> Result<()> {
         if !self.switch {
             return Ok(());

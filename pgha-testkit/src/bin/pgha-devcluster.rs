@@ -5,6 +5,7 @@
 //! pgha-devcluster status [--json]                                  list members, roles, lag
 //! pgha-devcluster down [--json]                                    stop everything it started
 //! pgha-devcluster reap                                             clean up after killed test runs
+//! pgha-devcluster node stop|start|clear-data|set-bootstrap|clear-dcs …  node control for scripts
 //! ```
 //! The cluster lives in `--state-dir` (default `$PGHA_DEVCLUSTER_DIR`, else `/tmp/pgha-devcluster`).
 
@@ -62,6 +63,23 @@ enum Command {
     Down,
     /// Stop and remove test clusters (under `$PGHA_TESTKIT_DIR`) left behind by killed test runs.
     Reap,
+    /// Control one node, for scripts (e.g. the `[pitr]` commands of `pgha`).
+    #[command(subcommand)]
+    Node(NodeAction),
+}
+
+#[derive(Subcommand)]
+enum NodeAction {
+    /// Stop a member's Patroni (and PostgreSQL) cleanly.
+    Stop { member: String },
+    /// Start a member's Patroni.
+    Start { member: String },
+    /// Empty a stopped member's data directory.
+    ClearData { member: String },
+    /// Set (JSON object) or remove (`null`) the member's `pgha_pitr` bootstrap method.
+    SetBootstrap { member: String, method: String },
+    /// Remove the cluster's keys from etcd.
+    ClearDcs,
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -177,6 +195,21 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             }
         }
         Command::Reap => pgha_testkit::reap_stale_clusters(),
+        Command::Node(action) => {
+            let cluster = LocalCluster::attach(&cli.state_dir)?;
+            match action {
+                NodeAction::Stop { member } => cluster.stop_node(&member)?,
+                NodeAction::Start { member } => cluster.start_node(&member)?,
+                NodeAction::ClearData { member } => cluster.clear_data_dir(&member)?,
+                NodeAction::SetBootstrap { member, method } => {
+                    let method: serde_json::Value = serde_json::from_str(&method)?;
+                    let method = (!method.is_null()).then_some(&method);
+                    cluster.set_bootstrap_method(&member, "pgha_pitr", method)?;
+                }
+                NodeAction::ClearDcs => cluster.clear_dcs()?,
+            }
+            // `attach` never tears down; the cluster's owner (a test, or nobody) is unchanged.
+        }
     }
     Ok(())
 }

@@ -179,7 +179,11 @@ pub(crate) fn backup_info(v: &Value) -> String {
             last_archive.and_then(|a| a["max"].as_str()).unwrap_or("-")
         ),
     ];
-    out.push(if backups.is_empty() { "no backups".into() } else { table(&backups) });
+    out.push(if backups.is_empty() {
+        "no backups".into()
+    } else {
+        table(&backups)
+    });
     out.join("\n")
 }
 

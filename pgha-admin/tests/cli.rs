@@ -1,0 +1,326 @@
+//! The `pgha` CLI against a real cluster: reports, configuration, WAL, pgBackRest, maintenance,
+//! queries, pgvector indexes, tuning — and bad input, which must give a typed error and the
+//! documented exit code, never a panic.
+
+mod common;
+
+use common::{pgha, pgha_json};
+use pgha_admin::exit_codes;
+use serde_json::Value;
+
+fn names(list: &Value, key: &str) -> Vec<String> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|x| x[key].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_covers_the_runbook_against_a_real_cluster() {
+    let cluster = common::cluster().await;
+    let env = common::env(&cluster);
+    let leader = cluster.leader().await.expect("leader");
+
+    // --- cluster status and history -----------------------------------------------------------
+    let status = pgha_json(&env, &["status"]).await;
+    assert_eq!(status["leader"].as_str(), Some(leader.as_str()));
+    assert_eq!(status["members"].as_array().map(Vec::len), Some(3));
+    assert_eq!(status["scope"].as_str(), Some(cluster.scope().as_str()));
+    let human = pgha(&env, &["status"]).await.ok();
+    assert!(
+        human.stdout.contains(&leader) && human.stdout.contains("leader"),
+        "{human:?}"
+    );
+    assert!(pgha_json(&env, &["history"]).await.is_array());
+
+    // --- replication and WAL -------------------------------------------------------------------
+    let lag = pgha_json(&env, &["replication", "lag"]).await;
+    assert_eq!(lag["standbys"].as_array().map(Vec::len), Some(2), "{lag}");
+    assert!(
+        lag["standbys"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|s| s["streaming"] == true),
+        "{lag}"
+    );
+    let slots = pgha_json(&env, &["replication", "slots"]).await;
+    assert_eq!(
+        names(&slots, "name").len(),
+        2,
+        "Patroni keeps one slot per replica: {slots}"
+    );
+    let active = names(&slots, "name")[0].clone();
+    let r = pgha(&env, &["replication", "drop-slot", &active, "--yes"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::PRECONDITION,
+        "an active slot must not be dropped: {r:?}"
+    );
+    let r = pgha(&env, &["replication", "drop-slot", "no_such_slot", "--yes"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    let r = pgha(&env, &["replication", "pause-replay", &names(&slots, "name")[1]]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::PRECONDITION,
+        "Patroni would undo it outside maintenance mode: {r:?}"
+    );
+
+    let archiver = pgha_json(&env, &["wal", "archiver"]).await;
+    assert_eq!(archiver["archive_mode"], "on");
+    let size = pgha_json(&env, &["wal", "size"]).await;
+    assert!(size["size_bytes"].as_i64().unwrap_or(0) > 0, "{size}");
+    pgha(&env, &["wal", "checkpoint"]).await.ok();
+    let keep = pgha_json(&env, &["wal", "keep-size"]).await;
+    assert_eq!(keep["wal_keep_size"], "128MB");
+    let set = pgha_json(&env, &["wal", "keep-size", "256MB"]).await;
+    assert_eq!(set["applied"]["wal_keep_size"], "256MB");
+    assert_eq!(set["needs_restart"], serde_json::json!([]), "wal_keep_size reloads");
+    let mut seen = String::new();
+    for _ in 0..60 {
+        seen = pgha_json(&env, &["config", "get", "wal_keep_size"]).await["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if seen == "256MB" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert_eq!(seen, "256MB", "Patroni applies dynamic configuration on its next loop");
+    let config = pgha_json(&env, &["config", "show"]).await;
+    assert_eq!(config["postgresql"]["parameters"]["wal_keep_size"], "256MB", "{config}");
+    let r = pgha(&env, &["config", "set", "max_parallel_io_workers=4"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::USAGE,
+        "the runbook's invented parameter is refused: {r:?}"
+    );
+    assert!(r.stderr.contains("max_parallel_io_workers"), "{r:?}");
+
+    // --- pgBackRest ----------------------------------------------------------------------------
+    let created = pgha_json(&env, &["backup", "create", "--type", "full"]).await;
+    assert_eq!(created["backup"]["type"], "full", "{created}");
+    let info = pgha_json(&env, &["backup", "info"]).await;
+    assert_eq!(info["status"]["code"], 0, "{info}");
+    assert!(!names(&info["backup"], "label").is_empty());
+    pgha(&env, &["backup", "check"]).await.ok();
+    let human = pgha(&env, &["backup", "info"]).await.ok();
+    assert!(human.stdout.contains("full"), "{human:?}");
+    let r = pgha(&env, &["--stanza", "no-such-stanza", "backup", "check"]).await;
+    assert_eq!(r.code, exit_codes::BACKUP, "a pgBackRest error is exit 16: {r:?}");
+    assert!(r.stderr.contains("pgbackrest check exited with"), "{r:?}");
+    let r = pgha(&env, &["--stanza", "no-such-stanza", "backup", "info"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::BACKUP,
+        "info exits 0 on a missing stanza; pgha checks the status: {r:?}"
+    );
+
+    // --- maintenance ---------------------------------------------------------------------------
+    let db = common::superuser(&cluster).await;
+    db.batch_execute(
+        "CREATE TABLE items (id bigint PRIMARY KEY, name text, embedding vector(3)); \
+         INSERT INTO items SELECT g, 'item ' || g, ARRAY[g, g * 2, g % 7]::real[]::vector FROM generate_series(1, 2000) g; \
+         CREATE INDEX items_name_idx ON items (name); \
+         DELETE FROM items WHERE id % 10 = 0;",
+    )
+    .await
+    .expect("test table");
+    let vacuumed = pgha_json(&env, &["vacuum", "items", "--analyze"]).await;
+    assert_eq!(vacuumed["statement"], r#"VACUUM (ANALYZE) "items""#);
+    assert_eq!(
+        vacuumed["member"].as_str(),
+        Some(leader.as_str()),
+        "VACUUM runs on the leader"
+    );
+    for attempt in [r#"items; DROP TABLE items; --"#, r#"items" ; DROP TABLE items; --"#] {
+        let r = pgha(&env, &["vacuum", attempt]).await;
+        assert_eq!(
+            r.code,
+            exit_codes::NOT_FOUND,
+            "the injection is one quoted, unknown name: {r:?}"
+        );
+    }
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .expect("items still exists")
+        .get(0);
+    assert_eq!(rows, 1800);
+    pgha(&env, &["analyze", "items"]).await.ok();
+    pgha(&env, &["analyze"]).await.ok();
+    let reindexed = pgha_json(&env, &["reindex", "items_name_idx"]).await;
+    assert_eq!(reindexed["statement"], r#"REINDEX INDEX CONCURRENTLY "items_name_idx""#);
+    let unused = pgha_json(&env, &["indexes", "--unused"]).await;
+    let unused = names(&unused, "index");
+    assert!(unused.contains(&"items_name_idx".to_owned()), "{unused:?}");
+    assert!(
+        !unused.contains(&"items_pkey".to_owned()),
+        "primary keys are never drop candidates"
+    );
+    let r = pgha(&env, &["drop-index", "items_pkey", "--yes"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "{r:?}");
+    let r = pgha(&env, &["drop-index", "items_name_idx"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::PRECONDITION,
+        "no --yes and no terminal: refused: {r:?}"
+    );
+    let plan = pgha_json(&env, &["--dry-run", "drop-index", "items_name_idx"]).await;
+    assert_eq!(plan["would_drop"]["index"], "items_name_idx");
+    pgha(&env, &["drop-index", "items_name_idx", "--yes"]).await.ok();
+    let all = names(&pgha_json(&env, &["indexes"]).await, "index");
+    assert!(!all.contains(&"items_name_idx".to_owned()), "{all:?}");
+    let tables = pgha_json(&env, &["tables", "--limit", "5"]).await;
+    assert!(names(&tables, "table").contains(&"items".to_owned()), "{tables}");
+
+    // --- queries -------------------------------------------------------------------------------
+    for id in 1..50_i64 {
+        db.query("SELECT name FROM items WHERE id = $1", &[&id])
+            .await
+            .expect("query");
+    }
+    let slow = pgha_json(&env, &["slow-queries", "--limit", "50"]).await;
+    assert!(
+        slow.as_array().into_iter().flatten().any(|q| q["query"]
+            .as_str()
+            .is_some_and(|t| t.contains("FROM items WHERE id"))
+            && q["calls"].as_i64().unwrap_or(0) >= 49),
+        "{slow}"
+    );
+    let plan = pgha_json(&env, &["explain", "SELECT name FROM items WHERE id = 42"]).await;
+    assert_eq!(plan["uses_index"], true, "{plan}");
+    assert_eq!(plan["indexes"][0], "items_pkey");
+    let plan = pgha_json(&env, &["explain", "--analyze", "DELETE FROM items"]).await;
+    assert!(plan["execution_ms"].as_f64().is_some(), "{plan}");
+    let rows: i64 = db
+        .query_one("SELECT count(*) FROM items", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        rows, 1800,
+        "EXPLAIN ANALYZE of a write runs in a rolled-back transaction"
+    );
+    let r = pgha(&env, &["explain", "SELECT 1; DROP TABLE items"]).await;
+    assert_eq!(r.code, exit_codes::DATABASE, "one statement only: {r:?}");
+
+    // --- pgvector indexes ----------------------------------------------------------------------
+    let built = pgha_json(
+        &env,
+        &[
+            "vector",
+            "create-index",
+            "items",
+            "--m",
+            "8",
+            "--ef-construction",
+            "32",
+            "--distance",
+            "cosine",
+        ],
+    )
+    .await;
+    assert!(
+        built["statement"]
+            .as_str()
+            .is_some_and(|s| s.contains("USING hnsw") && s.contains("vector_cosine_ops")),
+        "{built}"
+    );
+    let ivf = pgha_json(
+        &env,
+        &[
+            "vector",
+            "create-index",
+            "items",
+            "--ivfflat-lists",
+            "10",
+            "--name",
+            "items_ivf",
+        ],
+    )
+    .await;
+    assert!(
+        ivf["statement"].as_str().is_some_and(|s| s.contains("lists = 10")),
+        "{ivf}"
+    );
+    let list = pgha_json(&env, &["vector", "list"]).await;
+    let mut methods: Vec<String> = names(&list, "method");
+    methods.sort();
+    assert_eq!(methods, ["hnsw", "ivfflat"], "{list}");
+    assert!(list
+        .as_array()
+        .into_iter()
+        .flatten()
+        .all(|i| i["valid"] == true && i["size_bytes"].as_i64() > Some(0)));
+    pgha(&env, &["vector", "rebuild", "items_ivf"]).await.ok();
+    let plan = pgha_json(
+        &env,
+        &[
+            "explain",
+            "SELECT id FROM items ORDER BY embedding <=> '[1,2,3]' LIMIT 5",
+        ],
+    )
+    .await;
+    assert_eq!(plan["uses_index"], true, "the k-NN query uses the HNSW index: {plan}");
+
+    // --- tuning --------------------------------------------------------------------------------
+    let advice = pgha_json(&env, &["tune", "--memory", "2GB", "--cpus", "2"]).await;
+    let recs = &advice["recommendations"];
+    let value = |n: &str| {
+        recs.as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == n)
+            .map(|r| (r["value"].clone(), r["needs_restart"].clone()))
+    };
+    assert_eq!(value("shared_buffers"), Some((Value::from("512MB"), Value::from(true))));
+    assert_eq!(value("work_mem").map(|v| v.1), Some(Value::from(false)));
+    assert!(value("max_parallel_io_workers").is_none());
+
+    // --- bad input -----------------------------------------------------------------------------
+    let r = pgha(&env, &["restart", "no-such-member"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    assert!(r.stderr.contains("no member \"no-such-member\""), "{r:?}");
+    let r = pgha(&env, &["switchover", "--at", "tomorrow"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let r = pgha(&env, &["switchover", "--at", "2999-01-01T02:00:00"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::USAGE,
+        "a schedule without a time zone is refused: {r:?}"
+    );
+    let r = pgha(&env, &["--patroni", "http://127.0.0.1:1", "--timeout", "5s", "status"]).await;
+    assert_eq!(r.code, exit_codes::UNREACHABLE, "{r:?}");
+    let r = pgha(&env, &["--format", "json", "--patroni", "http://127.0.0.1:1", "status"]).await;
+    assert_eq!(
+        r.json()["error"]["exit_code"],
+        exit_codes::UNREACHABLE,
+        "errors are JSON on stdout too"
+    );
+    let r = pgha(&env, &["--patroni", "not a url", "status"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let r = pgha(&env, &["no-such-command"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let r = pgha(&env, &["failover", "--candidate", "no-such-member", "--yes"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    let r = pgha(&env, &["tune", "--memory", "lots", "--cpus", "2"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let r = pgha(&env, &["config", "patch", "[1, 2]"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let mut wrong = env.clone();
+    wrong.retain(|(k, _)| k != "PGHA_PATRONI_PASSWORD");
+    wrong.push(("PGHA_PATRONI_PASSWORD".into(), "wrong".into()));
+    let r = pgha(&wrong, &["reload"]).await;
+    assert_eq!(r.code, exit_codes::PATRONI, "{r:?}");
+    assert!(r.stderr.contains("authentication failed"), "{r:?}");
+    for r in [&r] {
+        assert!(!r.stderr.contains("panicked"), "{r:?}");
+    }
+    let secret = cluster.credentials().superuser.password.expose().to_owned();
+    let r = pgha(&env, &["-vv", "--format", "json", "status"]).await.ok();
+    assert!(
+        !r.stderr.contains(&secret) && !r.stdout.contains(&secret),
+        "the password leaked into the output"
+    );
+}

@@ -1,0 +1,114 @@
+//! Shared by the integration tests: a real cluster, and the `pgha` binary pointed at it.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use pgha_testkit::LocalCluster;
+use serde_json::Value;
+
+pub fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "pgha_admin=info,pgha_testkit=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+/// A 3-member cluster with pgBackRest.
+pub async fn cluster() -> LocalCluster {
+    init_tracing();
+    LocalCluster::builder()
+        .members(3)
+        .pgbackrest(true)
+        .start()
+        .await
+        .expect("cluster starts")
+}
+
+/// The `pgha` environment for a cluster (flags are tested separately; the environment is how
+/// cron jobs usually configure it).
+pub fn env(cluster: &LocalCluster) -> Vec<(String, String)> {
+    let creds = cluster.credentials();
+    let info = cluster.info();
+    let mut env = vec![
+        ("PGHA_PATRONI_URLS".to_owned(), cluster.patroni_urls().join(",")),
+        ("PGHA_USER".into(), creds.superuser.username.clone()),
+        ("PGHA_PASSWORD".into(), creds.superuser.password.expose().to_owned()),
+        ("PGHA_DBNAME".into(), cluster.database()),
+        ("PGHA_SSLMODE".into(), "disable".into()),
+        ("PGHA_STANZA".into(), cluster.scope()),
+    ];
+    if let Some(rest) = &creds.rest {
+        env.push(("PGHA_PATRONI_USER".into(), rest.username.clone()));
+        env.push(("PGHA_PATRONI_PASSWORD".into(), rest.password.expose().to_owned()));
+    }
+    if let Some(config) = info.pgbackrest_config {
+        env.push(("PGHA_PGBACKREST_CONFIG".into(), config.display().to_string()));
+    }
+    if nix::unistd::Uid::effective().is_root() {
+        env.push(("PGHA_PGBACKREST_USER".into(), "postgres".into()));
+    }
+    env
+}
+
+/// What one `pgha` run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "pgha failed: {self:?}");
+        self
+    }
+}
+
+/// Runs `pgha <args>` with `env` (and nothing else from this process's environment but PATH),
+/// stdin closed, bounded by 5 minutes.
+pub async fn pgha(env: &[(String, String)], args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(300), cmd.output())
+        .await
+        .unwrap_or_else(|_| panic!("pgha {args:?} did not finish in 5 minutes"))
+        .expect("pgha runs");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("$ pgha {} -> {}\n{}", args.join(" "), run.code, run.stderr.trim_end());
+    run
+}
+
+/// `pgha --format json <args>`, which must succeed.
+pub async fn pgha_json(env: &[(String, String)], args: &[&str]) -> Value {
+    let mut all = vec!["--format", "json"];
+    all.extend_from_slice(args);
+    pgha(env, &all).await.ok().json()
+}
+
+/// A superuser connection to the leader's application database.
+pub async fn superuser(cluster: &LocalCluster) -> tokio_postgres::Client {
+    let leader = cluster.leader().await.expect("a leader");
+    cluster
+        .connect_superuser(&leader, &cluster.database())
+        .await
+        .expect("superuser connection")
+}
