@@ -314,9 +314,6 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     let r = pgha(&wrong, &["reload"]).await;
     assert_eq!(r.code, exit_codes::PATRONI, "{r:?}");
     assert!(r.stderr.contains("authentication failed"), "{r:?}");
-    for r in [&r] {
-        assert!(!r.stderr.contains("panicked"), "{r:?}");
-    }
     let secret = cluster.credentials().superuser.password.expose().to_owned();
     let r = pgha(&env, &["-vv", "--format", "json", "status"]).await.ok();
     assert!(

@@ -94,6 +94,10 @@ pub async fn pgha(env: &[(String, String)], args: &[&str]) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
     eprintln!("$ pgha {} -> {}\n{}", args.join(" "), run.code, run.stderr.trim_end());
+    assert!(
+        !run.stderr.contains("panicked") && run.code != 101,
+        "pgha panicked: {run:?}"
+    );
     run
 }
 
