@@ -17,7 +17,8 @@ use tokio::task::JoinSet;
 
 /// Dimension of the demo embeddings.
 pub const DIMS: usize = 16;
-const TABLE: &str = "pgha_demo_items";
+/// The table the demo workload writes to (created by [`prepare`]).
+pub const TABLE: &str = "pgha_demo_items";
 
 /// What one fault round measured (`failover_demo --json` prints one per round).
 #[derive(Debug, Clone, Serialize)]

@@ -212,15 +212,16 @@ impl Admin {
     }
 
     /// An unsafe call on any reachable endpoint (switchover, failover, config: Patroni writes
-    /// them to the DCS, so any member can take them). Only a failure to *reach* an endpoint moves
-    /// on to the next; an answer, whatever its status, is returned.
+    /// them to the DCS, so any member can take them). Only an endpoint that could not be
+    /// connected to is skipped; once a request may have been received, its answer (or its
+    /// failure) is final — it is never sent twice.
     pub(crate) async fn call_any(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
         let mut failures = Vec::new();
         for base in self.endpoints() {
-            match rest::request(&self.connector, method.clone(), &base, path, body).await {
+            match rest::send(&self.connector, method.clone(), &base, path, body).await {
                 Ok(reply) => return Ok(reply),
-                Err(e) if e.kind() == ErrorKind::Unreachable => failures.push(e.to_string()),
-                Err(e) => return Err(e),
+                Err(rest::Failure::NotSent(e)) => failures.push(e.to_string()),
+                Err(maybe) => return Err(maybe.into()),
             }
         }
         Err(Error::new(

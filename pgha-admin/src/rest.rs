@@ -44,6 +44,27 @@ pub(crate) fn base_of(api_url: &str) -> String {
         .to_owned()
 }
 
+/// Why a request failed: before anything reached Patroni (safe to send elsewhere), or after
+/// (Patroni may have acted on it).
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// The connection could not be made; nothing was sent.
+    NotSent(Error),
+    /// The request may have been received.
+    MaybeSent(Error),
+}
+
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::NotSent(e) => e,
+            Failure::MaybeSent(e) => {
+                e.prefixed("the request may have reached Patroni; check the cluster before retrying")
+            }
+        }
+    }
+}
+
 /// Sends one request to `base + path` and reads the body up to [`MAX_BODY`].
 pub(crate) async fn request(
     connector: &Connector,
@@ -52,8 +73,27 @@ pub(crate) async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Reply> {
+    send(connector, method, base, path, body).await.map_err(Error::from)
+}
+
+/// Like [`request`], telling whether a failed request may have been received.
+pub(crate) async fn send(
+    connector: &Connector,
+    method: Method,
+    base: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::result::Result<Reply, Failure> {
     let url = format!("{base}{path}");
-    let mut req = connector.http().request(method.clone(), &url);
+    // GETs are bounded by the Patroni timeout (connect and each read) and twice that in all (a
+    // body that never ends). Unsafe calls get a minute: Patroni answers a switchover only once
+    // it is done (up to 20 s with default settings) and a restart once PostgreSQL is up again.
+    let limit = if method == Method::GET {
+        connector.patroni_timeout() * 2
+    } else {
+        Duration::from_secs(60)
+    };
+    let mut req = connector.http().request(method.clone(), &url).timeout(limit);
     if method != Method::GET {
         if let Some((user, password)) = connector.patroni_auth() {
             req = req.basic_auth(user, password.map(|p| p.expose()));
@@ -62,38 +102,37 @@ pub(crate) async fn request(
     if let Some(body) = body {
         req = req.json(body);
     }
-    // The HTTP client's timeout bounds connecting and each read; this bounds the whole exchange
-    // (a body that never ends), with room for the slow unsafe calls (a switchover takes up to 20 s
-    // inside Patroni before it answers).
-    let limit = if method == Method::GET {
-        connector.patroni_timeout() * 2
-    } else {
-        Duration::from_secs(60)
-    };
     let exchange = async {
-        let mut resp = req
-            .send()
-            .await
-            .map_err(|e| Error::new(ErrorKind::Unreachable, format!("{method} {url}")).with_source(e))?;
+        let mut resp = req.send().await.map_err(|e| {
+            let connect = e.is_connect();
+            let err = Error::new(ErrorKind::Unreachable, format!("{method} {url}")).with_source(e);
+            if connect {
+                Failure::NotSent(err)
+            } else {
+                Failure::MaybeSent(err)
+            }
+        })?;
         let status = resp.status().as_u16();
         let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            Error::new(ErrorKind::Unreachable, format!("{method} {url}: reading the body")).with_source(e)
+            Failure::MaybeSent(
+                Error::new(ErrorKind::Unreachable, format!("{method} {url}: reading the body")).with_source(e),
+            )
         })? {
             if body.len() + chunk.len() > MAX_BODY {
-                return Err(Error::protocol(format!(
+                return Err(Failure::MaybeSent(Error::protocol(format!(
                     "{method} {url}: body larger than {MAX_BODY} bytes"
-                )));
+                ))));
             }
             body.extend_from_slice(&chunk);
         }
         Ok(Reply { status, body })
     };
     tokio::time::timeout(limit, exchange).await.map_err(|_| {
-        Error::new(
+        Failure::MaybeSent(Error::new(
             ErrorKind::Unreachable,
             format!("{method} {url}: no complete answer within {limit:?}"),
-        )
+        ))
     })?
 }
 

@@ -73,6 +73,9 @@ pub struct RollingRestartReport {
     pub leader_after: String,
 }
 
+/// How long a rolling restart waits for a cluster in transition to become healthy.
+const SETTLE: Duration = Duration::from_secs(30);
+
 fn restart_body(req: &RestartRequest) -> Value {
     let mut body = json!({});
     if req.pending_only {
@@ -243,9 +246,25 @@ impl Admin {
     /// `pending_only`, members without a pending restart are left alone (the switchover happens
     /// only if the leader needs its restart).
     pub async fn rolling_restart(&self, pending_only: bool) -> Result<RollingRestartReport> {
-        let (_, view) = self.cluster_view().await?;
+        // A member may be passing through a transient state (the old leader of a switchover
+        // rejoining); give the cluster a little time to settle before refusing.
+        let settle = Instant::now() + SETTLE.min(self.wait_limit());
+        let view = loop {
+            let (_, view) = self.cluster_view().await?;
+            match check_all_streaming_in_view(&view) {
+                Ok(()) => break view,
+                Err(e) if Instant::now() > settle => return Err(e),
+                Err(e) => {
+                    self.report(
+                        "rolling-restart",
+                        format!("waiting for the cluster to settle: {e}"),
+                        None,
+                    );
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         let leader = Self::require_leader(&view)?.name.clone();
-        check_all_streaming_in_view(&view)?;
         let needs = |m: &Member| !pending_only || m.pending_restart;
         let replicas: Vec<String> = view
             .members

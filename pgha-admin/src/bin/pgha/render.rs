@@ -82,7 +82,7 @@ fn object(o: &Map<String, Value>) -> String {
             Value::Array(a) if !a.is_empty() && a.iter().all(Value::is_object) => {
                 sections.push(format!("{}:\n{}", k.replace('_', " "), table(a)));
             }
-            Value::Object(inner) if !inner.is_empty() && k != "tags" && k != "plan" && k != "bootstrap" => {
+            Value::Object(inner) if !inner.is_empty() && k != "tags" => {
                 sections.push(format!("{}:\n{}", k.replace('_', " "), indent(&object(inner))));
             }
             _ => scalars.push((k.replace('_', " "), cell(k, v))),

@@ -1,0 +1,106 @@
+//! `pgha check` (and `Admin::check`) follow the cluster's real health: zero when healthy,
+//! non-zero when a replica's replay is stuck past the threshold or a replica is down.
+
+mod common;
+
+use std::time::Duration;
+
+use common::pgha;
+use pgha_admin::{exit_codes, CheckOptions, Level};
+use serde_json::Value;
+
+async fn check(env: &[(String, String)], extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["--format", "json", "check"];
+    args.extend_from_slice(extra);
+    let r = pgha(env, &args).await;
+    let json = r.json();
+    (r.code, json)
+}
+
+fn level_of(report: &Value, name: &str, member: &str) -> Vec<String> {
+    report["checks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["name"] == name && c["member"] == member)
+        .filter_map(|c| c["level"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Polls `pgha check` until it exits with `code` (the cluster converges on its own schedule).
+async fn eventually(env: &[(String, String)], extra: &[&str], code: i32) -> Value {
+    let mut last = Value::Null;
+    for _ in 0..60 {
+        let (c, report) = check(env, extra).await;
+        if c == code {
+            return report;
+        }
+        last = report;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    panic!("pgha check never exited {code}; last report: {last:#}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_exit_code_follows_cluster_health() {
+    let cluster = common::cluster().await;
+    let env = common::env(&cluster);
+    let admin = cluster.admin().expect("admin");
+    let leader = cluster.leader().await.expect("leader");
+    let replica = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a replica");
+
+    let (code, report) = check(&env, &[]).await;
+    assert_eq!(code, exit_codes::OK, "a healthy cluster: {report:#}");
+    assert_eq!(admin.check(&CheckOptions::default()).await.level, Level::Ok);
+    for name in ["leader", "archiving", "disk"] {
+        assert!(
+            report["checks"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["name"] == name),
+            "{name} was not checked: {report:#}"
+        );
+    }
+
+    // Replay stuck on one replica while the leader writes 8 MB: its replay lag passes the
+    // threshold (Patroni's own `lag` stays 0: it measures received WAL).
+    cluster.pause_replay(&replica).expect("pause replay");
+    let db = common::superuser(&cluster).await;
+    db.batch_execute("CREATE TABLE filler AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 8000) g")
+        .await
+        .expect("write WAL");
+    let thresholds = ["--lag-warning-bytes", "1000000", "--lag-critical-bytes", "1000000000"];
+    let report = eventually(&env, &thresholds, exit_codes::WARNING).await;
+    assert_eq!(level_of(&report, "lag", &replica), ["WARNING"], "{report:#}");
+    let status = admin.status().await.expect("status");
+    let patroni_lag = status.members.iter().find(|m| m.name == replica).and_then(|m| m.lag);
+    println!("Patroni reports lag {patroni_lag:?} for the stuck replica; pgha measured {report:#}");
+    cluster.resume_replay(&replica).expect("resume replay");
+    eventually(&env, &thresholds, exit_codes::OK).await;
+
+    // A replica down.
+    cluster.stop_node(&replica).expect("stop replica");
+    let (code, report) = check(&env, &[]).await;
+    assert!(
+        code == exit_codes::WARNING || code == exit_codes::CRITICAL,
+        "a stopped replica must not pass: {code} {report:#}"
+    );
+    let human = pgha(&env, &["check"]).await;
+    assert_eq!(human.code, code);
+    assert!(human.stdout.contains(&replica), "{human:?}");
+    cluster.start_node(&replica).expect("start replica");
+    cluster
+        .wait_streaming(&replica, Duration::from_secs(90))
+        .await
+        .expect("replica streams again");
+    eventually(&env, &[], exit_codes::OK).await;
+
+    // Nothing reachable: CRITICAL, not a crash and not UNKNOWN.
+    let r = pgha(&env, &["--patroni", "http://127.0.0.1:1", "check"]).await;
+    assert_eq!(r.code, exit_codes::CRITICAL, "{r:?}");
+}
