@@ -71,6 +71,12 @@ pub struct RollingRestartReport {
     pub leader_before: String,
     /// The leader after the switchover.
     pub leader_after: String,
+    /// Members still flagged `pending_restart` afterwards. A *decrease* of `max_connections`,
+    /// `max_worker_processes`, `max_wal_senders`, `max_prepared_transactions` or
+    /// `max_locks_per_transaction` ends here: a standby must keep values at least the
+    /// primary's (Patroni starts replicas with the larger one), so the new value takes effect
+    /// only when the leader restarts in place — a short outage to plan (`pgha restart <leader>`).
+    pub still_pending: Vec<String>,
 }
 
 /// How long a rolling restart waits for a cluster in transition to become healthy.
@@ -323,10 +329,28 @@ impl Admin {
                 elapsed_s: started.elapsed().as_secs_f64(),
             });
         }
+        let (_, view) = self.cluster_view().await?;
+        let still_pending: Vec<String> = view
+            .members
+            .iter()
+            .filter(|m| m.pending_restart)
+            .map(|m| m.name.clone())
+            .collect();
+        if !still_pending.is_empty() {
+            self.report(
+                "rolling-restart",
+                format!(
+                    "still pending a restart: {} (a decreased max_* setting needs the leader restarted in place)",
+                    still_pending.join(", ")
+                ),
+                None,
+            );
+        }
         Ok(RollingRestartReport {
             steps,
             leader_before: leader,
             leader_after,
+            still_pending,
         })
     }
 

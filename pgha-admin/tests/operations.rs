@@ -1,0 +1,184 @@
+//! Patroni operations through the `pgha` CLI on a real cluster: switchover (planned, scheduled,
+//! cancelled), maintenance mode, restarts (scheduled, cancelled, pending-only), reload,
+//! configuration patches, reinitialize, failover and the rolling restart.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{pgha, pgha_json};
+use pgha_admin::exit_codes;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_operations_change_the_cluster_as_asked() {
+    let cluster = common::cluster().await;
+    let env = common::env(&cluster);
+    let leader = cluster.leader().await.expect("leader");
+    let members = cluster.member_names();
+    let others: Vec<String> = members.iter().filter(|m| **m != leader).cloned().collect();
+
+    // Switchover: a dry run changes nothing; then to a named candidate.
+    let plan = pgha_json(&env, &["--dry-run", "switchover", "--candidate", &others[0]]).await;
+    assert_eq!(plan["leader"].as_str(), Some(leader.as_str()));
+    assert_eq!(
+        cluster.leader().await.expect("leader"),
+        leader,
+        "a dry run changes nothing"
+    );
+    let done = pgha_json(&env, &["switchover", "--candidate", &others[0]]).await;
+    assert_eq!(done["new_leader"].as_str(), Some(others[0].as_str()), "{done}");
+    assert!(
+        cluster.is_writable_primary(&others[0]).await.expect("SQL"),
+        "the new leader accepts writes"
+    );
+    let leader = others[0].clone();
+    for m in &members {
+        cluster.wait_streaming_or_leader(m).await;
+    }
+
+    // A scheduled switchover shows in the status and can be cancelled.
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = pgha_json(&env, &["switchover", "--at", &at]).await;
+    assert!(scheduled["new_leader"].is_null(), "{scheduled}");
+    let status = pgha_json(&env, &["status"]).await;
+    assert!(status["scheduled_switchover"]["at"].is_string(), "{status}");
+    pgha(&env, &["cancel-switchover"]).await.ok();
+    let status = pgha_json(&env, &["status"]).await;
+    assert!(status["scheduled_switchover"].is_null(), "{status}");
+    let r = pgha(&env, &["cancel-switchover"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+
+    // Maintenance mode (`PATCH /config {"pause": true}`, what patronictl pause sends).
+    pgha(&env, &["pause"]).await.ok();
+    assert_eq!(pgha_json(&env, &["status"]).await["paused"], true);
+    let (code, _) = (pgha(&env, &["check"]).await.code, ());
+    assert_eq!(code, exit_codes::WARNING, "maintenance mode is a warning");
+    let r = pgha(&env, &["switchover"]).await;
+    assert_eq!(
+        r.code,
+        exit_codes::PRECONDITION,
+        "paused: a candidate is required: {r:?}"
+    );
+    pgha(&env, &["resume"]).await.ok();
+    assert_eq!(pgha_json(&env, &["status"]).await["paused"], false);
+
+    // Restarts: scheduled then cancelled; pending-only skips members with nothing pending.
+    let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let scheduled = pgha_json(&env, &["restart", &others[1], "--at", &at]).await;
+    assert_eq!(scheduled[0]["outcome"], "scheduled", "{scheduled}");
+    pgha(&env, &["cancel-restart", &others[1]]).await.ok();
+    let r = pgha(&env, &["cancel-restart", &others[1]]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    let skipped = pgha_json(&env, &["restart", "--pending"]).await;
+    assert!(
+        skipped
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|o| o["outcome"] == "skipped"),
+        "nothing is pending: {skipped}"
+    );
+    let restarted = pgha_json(&env, &["restart", &others[1], "--role", "replica"]).await;
+    assert_eq!(restarted[0]["outcome"], "done", "{restarted}");
+    let reloaded = pgha_json(&env, &["reload"]).await;
+    assert_eq!(reloaded.as_array().map(Vec::len), Some(3));
+
+    // A restart-only parameter: the change is reported as needing a restart, the members show
+    // pending_restart, and a pending-only rolling restart applies it everywhere with one
+    // switchover. (An increase: replicas go first, and must never run below the primary.)
+    let change = pgha_json(&env, &["config", "set", "max_connections=250"]).await;
+    assert_eq!(change["needs_restart"], serde_json::json!(["max_connections"]));
+    let mut pending = 0;
+    for _ in 0..60 {
+        let status = pgha_json(&env, &["status"]).await;
+        pending = status["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["pending_restart"] == true)
+            .count();
+        if pending == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(pending, 3, "every member should show pending_restart");
+    let rolled = pgha_json(&env, &["rolling-restart", "--pending"]).await;
+    assert_eq!(rolled["steps"].as_array().map(Vec::len), Some(4), "{rolled}");
+    let leader_after = rolled["leader_after"].as_str().expect("leader after").to_owned();
+    assert_ne!(leader_after, leader);
+    let db = cluster
+        .connect_superuser(&leader_after, "postgres")
+        .await
+        .expect("connect");
+    let max: String = db.query_one("SHOW max_connections", &[]).await.expect("show").get(0);
+    assert_eq!(max, "250");
+    assert_eq!(rolled["still_pending"], serde_json::json!([]), "{rolled}");
+    let status = pgha_json(&env, &["status"]).await;
+    assert!(
+        status["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|m| m["pending_restart"] != true),
+        "{status}"
+    );
+
+    // Config patch with JSON.
+    let patched = pgha_json(
+        &env,
+        &[
+            "config",
+            "patch",
+            r#"{"loop_wait": 2, "maximum_lag_on_failover": 2097152}"#,
+        ],
+    )
+    .await;
+    assert_eq!(patched["maximum_lag_on_failover"], 2_097_152);
+
+    // Reinitialize a replica: refused without --yes, done with it, streaming afterwards.
+    let replica = members.iter().find(|m| **m != leader_after).expect("a replica").clone();
+    let r = pgha(&env, &["reinitialize", &replica]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "{r:?}");
+    let r = pgha(&env, &["reinitialize", &leader_after, "--yes"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "never the leader: {r:?}");
+    pgha(&env, &["reinitialize", &replica, "--yes"]).await.ok();
+    assert!(cluster.is_streaming(&replica).await.expect("SQL"));
+
+    // Failover: warnings in the plan; refused without --yes; done with it.
+    let plan = pgha_json(&env, &["--dry-run", "failover", "--candidate", &replica]).await;
+    assert!(!plan["warnings"].as_array().map_or(true, Vec::is_empty), "{plan}");
+    let r = pgha(&env, &["failover", "--candidate", &replica]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "{r:?}");
+    let done = pgha_json(&env, &["failover", "--candidate", &replica, "--yes"]).await;
+    assert_eq!(done["new_leader"].as_str(), Some(replica.as_str()), "{done}");
+
+    // The new leader records the promotion in /history on one of its next loops.
+    let mut history = serde_json::Value::Null;
+    for _ in 0..40 {
+        history = pgha_json(&env, &["history"]).await;
+        if history.as_array().map_or(0, Vec::len) >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        history.as_array().map_or(0, Vec::len) >= 3,
+        "three promotions recorded: {history}"
+    );
+}
+
+trait WaitExt {
+    async fn wait_streaming_or_leader(&self, member: &str);
+}
+
+impl WaitExt for pgha_testkit::LocalCluster {
+    async fn wait_streaming_or_leader(&self, member: &str) {
+        if self.leader().await.ok().as_deref() == Some(member) {
+            return;
+        }
+        self.wait_streaming(member, Duration::from_secs(90))
+            .await
+            .unwrap_or_else(|e| panic!("{member} does not stream: {e}"));
+    }
+}
