@@ -147,7 +147,7 @@ async fn cli_operations_change_the_cluster_as_asked() {
 
     // Failover: warnings in the plan; refused without --yes; done with it.
     let plan = pgha_json(&env, &["--dry-run", "failover", "--candidate", &replica]).await;
-    assert!(!plan["warnings"].as_array().map_or(true, Vec::is_empty), "{plan}");
+    assert!(plan["warnings"].as_array().is_some_and(|w| !w.is_empty()), "{plan}");
     let r = pgha(&env, &["failover", "--candidate", &replica]).await;
     assert_eq!(r.code, exit_codes::PRECONDITION, "{r:?}");
     let done = pgha_json(&env, &["failover", "--candidate", &replica, "--yes"]).await;
