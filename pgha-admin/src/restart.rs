@@ -221,8 +221,12 @@ impl Admin {
     /// `Ok(Ok(()))` when streaming, `Ok(Err(state))` with what it is doing otherwise.
     async fn streaming_status(&self, member: &str) -> Result<std::result::Result<(), String>> {
         let (_, view) = self.cluster_view().await?;
-        let m = Self::find_member(&view, member)?;
-        let leader = Self::require_leader(&view)?;
+        let Some(m) = view.member(member) else {
+            return Ok(Err("not registered in the DCS (yet)".into()));
+        };
+        let Some(leader) = view.leader() else {
+            return Ok(Err("the cluster has no leader".into()));
+        };
         if !m.state.is_up() {
             return Ok(Err(format!("state {}", m.state)));
         }
