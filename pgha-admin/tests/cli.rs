@@ -104,6 +104,35 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert_eq!(info["status"]["code"], 0, "{info}");
     assert!(!names(&info["backup"], "label").is_empty());
     pgha(&env, &["backup", "check"]).await.ok();
+    pgha(&env, &["backup", "stanza-create"]).await.ok(); // idempotent on a valid stanza
+    let diff = pgha_json(&env, &["backup", "create", "--type", "diff"]).await;
+    assert_eq!(diff["backup"]["type"], "diff", "{diff}");
+    pgha(&env, &["backup", "expire"]).await.ok();
+    let ini = pgha(
+        &env,
+        &[
+            "backup",
+            "s3-config",
+            "--bucket",
+            "b",
+            "--region",
+            "eu-west-1",
+            "--endpoint",
+            "s3.eu-west-1.amazonaws.com",
+            "--key",
+            "AKIAX",
+            "--key-secret",
+            "s3cr3t",
+            "--pg-path",
+            "/var/lib/postgresql/15/main",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        ini.stdout.contains("repo1-type=s3") && ini.stdout.contains("pg1-path=/var/lib/postgresql/15/main"),
+        "{ini:?}"
+    );
     let human = pgha(&env, &["backup", "info"]).await.ok();
     assert!(human.stdout.contains("full"), "{human:?}");
     let r = pgha(&env, &["--stanza", "no-such-stanza", "backup", "check"]).await;
@@ -277,6 +306,13 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert_eq!(value("shared_buffers"), Some((Value::from("512MB"), Value::from(true))));
     assert_eq!(value("work_mem").map(|v| v.1), Some(Value::from(false)));
     assert!(value("max_parallel_io_workers").is_none());
+    let applied = pgha_json(&env, &["tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
+    assert_eq!(applied["applied"]["applied"]["random_page_cost"], "1.1", "{applied}");
+    let config = pgha_json(&env, &["config", "show"]).await;
+    assert_eq!(
+        config["postgresql"]["parameters"]["shared_buffers"], "512MB",
+        "{config}"
+    );
 
     // --- bad input -----------------------------------------------------------------------------
     let r = pgha(&env, &["restart", "no-such-member"]).await;
