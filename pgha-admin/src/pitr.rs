@@ -176,6 +176,8 @@ pub enum RecoveryTarget {
     Lsn(Lsn),
     /// A restore point made with `pg_create_restore_point()`.
     RestorePoint(String),
+    /// The end of the archive: everything that was archived (the runbook's "all nodes lost").
+    Latest,
 }
 
 impl RecoveryTarget {
@@ -218,6 +220,18 @@ impl RecoveryTarget {
             ],
             Self::Lsn(l) => vec!["--type=lsn".into(), format!("--target={l}")],
             Self::RestorePoint(n) => vec!["--type=name".into(), format!("--target={n}")],
+            Self::Latest => Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Display for RecoveryTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Time(t) => write!(f, "time {}", t.to_rfc3339()),
+            Self::Lsn(l) => write!(f, "LSN {l}"),
+            Self::RestorePoint(n) => write!(f, "restore point {n:?}"),
+            Self::Latest => f.write_str("the end of the archive"),
         }
     }
 }
@@ -267,7 +281,15 @@ fn backup_for(info: &StanzaInfo, target: &RecoveryTarget) -> Result<Option<Strin
                 .and_then(|s| s.parse::<Lsn>().ok())
                 .is_some_and(|stop| stop <= *l)
         }),
-        RecoveryTarget::RestorePoint(_) => return Ok(info.latest().map(|b| b.label.clone())),
+        RecoveryTarget::RestorePoint(_) | RecoveryTarget::Latest => {
+            return match usable.next() {
+                Some(b) => Ok(Some(b.label.clone())),
+                None => Err(Error::precondition(format!(
+                    "stanza {} has no usable backup",
+                    info.name
+                ))),
+            }
+        }
     };
     match chosen {
         Some(b) => Ok(Some(b.label.clone())),
@@ -348,7 +370,10 @@ impl Admin {
             options.push(format!("--pg1-path={dir}"));
         }
         options.extend(target.pgbackrest_options());
-        options.push("--target-action=promote".into());
+        if target != RecoveryTarget::Latest {
+            // Without a target PostgreSQL promotes at the end of the archive by itself.
+            options.push("--target-action=promote".into());
+        }
         let args = pgbackrest.args("restore", &options);
         let command = std::iter::once("pgbackrest".to_owned())
             .chain(args)

@@ -1,7 +1,8 @@
 //! Point-in-time recovery of the whole cluster, end to end, twice: through the library (with
 //! `LocalCluster` as the `NodeControl`) and through `pgha pitr` (with shell command templates
 //! that call `pgha-devcluster node …`). Each time: rows inserted, the time noted, rows deleted,
-//! PITR to the noted time, the rows are back and every member streams on the new timeline.
+//! PITR to the noted time, the rows are back and every member streams on the new timeline. Then
+//! the "all nodes lost" restore: everything archived comes back.
 
 mod common;
 
@@ -180,4 +181,20 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
     let report = r.ok().json();
     println!("PITR through the CLI: {report:#}");
     assert_recovered(&cluster, 150, before).await;
+
+    // --- every node lost: restore everything that was archived ---------------------------------
+    let dry = pgha(&env, &["--format", "json", "--dry-run", "pitr", "--latest"]).await.ok().json();
+    assert_eq!(dry["target"]["type"], "latest", "{dry}");
+    common::superuser(&cluster)
+        .await
+        .execute("INSERT INTO precious SELECT 1000 + g FROM generate_series(1, 10) g", &[])
+        .await
+        .expect("insert");
+    let before = leader_timeline(&cluster).await;
+    let plan = admin
+        .plan_pitr(&cluster, &pgbackrest, RecoveryTarget::Latest, None)
+        .await
+        .expect("plan");
+    admin.pitr(&cluster, &pgbackrest, &plan).await.expect("restore everything");
+    assert_recovered(&cluster, 160, before).await;
 }

@@ -54,7 +54,7 @@ pub(crate) struct Global {
     /// CA certificate for TLS to PostgreSQL.
     #[arg(long, global = true, env = "PGHA_SSLROOTCERT")]
     pub(crate) sslrootcert: Option<PathBuf>,
-    /// TOML configuration file (pgha-client's configuration keys, plus a [pgbackrest] table).
+    /// TOML configuration file (pgha-client configuration keys, plus `pgbackrest` and `pitr` tables).
     #[arg(long, global = true, env = "PGHA_CONFIG")]
     pub(crate) config: Option<PathBuf>,
     /// Output: human tables, or JSON for scripts (auto = human).
@@ -396,7 +396,7 @@ pub(crate) struct S3Args {
     /// Region.
     #[arg(long)]
     pub(crate) region: String,
-    /// Endpoint host[:port] (HTTPS).
+    /// Endpoint host or host:port (HTTPS).
     #[arg(long)]
     pub(crate) endpoint: String,
     /// Path in the bucket.
@@ -430,6 +430,9 @@ pub(crate) struct PitrArgs {
     /// Recover to this named restore point.
     #[arg(long, group = "target")]
     pub(crate) restore_point: Option<String>,
+    /// Recover everything that was archived (after losing every node).
+    #[arg(long, group = "target")]
+    pub(crate) latest: bool,
     /// The member to restore first (default: the current leader).
     #[arg(long)]
     pub(crate) member: Option<String>,

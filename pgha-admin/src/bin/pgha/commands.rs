@@ -385,11 +385,16 @@ fn s3_config(a: &crate::args::S3Args, g: &crate::args::Global) -> Result<Done> {
 }
 
 async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: PitrArgs) -> Result<Done> {
-    let target = match (a.time, a.lsn, a.restore_point) {
-        (Some(t), None, None) => RecoveryTarget::time(&t)?,
-        (None, Some(l), None) => RecoveryTarget::lsn(&l)?,
-        (None, None, Some(n)) => RecoveryTarget::restore_point(&n)?,
-        _ => return Err(usage("give exactly one of --time, --lsn, --restore-point".into())),
+    let target = match (a.time, a.lsn, a.restore_point, a.latest) {
+        (Some(t), None, None, false) => RecoveryTarget::time(&t)?,
+        (None, Some(l), None, false) => RecoveryTarget::lsn(&l)?,
+        (None, None, Some(n), false) => RecoveryTarget::restore_point(&n)?,
+        (None, None, None, true) => RecoveryTarget::Latest,
+        _ => {
+            return Err(usage(
+                "give exactly one of --time, --lsn, --restore-point, --latest".into(),
+            ))
+        }
     };
     let control = file.pitr.clone().ok_or_else(|| {
         usage(
@@ -411,7 +416,7 @@ async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: Pi
     confirm(
         g.yes,
         &format!(
-            "restore the whole cluster to {:?}: every member's data directory is emptied",
+            "restore the whole cluster to {}: every member's data directory is emptied",
             plan.target
         ),
     )?;
