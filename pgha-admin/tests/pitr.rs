@@ -183,11 +183,17 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
     assert_recovered(&cluster, 150, before).await;
 
     // --- every node lost: restore everything that was archived ---------------------------------
-    let dry = pgha(&env, &["--format", "json", "--dry-run", "pitr", "--latest"]).await.ok().json();
+    let dry = pgha(&env, &["--format", "json", "--dry-run", "pitr", "--latest"])
+        .await
+        .ok()
+        .json();
     assert_eq!(dry["target"]["type"], "latest", "{dry}");
     common::superuser(&cluster)
         .await
-        .execute("INSERT INTO precious SELECT 1000 + g FROM generate_series(1, 10) g", &[])
+        .execute(
+            "INSERT INTO precious SELECT 1000 + g FROM generate_series(1, 10) g",
+            &[],
+        )
         .await
         .expect("insert");
     let before = leader_timeline(&cluster).await;
@@ -195,6 +201,9 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
         .plan_pitr(&cluster, &pgbackrest, RecoveryTarget::Latest, None)
         .await
         .expect("plan");
-    admin.pitr(&cluster, &pgbackrest, &plan).await.expect("restore everything");
+    admin
+        .pitr(&cluster, &pgbackrest, &plan)
+        .await
+        .expect("restore everything");
     assert_recovered(&cluster, 160, before).await;
 }
