@@ -120,6 +120,7 @@ pub(crate) struct Settings {
     pub(crate) patroni_user: Option<String>,
     pub(crate) patroni_password: Option<Secret>,
     pub(crate) patroni_ca_file: Option<PathBuf>,
+    pub(crate) patroni_scope: Option<String>,
     pub(crate) seed_hosts: Vec<(String, u16)>,
     pub(crate) user: String,
     pub(crate) password: Option<Secret>,
@@ -190,6 +191,14 @@ impl ClientBuilder {
         self
     }
 
+    /// The Patroni cluster name (`scope`). Answers of endpoints that report another scope are
+    /// ignored. Without it, the client adopts the scope most endpoints report in their first
+    /// answers (Patroni before 3.2 reports none).
+    pub fn patroni_scope(mut self, scope: impl Into<String>) -> Self {
+        self.config.patroni_scope = Some(scope.into());
+        self
+    }
+
     /// PostgreSQL `host:port` pairs probed directly when no Patroni endpoint answers (before
     /// Patroni has ever answered, or when all of its APIs are down).
     pub fn seed_host(mut self, host: impl Into<String>, port: u16) -> Self {
@@ -199,7 +208,8 @@ impl ClientBuilder {
 
     /// Applies a libpq-style URL: `postgresql://user:password@h1:p1,h2:p2/db?options`, with
     /// options `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
-    /// `connect_timeout` (seconds) and pgha's own `patroni` (comma-separated REST URLs).
+    /// `connect_timeout` (seconds) and pgha's own `patroni` (comma-separated REST URLs) and
+    /// `patroni_scope`.
     /// Hosts become seed hosts.
     pub fn url(mut self, url: &str) -> Self {
         match parse_url(url) {
@@ -370,6 +380,8 @@ pub struct ClientConfig {
     pub patroni_password: Option<Secret>,
     /// CA for HTTPS to Patroni.
     pub patroni_ca_file: Option<PathBuf>,
+    /// The Patroni cluster name (`scope`); answers of other clusters are ignored.
+    pub patroni_scope: Option<String>,
     /// Seed PostgreSQL hosts as `host:port`.
     pub hosts: Vec<String>,
     /// Database user.
@@ -437,6 +449,7 @@ impl ClientConfig {
             patroni_user,
             patroni_password,
             patroni_ca_file,
+            patroni_scope,
             user,
             password,
             dbname,
@@ -520,6 +533,7 @@ impl ClientConfig {
             patroni_user: self.patroni_user,
             patroni_password: self.patroni_password,
             patroni_ca_file: self.patroni_ca_file,
+            patroni_scope: self.patroni_scope,
             seed_hosts,
             dbname: self.dbname.unwrap_or_else(|| user.clone()),
             user,
@@ -621,6 +635,7 @@ fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> {
                 config.connect_timeout = Some(Duration::from_secs(secs.max(1)));
             }
             "patroni" => config.patroni.extend(value.split(',').map(str::to_owned)),
+            "patroni_scope" => config.patroni_scope = Some(value),
             "user" => config.user = Some(value),
             "password" => config.password = Some(Secret(value)),
             "dbname" => config.dbname = Some(value),

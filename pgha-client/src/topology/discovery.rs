@@ -96,22 +96,169 @@ pub(crate) async fn poll(http: &reqwest::Client, settings: &Settings, endpoints:
     poll
 }
 
-/// Chooses one view among the answers: scopes other than `expected_scope` are ignored; then the
-/// view whose leader is on the highest timeline wins (a stale endpoint may still name the old
-/// leader), then the one listing the most members.
-pub(crate) fn best_view<'a>(views: &'a [(Url, ClusterView)], expected_scope: Option<&str>) -> Option<&'a ClusterView> {
-    views
+/// Which cluster the client belongs to, as far as the answers tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ScopeRule {
+    /// Not decided yet: the endpoints that answered disagree and nothing is configured.
+    Unknown,
+    /// This scope (configured, or reported by most endpoints).
+    Named(String),
+    /// Most endpoints report no scope (Patroni before 3.2).
+    Unscoped,
+}
+
+/// Adopts the scope most answering endpoints report (views without a scope count as one group
+/// of their own). A tie decides nothing, so one endpoint of another cluster in the list can
+/// never capture the client.
+pub(crate) fn adopt_scope(views: &[(Url, ClusterView)]) -> ScopeRule {
+    let mut counts: Vec<(Option<&str>, usize)> = Vec::new();
+    for (_, v) in views {
+        match counts.iter_mut().find(|(s, _)| *s == v.scope.as_deref()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((v.scope.as_deref(), 1)),
+        }
+    }
+    let Some(best) = counts.iter().map(|(_, n)| *n).max() else {
+        return ScopeRule::Unknown;
+    };
+    let winners: Vec<Option<&str>> = counts.iter().filter(|(_, n)| *n == best).map(|(s, _)| *s).collect();
+    match winners.as_slice() {
+        [Some(scope)] => ScopeRule::Named((*scope).to_owned()),
+        [None] => ScopeRule::Unscoped,
+        _ => ScopeRule::Unknown,
+    }
+}
+
+fn member_addresses(view: &ClusterView) -> impl Iterator<Item = (&str, u16)> {
+    view.members.iter().filter_map(|m| Some((m.host.as_deref()?, m.port?)))
+}
+
+/// Why a view must not be used, or `None` if it may. `views` are all the answers of this poll:
+/// under [`ScopeRule::Unscoped`] a view that does report a scope is accepted only if it shares a
+/// member address with an unscoped view (a member already upgraded to Patroni 3.2+).
+pub(crate) fn reject_reason(view: &ClusterView, rule: &ScopeRule, views: &[(Url, ClusterView)]) -> Option<String> {
+    let leaders = view
+        .members
         .iter()
-        .map(|(_, v)| v)
-        .filter(|v| match (expected_scope, v.scope.as_deref()) {
-            (Some(expected), Some(scope)) => expected == scope,
-            _ => true,
-        })
-        .max_by_key(|v| {
-            (
-                v.leader().and_then(|l| l.timeline),
-                v.leader().is_some(),
-                v.members.len(),
+        .filter(|m| {
+            matches!(
+                m.role,
+                crate::patroni::Role::Leader | crate::patroni::Role::StandbyLeader
             )
         })
+        .count();
+    if leaders > 1 {
+        return Some(format!("it names {leaders} leaders at once"));
+    }
+    match (rule, view.scope.as_deref()) {
+        (ScopeRule::Named(expected), Some(scope)) if expected != scope => {
+            Some(format!("it belongs to cluster {scope:?}, not {expected:?}"))
+        }
+        (ScopeRule::Unscoped, Some(scope)) => {
+            let ours: Vec<(&str, u16)> = views
+                .iter()
+                .filter(|(_, v)| v.scope.is_none())
+                .flat_map(|(_, v)| member_addresses(v))
+                .collect();
+            (!member_addresses(view).any(|a| ours.contains(&a)))
+                .then(|| format!("it reports cluster {scope:?} and none of this cluster's members"))
+        }
+        (ScopeRule::Unknown, _) if views.iter().any(|(_, v)| v.scope != view.scope) => {
+            Some("the endpoints report different clusters and no scope is configured (set patroni_scope)".into())
+        }
+        _ => None,
+    }
+}
+
+/// The acceptable views, best first: the leader on the highest timeline (a stale endpoint may
+/// still name the old leader), then having a leader, then listing the most members.
+pub(crate) fn ranked_views<'a>(views: &'a [(Url, ClusterView)], rule: &ScopeRule) -> Vec<&'a ClusterView> {
+    let mut ok: Vec<&ClusterView> = views
+        .iter()
+        .map(|(_, v)| v)
+        .filter(|v| reject_reason(v, rule, views).is_none())
+        .collect();
+    ok.sort_by_key(|v| {
+        std::cmp::Reverse((
+            v.leader().and_then(|l| l.timeline),
+            v.leader().is_some(),
+            v.members.len(),
+        ))
+    });
+    ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(scope: Option<&str>, leaders: usize) -> (Url, ClusterView) {
+        let members: Vec<String> = (0..3)
+            .map(|i| {
+                let role = if i < leaders { "leader" } else { "replica" };
+                format!(r#"{{"name": "m{i}", "role": "{role}", "state": "running", "timeline": 1}}"#)
+            })
+            .collect();
+        let scope = scope.map(|s| format!(r#""scope": "{s}","#)).unwrap_or_default();
+        let json = format!(r#"{{{scope} "members": [{}]}}"#, members.join(","));
+        (
+            Url::parse("http://127.0.0.1:8008/").expect("url"),
+            ClusterView::from_json(json.as_bytes()).expect("view"),
+        )
+    }
+
+    #[test]
+    fn one_foreign_endpoint_cannot_set_the_scope() {
+        let views = [view(None, 1), view(None, 1), view(Some("other"), 1)];
+        assert_eq!(adopt_scope(&views), ScopeRule::Unscoped);
+        let views = [view(Some("real"), 1), view(Some("other"), 1), view(Some("real"), 1)];
+        assert_eq!(adopt_scope(&views), ScopeRule::Named("real".into()));
+        assert_eq!(
+            adopt_scope(&[view(Some("a"), 1), view(Some("b"), 1)]),
+            ScopeRule::Unknown
+        );
+        assert_eq!(adopt_scope(&[]), ScopeRule::Unknown);
+    }
+
+    #[test]
+    fn foreign_scopes_and_two_leaders_are_rejected() {
+        let all = [view(Some("real"), 2), view(Some("other"), 1)];
+        let (_, two) = &all[0];
+        let named = ScopeRule::Named("real".into());
+        assert!(reject_reason(two, &named, &all).is_some_and(|r| r.contains("2 leaders")));
+        assert!(reject_reason(&all[1].1, &named, &all).is_some());
+        let (_, unscoped) = view(None, 1);
+        assert!(
+            reject_reason(&unscoped, &named, &all).is_none(),
+            "Patroni < 3.2 has no scope"
+        );
+        assert!(ranked_views(&all, &named).is_empty());
+        // Endpoints disagreeing with nothing configured: no scoped view is trusted.
+        let split = [view(Some("a"), 1), view(Some("b"), 1)];
+        assert!(ranked_views(&split, &ScopeRule::Unknown).is_empty());
+    }
+
+    #[test]
+    fn an_upgraded_member_of_an_unscoped_cluster_is_accepted_a_stranger_is_not() {
+        let mut upgraded = view(Some("real"), 1);
+        let (_, plain) = view(None, 1);
+        upgraded.1.members = plain.members.clone();
+        let mut stranger = view(Some("other"), 1);
+        for m in &mut stranger.1.members {
+            m.host = Some("10.9.9.9".into());
+            m.port = Some(5432);
+        }
+        for m in &mut upgraded.1.members {
+            m.host = Some("10.0.0.1".into());
+            m.port = Some(5432);
+        }
+        let mut plain_view = view(None, 1);
+        for m in &mut plain_view.1.members {
+            m.host = Some("10.0.0.1".into());
+            m.port = Some(5432);
+        }
+        let all = [plain_view.clone(), plain_view, upgraded.clone(), stranger.clone()];
+        assert!(reject_reason(&upgraded.1, &ScopeRule::Unscoped, &all).is_none());
+        assert!(reject_reason(&stranger.1, &ScopeRule::Unscoped, &all).is_some());
+    }
 }

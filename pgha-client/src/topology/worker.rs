@@ -34,7 +34,7 @@ pub(crate) struct Worker {
     prober: Prober,
     configured: Vec<Url>,
     learned: Vec<Url>,
-    expected_scope: Option<String>,
+    scope: discovery::ScopeRule,
     history: PrimaryHistory,
     handles: HashMap<Address, Arc<MemberHandle>>,
     counters: HashMap<String, Arc<MemberCounters>>,
@@ -70,7 +70,7 @@ impl Worker {
             http,
             tls,
             learned: Vec::new(),
-            expected_scope: None,
+            scope: discovery::ScopeRule::Unknown,
             history: PrimaryHistory::default(),
             handles: HashMap::new(),
             counters: HashMap::new(),
@@ -177,20 +177,50 @@ impl Worker {
         for (url, error) in &poll.errors {
             debug!(endpoint = %url, error, "Patroni endpoint did not answer");
         }
-        if self.expected_scope.is_none() {
-            self.expected_scope = poll.views.iter().find_map(|(_, v)| v.scope.clone());
+        if self.scope == discovery::ScopeRule::Unknown {
+            // Configured, or adopted once from the scope most endpoints report (never from a
+            // single endpoint that happens to answer first).
+            self.scope = match &self.settings.patroni_scope {
+                Some(s) => discovery::ScopeRule::Named(s.clone()),
+                None => discovery::adopt_scope(&poll.views),
+            };
         }
         for (url, view) in &poll.views {
-            if let (Some(expected), Some(scope)) = (self.expected_scope.as_deref(), view.scope.as_deref()) {
-                if expected != scope {
-                    warn!(endpoint = %url, expected, scope, "Patroni endpoint belongs to another cluster: ignored");
-                }
+            if let Some(reason) = discovery::reject_reason(view, &self.scope, &poll.views) {
+                warn!(endpoint = %url, reason, "Patroni endpoint answer ignored");
             }
         }
-        let view = discovery::best_view(&poll.views, self.expected_scope.as_deref());
-        if view.is_none() && !endpoints.is_empty() {
+        let ranked = discovery::ranked_views(&poll.views, &self.scope);
+        if ranked.is_empty() && !endpoints.is_empty() {
             bump(&self.metrics.patroni_unreachable);
         }
+        let known = self.known();
+        // Probe every member any acceptable view names (once per address), so that a view
+        // naming the wrong leader cannot hide the right one.
+        let mut probe_addresses: Vec<Address> = Vec::new();
+        for a in ranked
+            .iter()
+            .flat_map(|v| description::addresses(Some(v), &known))
+            .chain(if ranked.is_empty() { known.clone() } else { Vec::new() })
+        {
+            if !probe_addresses.iter().any(|b| b.host == a.host && b.port == a.port) {
+                probe_addresses.push(a);
+            }
+        }
+        let mut by_name = self.prober.probe_all(&self.settings, &probe_addresses).await;
+        let by_address: HashMap<(String, u16), description::ProbeResult> = probe_addresses
+            .iter()
+            .filter_map(|a| Some(((a.host.clone(), a.port), by_name.remove(&a.name)?)))
+            .collect();
+        // The view: the best-ranked one whose leader its database confirms (out of recovery),
+        // else the best-ranked one.
+        let confirmed = |v: &&&crate::patroni::ClusterView| {
+            v.leader().is_some_and(|l| {
+                let key = (l.host.clone().unwrap_or_default(), l.port.unwrap_or(0));
+                matches!(by_address.get(&key), Some(description::ProbeResult::Ok(p)) if !p.in_recovery)
+            })
+        };
+        let view = ranked.iter().find(confirmed).or(ranked.first()).copied();
         if let Some(view) = view {
             self.learned = view
                 .members
@@ -198,13 +228,10 @@ impl Worker {
                 .filter_map(|m| m.api_url.as_deref().and_then(discovery::base_url))
                 .collect();
         }
-        let known = self.known();
         let addresses = description::addresses(view, &known);
-        let probes: BTreeMap<_, _> = self
-            .prober
-            .probe_all(&self.settings, &addresses)
-            .await
-            .into_iter()
+        let probes: BTreeMap<_, _> = addresses
+            .iter()
+            .filter_map(|a| Some((a.name.clone(), by_address.get(&(a.host.clone(), a.port))?.clone())))
             .collect();
         let now = Instant::now();
         let observations = Observations {
