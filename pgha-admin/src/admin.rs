@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgha_client::patroni::{ClusterView, Member};
+use pgha_client::patroni::{ClusterView, Member, Role};
 use pgha_client::{ClientBuilder, ClientConfig, Connector};
 use reqwest::Method;
 use serde_json::Value;
@@ -124,6 +124,20 @@ impl Admin {
         let (base, reply) = rest::get_any(&self.connector, &self.endpoints(), "/cluster").await?;
         let view = ClusterView::from_json(&reply.body)
             .map_err(|e| Error::protocol(format!("GET {base}/cluster")).with_source(e))?;
+        let leaders: Vec<&str> = view
+            .members
+            .iter()
+            .filter(|m| matches!(m.role, Role::Leader | Role::StandbyLeader))
+            .map(|m| m.name.as_str())
+            .collect();
+        if leaders.len() > 1 {
+            // A real Patroni never says this; acting on it could demote the wrong node.
+            return Err(Error::protocol(format!(
+                "GET {base}/cluster names {} leaders at once ({}): refusing to act on it",
+                leaders.len(),
+                leaders.join(", ")
+            )));
+        }
         let urls: Vec<String> = view
             .members
             .iter()
