@@ -25,7 +25,10 @@ async fn hostile_endpoints_give_typed_errors_in_bounded_time() {
         (Misbehaviour::EndlessBody, ErrorKind::Protocol),
         (Misbehaviour::StalledBody, ErrorKind::Unreachable),
         (Misbehaviour::Hang, ErrorKind::Unreachable),
-        (Misbehaviour::Redirect("http://127.0.0.1:1/cluster".into()), ErrorKind::Unreachable),
+        (
+            Misbehaviour::Redirect("http://127.0.0.1:1/cluster".into()),
+            ErrorKind::Unreachable,
+        ),
         (
             Misbehaviour::Json(r#"{"members": [{"name": "a", "role": "leader", "port": "not a port"}]}"#.into()),
             ErrorKind::Protocol,
@@ -37,7 +40,11 @@ async fn hostile_endpoints_give_typed_errors_in_bounded_time() {
         let started = Instant::now();
         let e = admin.status().await.expect_err("a hostile answer is not a status");
         // A GET is bounded by twice the Patroni timeout (1 s by default) per endpoint.
-        assert!(started.elapsed() < Duration::from_secs(10), "{m:?} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{m:?} took {:?}",
+            started.elapsed()
+        );
         // The failure of the only endpoint: an Unreachable wrapping the cause, or the cause.
         assert!(
             e.kind() == kind || e.kind() == ErrorKind::Unreachable,
@@ -50,7 +57,10 @@ async fn hostile_endpoints_give_typed_errors_in_bounded_time() {
             .switchover(&SwitchoverRequest::new(None))
             .await
             .expect_err("no switchover against a hostile endpoint");
-        assert!(matches!(e.kind(), ErrorKind::Unreachable | ErrorKind::Protocol), "{m:?}: {e}");
+        assert!(
+            matches!(e.kind(), ErrorKind::Unreachable | ErrorKind::Protocol),
+            "{m:?}: {e}"
+        );
     }
 }
 

@@ -304,7 +304,18 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         .unwrap_or(0);
     let fence_tl = max_timeline_seen.max(highest_candidate_tl);
 
+    let leaders = obs.view.map_or(0, |v| {
+        v.members
+            .iter()
+            .filter(|m| matches!(m.role, Role::Leader | Role::StandbyLeader))
+            .count()
+    });
     let primary_name: Option<String> = match obs.view {
+        // Discovery drops such answers; should one get here, it cannot name a primary.
+        Some(_) if leaders > 1 => {
+            notes.push(format!("Patroni's answer names {leaders} leaders: no primary"));
+            None
+        }
         Some(view) => match view.leader() {
             Some(leader) => match not_in_recovery.iter().find(|(a, _)| a.name == leader.name) {
                 Some((a, p)) if p.timeline.unwrap_or(0) >= fence_tl => Some(a.name.clone()),

@@ -7,6 +7,8 @@ pub(crate) mod selection;
 pub(crate) mod worker;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod spec;
 
 pub use description::{MemberInfo, MemberStatus, Source, Topology};
