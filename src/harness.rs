@@ -674,22 +674,26 @@ impl Injector for pgha_testkit::LocalCluster {
         if matches!(fault, Fault::None(_)) {
             return Ok(());
         }
-        // Back to one leader and every replica streaming. A thawed leader may even take the
-        // lock back (Patroni 3.0.2), so wait for the whole cluster, not for one member.
-        if let Err(e) = self.wait_ready(Duration::from_secs(90)).await {
-            // Patroni 3.0.2 can leave a member unable to follow (a diverged timeline pg_rewind
-            // does not fix): clone the ones that do not stream again, as an operator would.
-            let leader = self.leader().await?;
-            for member in self.member_names().into_iter().filter(|m| *m != leader) {
-                if !self.is_streaming(&member).await.unwrap_or(false) {
-                    tracing::warn!(member, error = %e, "member does not stream: reinitializing it");
-                    self.reinitialize(&member).await?;
-                }
-            }
-            self.wait_ready(Duration::from_secs(180)).await?;
-        }
-        Ok(())
+        settle(self).await
     }
+}
+
+/// Waits until the cluster is back to one leader and every replica streaming. A thawed leader
+/// may even take the lock back (Patroni 3.0.2), so this waits for the whole cluster, not for one
+/// member; Patroni 3.0.2 can also leave a member unable to follow (a diverged timeline pg_rewind
+/// does not fix): those are re-cloned, as an operator would.
+pub async fn settle(cluster: &pgha_testkit::LocalCluster) -> anyhow::Result<()> {
+    if let Err(e) = cluster.wait_ready(Duration::from_secs(90)).await {
+        let leader = cluster.leader().await?;
+        for member in cluster.member_names().into_iter().filter(|m| *m != leader) {
+            if !cluster.is_streaming(&member).await.unwrap_or(false) {
+                tracing::warn!(member, error = %e, "member does not stream: reinitializing it");
+                cluster.reinitialize(&member).await?;
+            }
+        }
+        cluster.wait_ready(Duration::from_secs(180)).await?;
+    }
+    Ok(())
 }
 
 /// A client builder for a local cluster: its Patroni URLs and REST credentials, the application

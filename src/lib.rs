@@ -2,6 +2,7 @@
 //! `benches/` and `tests/` can use all of them.
 #![deny(missing_docs)]
 
+pub mod chaos;
 pub mod harness;
 
 pub use pgha_admin as admin;

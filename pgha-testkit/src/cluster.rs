@@ -1168,6 +1168,11 @@ impl LocalCluster {
         self.user.switches().then(|| self.user.name.clone())
     }
 
+    /// Whether the cluster was built with Patroni's `synchronous_mode`.
+    pub fn is_synchronous(&self) -> bool {
+        self.dcs.synchronous_mode
+    }
+
     /// A member's data directory.
     pub fn data_dir(&self, member: &str) -> Result<PathBuf> {
         Ok(self.lock_state().member(member)?.data_dir())
