@@ -17,11 +17,15 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Number of faults.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 9)]
     faults: usize,
     /// Patroni synchronous_mode with synchronous_mode_strict.
     #[arg(long)]
     synchronous: bool,
+    /// Only these fault kinds (comma-separated: kill-leader, kill-postmaster, freeze-leader,
+    /// etcd-restart, switchover, restart-standby, pause-replay, rest-api-down, partition-leader).
+    #[arg(long, value_delimiter = ',')]
+    kinds: Vec<String>,
 }
 
 #[tokio::main]
@@ -38,11 +42,19 @@ async fn main() -> anyhow::Result<()> {
         .synchronous_mode(args.synchronous, args.synchronous)
         .start()
         .await?;
-    let config = ChaosConfig {
+    let mut config = ChaosConfig {
         seed: args.seed,
         faults: args.faults,
         ..ChaosConfig::default()
     };
+    if !args.kinds.is_empty() {
+        config.kinds = args
+            .kinds
+            .iter()
+            .map(|k| serde_json::from_value(serde_json::Value::String(k.clone())))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("--kinds: {e}"))?;
+    }
     let report = chaos::run(&cluster, &config).await?;
     println!("{}", serde_json::to_string_pretty(&report)?);
     cluster.shutdown();

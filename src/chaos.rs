@@ -17,7 +17,7 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 
 /// A kind of fault the nemesis injects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum FaultKind {
@@ -37,11 +37,13 @@ pub enum FaultKind {
     PauseReplay,
     /// Every Patroni REST API blackholed for a few seconds.
     RestApiDown,
+    /// The leader cut off from etcd and from its peers (not from clients) past the TTL.
+    PartitionLeader,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         Self::KillLeader,
         Self::KillPostmaster,
         Self::FreezeLeader,
@@ -50,12 +52,16 @@ impl FaultKind {
         Self::RestartStandby,
         Self::PauseReplay,
         Self::RestApiDown,
+        Self::PartitionLeader,
     ];
 
     /// Faults during which asynchronous replication may lose acknowledged writes: the leader
     /// goes away without handing over.
     fn may_lose_writes(self) -> bool {
-        matches!(self, Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart)
+        matches!(
+            self,
+            Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart | Self::PartitionLeader
+        )
     }
 }
 
@@ -358,6 +364,11 @@ async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> an
             cluster.pause_replay(&target)?;
             tokio::time::sleep(Duration::from_secs(4)).await;
             cluster.resume_replay(&target)?;
+        }
+        FaultKind::PartitionLeader => {
+            cluster.partition_node(&target)?;
+            tokio::time::sleep(ttl + Duration::from_secs(5)).await;
+            cluster.heal_partition()?;
         }
         FaultKind::RestApiDown => {
             let members = cluster.member_names();

@@ -25,7 +25,7 @@ async fn run(synchronous: bool, seed: u64) {
         .expect("cluster");
     let config = ChaosConfig {
         seed: env_or("PGHA_CHAOS_SEED", seed),
-        faults: usize::try_from(env_or("PGHA_CHAOS_FAULTS", 8)).unwrap_or(8),
+        faults: usize::try_from(env_or("PGHA_CHAOS_FAULTS", 9)).unwrap_or(9),
         ..ChaosConfig::default()
     };
     let report = chaos::run(&cluster, &config).await.expect("the run completes");

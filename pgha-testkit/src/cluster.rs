@@ -22,6 +22,11 @@ use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, Et
 
 const APP_USER: &str = "pgha_app";
 const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
+
+/// The cgroup of one node's processes.
+fn node_group(scope: &str, member: &str) -> String {
+    format!("pgha-{scope}-{member}")
+}
 const APP_DATABASE: &str = "pgha";
 const SQL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -811,6 +816,7 @@ impl LocalCluster {
     pub fn start_node(&self, member: &str) -> Result<()> {
         let mut state = self.lock_state();
         let bin = state.patroni_bin.clone();
+        let group = node_group(&state.scope, member);
         let m = state.member_mut(member)?;
         if m.patroni.is_some_and(|p| p.is_alive()) {
             return Ok(());
@@ -818,6 +824,12 @@ impl LocalCluster {
         let mut cmd = self.user.command(&bin);
         cmd.arg(m.config_file()).current_dir(&m.dir);
         let (child, proc) = spawn_logged(cmd, &m.log_file(), &format!("patroni {member}"))?;
+        // Each node in a cgroup of its own from the start (PostgreSQL inherits it), so that its
+        // sockets — even long-lived ones — can be told apart by `partition_node`. Best effort:
+        // without root or cgroup v2 only partitions are unavailable.
+        if let Err(e) = crate::cgroup::enter(&group, &[proc.pid]) {
+            tracing::debug!(member, error = %e, "node not placed in a cgroup");
+        }
         m.patroni = Some(proc);
         state.save()?;
         drop(state);
@@ -939,6 +951,49 @@ impl LocalCluster {
     /// Undone by [`restore_rest_api`](Self::restore_rest_api) and by teardown.
     pub fn block_rest_api(&self, member: &str) -> Result<()> {
         crate::firewall::drop_port(&self.scope(), self.rest_port(member)?)
+    }
+
+    /// Cuts `member` off from etcd and from its peers (both ways), as a network partition would,
+    /// while clients can still reach it: each node's processes go into a cgroup of their own and
+    /// iptables drops the traffic between them by cgroup. Needs root and cgroup v2. Undone by
+    /// [`heal_partition`](Self::heal_partition) and by teardown.
+    pub fn partition_node(&self, member: &str) -> Result<()> {
+        let (scope, etcd_port, nodes) = {
+            let state = self.lock_state();
+            let nodes: Vec<(String, Vec<i32>, u16, u16)> = state
+                .members
+                .iter()
+                .map(|m| {
+                    let pids = node_processes(m.patroni.filter(|p| p.is_alive()), &m.data_dir())
+                        .iter()
+                        .map(|p| p.pid)
+                        .collect();
+                    (m.name.clone(), pids, m.pg_port, m.rest_port)
+                })
+                .collect();
+            (state.scope.clone(), state.etcd.client_port, nodes)
+        };
+        let me = nodes
+            .iter()
+            .find(|n| n.0 == member)
+            .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
+        let group = |name: &str| node_group(&scope, name);
+        // Processes started before the groups existed (or whose group was lost) join now; their
+        // already open sockets keep the group they were created in.
+        for (name, pids, _, _) in &nodes {
+            crate::cgroup::enter(&group(name), pids)?;
+        }
+        let mut cut_off_from = vec![etcd_port];
+        for (name, _, pg, rest) in nodes.iter().filter(|n| n.0 != member) {
+            cut_off_from.extend([*pg, *rest]);
+            crate::firewall::drop_from_cgroup(&scope, &group(name), &[me.2, me.3])?;
+        }
+        crate::firewall::drop_from_cgroup(&scope, &group(member), &cut_off_from)
+    }
+
+    /// Undoes [`partition_node`](Self::partition_node).
+    pub fn heal_partition(&self) -> Result<()> {
+        crate::firewall::remove_cgroup_rules(&self.scope())
     }
 
     /// Undoes [`block_rest_api`](Self::block_rest_api).

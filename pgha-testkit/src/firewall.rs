@@ -56,6 +56,39 @@ pub(crate) fn drop_port(scope: &str, port: u16) -> Result<()> {
     run(&insert).map(drop)
 }
 
+/// Silently drops TCP packets that processes of cgroup `path` send to any of `ports`.
+pub(crate) fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let tag = tag(scope);
+    run(&[
+        "-I",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-m",
+        "cgroup",
+        "--path",
+        path,
+        "-m",
+        "multiport",
+        "--dports",
+        &ports,
+        "-m",
+        "comment",
+        "--comment",
+        &tag,
+        "-j",
+        "DROP",
+    ])
+    .map(drop)
+}
+
+/// Removes the rules added by [`drop_from_cgroup`].
+pub(crate) fn remove_cgroup_rules(scope: &str) -> Result<()> {
+    remove_matching_in("OUTPUT", scope, |line| line.contains("--path"))
+}
+
 /// Removes the rule added by [`drop_port`] for `port`, if present.
 pub(crate) fn allow_port(scope: &str, port: u16) -> Result<()> {
     let wanted = format!("--dport {port} ");
@@ -64,14 +97,20 @@ pub(crate) fn allow_port(scope: &str, port: u16) -> Result<()> {
 
 /// Removes every rule tagged with `scope`.
 pub(crate) fn remove_rules(scope: &str) {
-    if let Err(e) = remove_matching(scope, |_| true) {
-        tracing::debug!(error = %e, "no iptables rules removed");
+    for chain in ["INPUT", "OUTPUT"] {
+        if let Err(e) = remove_matching_in(chain, scope, |_| true) {
+            tracing::debug!(error = %e, chain, "no iptables rules removed");
+        }
     }
 }
 
 fn remove_matching(scope: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
+    remove_matching_in("INPUT", scope, keep)
+}
+
+fn remove_matching_in(chain: &str, scope: &str, keep: impl Fn(&str) -> bool) -> Result<()> {
     let tag = tag(scope);
-    let listing = run(&["-S", "INPUT"])?;
+    let listing = run(&["-S", chain])?;
     for line in listing.lines().filter(|l| l.contains(&tag) && keep(l)) {
         let Some(rule) = line.strip_prefix("-A ") else { continue };
         let mut args = vec!["-D"];

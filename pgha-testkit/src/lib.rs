@@ -43,6 +43,7 @@
 
 mod admin;
 mod builder;
+mod cgroup;
 mod cluster;
 mod config_files;
 mod error;

@@ -207,6 +207,8 @@ impl ClusterState {
     /// backend still alive at the end is killed too.
     pub(crate) fn stop_all(&mut self, grace: Duration) {
         crate::firewall::remove_rules(&self.scope);
+        // Back to the root group first, so that the groups can be removed however this ends.
+        crate::cgroup::remove_all(&format!("pgha-{}-", self.scope));
         if let Some(haproxy) = self.haproxy.take() {
             haproxy.terminate(grace);
         }
