@@ -366,7 +366,7 @@ impl ClientBuilder {
 /// let builder = config.into_builder();
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ClientConfig {
@@ -426,6 +426,78 @@ pub struct ClientConfig {
     pub read_your_writes_wait: Option<Duration>,
     /// Retry policy.
     pub retry: Option<RetryPolicy>,
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.url.as_deref().map(redact_url);
+        let mut d = f.debug_struct("ClientConfig");
+        d.field("url", &url);
+        macro_rules! fields {
+            ($($name:ident),*) => { $( d.field(stringify!($name), &self.$name); )* };
+        }
+        fields!(
+            patroni,
+            patroni_user,
+            patroni_password,
+            patroni_ca_file,
+            patroni_scope,
+            hosts,
+            user,
+            password,
+            dbname,
+            application_name,
+            sslmode,
+            sslrootcert,
+            default_intent,
+            lag_bound,
+            fallback_to_primary,
+            balance,
+            refresh_interval,
+            min_refresh_interval,
+            patroni_timeout,
+            probe_timeout,
+            connect_timeout,
+            pool_max_size,
+            read_your_writes_wait,
+            retry
+        );
+        d.finish()
+    }
+}
+
+/// A connection URL with its password (in the user info or a `password=` option) replaced.
+pub(crate) fn redact_url(url: &str) -> String {
+    let (head, query) = url.split_once('?').unwrap_or((url, ""));
+    let mut out = match head.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
+            let authority = match authority.rsplit_once('@') {
+                Some((userinfo, hosts)) => match userinfo.split_once(':') {
+                    Some((user, _)) => format!("{user}:<redacted>@{hosts}"),
+                    None => format!("{userinfo}@{hosts}"),
+                },
+                None => authority.to_owned(),
+            };
+            match path {
+                Some(p) => format!("{scheme}://{authority}/{p}"),
+                None => format!("{scheme}://{authority}"),
+            }
+        }
+        None => "<not a URL>".to_owned(),
+    };
+    if !query.is_empty() {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
+                _ => kv.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
 }
 
 impl ClientConfig {
@@ -714,6 +786,22 @@ mod tests {
 
     fn settings(b: ClientBuilder) -> Result<Settings> {
         b.settings()
+    }
+
+    #[test]
+    fn urls_are_redacted_in_debug() {
+        assert_eq!(
+            redact_url("postgresql://app:p%40ss@db1:5433,db2/shop?sslmode=disable&password=x"),
+            "postgresql://app:<redacted>@db1:5433,db2/shop?sslmode=disable&password=<redacted>"
+        );
+        assert_eq!(redact_url("postgres://app@db1"), "postgres://app@db1");
+        assert_eq!(redact_url("garbage:secret"), "<not a URL>");
+        let config = ClientConfig {
+            url: Some("postgresql://u:hunter2@h/db".into()),
+            ..ClientConfig::default()
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+        assert!(!format!("{:?}", config.into_builder()).contains("hunter2"));
     }
 
     #[test]
