@@ -3,7 +3,11 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test bench lint fmt unit clean-clusters
+.PHONY: deps build demo test bench chaos fuzz lint fmt unit clean-clusters
+
+FAULTS ?= 54
+SEED ?= 11
+FUZZ_SECONDS ?= 600
 
 deps:
 	@bash scripts/install-deps.sh
@@ -32,8 +36,20 @@ test: deps lint
 bench: deps
 	$(CARGO) bench --bench failover -- $(ARGS)
 
+## The long fault-injection runs of RELIABILITY.md: FAULTS faults (default 54) in each
+## replication mode, from SEED; exits non-zero if an invariant fails.
+chaos: deps
+	$(CARGO) build --release --example chaos
+	target/release/examples/chaos --faults $(FAULTS) --seed $(SEED)
+	target/release/examples/chaos --faults $(FAULTS) --seed $$(( $(SEED) + 1 )) --synchronous
+
+## Every fuzz target for FUZZ_SECONDS (default 600) each, two at a time (cargo-fuzz on stable).
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 lint:
 	$(CARGO) fmt --all -- --check
+	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:

@@ -101,6 +101,8 @@ pub struct FaultRecord {
     pub started_s: f64,
     /// Seconds until the cluster was whole again.
     pub healed_after_s: f64,
+    /// Members that could not follow the new leader and were re-cloned to heal the cluster.
+    pub recloned: Vec<String>,
 }
 
 /// The outcome of a run: what was done, what the application saw, and the invariants.
@@ -327,8 +329,8 @@ async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Resul
     Ok(replicas[rng.random_range(0..replicas.len())].clone())
 }
 
-/// Injects one fault and heals the cluster; returns the member it hit.
-async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> anyhow::Result<String> {
+/// Injects one fault and heals the cluster; returns the member it hit and the members re-cloned.
+async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> anyhow::Result<(String, Vec<String>)> {
     let ttl = Duration::from_secs(u64::from(cluster.timing().ttl));
     let target = match kind {
         FaultKind::RestartStandby | FaultKind::PauseReplay => pick_replica(cluster, rng).await?,
@@ -381,8 +383,8 @@ async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> an
             }
         }
     }
-    crate::harness::settle(cluster).await?;
-    Ok(target)
+    let recloned = crate::harness::settle(cluster).await?;
+    Ok((target, recloned))
 }
 
 /// The switch point of every timeline in the final leader's history: a position on timeline
@@ -464,7 +466,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             .unwrap_or_else(|| config.kinds[rng.random_range(0..config.kinds.len())]);
         let began = Instant::now();
         tracing::info!(n = i + 1, ?kind, "chaos: injecting");
-        let target = inject(cluster, kind, &mut rng).await?;
+        let (target, recloned) = inject(cluster, kind, &mut rng).await?;
         let healed = Instant::now();
         windows.push((kind, began, healed));
         faults.push(FaultRecord {
@@ -472,6 +474,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             target,
             started_s: began.duration_since(start).as_secs_f64(),
             healed_after_s: healed.duration_since(began).as_secs_f64(),
+            recloned,
         });
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..3_000))).await;
     }

@@ -674,26 +674,28 @@ impl Injector for pgha_testkit::LocalCluster {
         if matches!(fault, Fault::None(_)) {
             return Ok(());
         }
-        settle(self).await
+        settle(self).await.map(drop)
     }
 }
 
 /// Waits until the cluster is back to one leader and every replica streaming. A thawed leader
 /// may even take the lock back (Patroni 3.0.2), so this waits for the whole cluster, not for one
 /// member; Patroni 3.0.2 can also leave a member unable to follow (a diverged timeline pg_rewind
-/// does not fix): those are re-cloned, as an operator would.
-pub async fn settle(cluster: &pgha_testkit::LocalCluster) -> anyhow::Result<()> {
+/// does not fix): those are re-cloned, as an operator would. Returns the members re-cloned.
+pub async fn settle(cluster: &pgha_testkit::LocalCluster) -> anyhow::Result<Vec<String>> {
+    let mut recloned = Vec::new();
     if let Err(e) = cluster.wait_ready(Duration::from_secs(90)).await {
         let leader = cluster.leader().await?;
         for member in cluster.member_names().into_iter().filter(|m| *m != leader) {
             if !cluster.is_streaming(&member).await.unwrap_or(false) {
                 tracing::warn!(member, error = %e, "member does not stream: reinitializing it");
                 cluster.reinitialize(&member).await?;
+                recloned.push(member);
             }
         }
         cluster.wait_ready(Duration::from_secs(180)).await?;
     }
-    Ok(())
+    Ok(recloned)
 }
 
 /// A client builder for a local cluster: its Patroni URLs and REST credentials, the application

@@ -42,7 +42,10 @@
 //!   timeline. A member is the primary only if Patroni calls it the leader **and** its database
 //!   agrees, and it is on the highest timeline seen (fencing). When no Patroni endpoint
 //!   answers, the known members are probed directly and the one out of recovery on the highest
-//!   timeline is used. Refreshes happen every `refresh_interval` (500 ms), and at once
+//!   timeline is used. Answers of another cluster (a scope other than the configured
+//!   [`patroni_scope`](ClientBuilder::patroni_scope), or than the one most endpoints report) and
+//!   answers naming two leaders are ignored; a malformed, huge or hanging answer costs at most
+//!   the Patroni timeout and 1 MiB. Refreshes happen every `refresh_interval` (500 ms), and at once
 //!   (rate-limited to `min_refresh_interval`, 200 ms) when an operation fails in a way that
 //!   suggests the topology changed.
 //! - **Routing** is a pure function of the snapshot, the [`Intent`], the [`LagBound`] and the

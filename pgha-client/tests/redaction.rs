@@ -35,7 +35,9 @@ async fn secrets_stay_out_of_debug_display_and_logs() {
     // Global: the topology task logs from other threads. (This binary has one test.)
     tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
 
-    let endpoint = HostilePatroni::start(Misbehaviour::MalformedJson).await.expect("endpoint");
+    let endpoint = HostilePatroni::start(Misbehaviour::MalformedJson)
+        .await
+        .expect("endpoint");
     let url = format!(
         "postgresql://app:{DB_SECRET}@127.0.0.1:1/app?patroni={}&sslmode=disable",
         endpoint.url()
