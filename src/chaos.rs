@@ -103,6 +103,10 @@ pub struct FaultRecord {
     pub healed_after_s: f64,
     /// Members that could not follow the new leader and were re-cloned to heal the cluster.
     pub recloned: Vec<String>,
+    /// Stale reads that started between this fault and the next.
+    pub stale_reads: u64,
+    /// Read-your-writes violations that started between this fault and the next.
+    pub ryw_violations: u64,
 }
 
 /// The outcome of a run: what was done, what the application saw, and the invariants.
@@ -165,7 +169,9 @@ struct Log {
     unknown: Vec<i64>,
     heartbeat: Vec<(i64, Instant)>,
     stale: u64,
+    stale_at: Vec<Instant>,
     ryw_violations: u64,
+    ryw_at: Vec<Instant>,
     errors: BTreeMap<String, u64>,
     operations: u64,
     longest: Duration,
@@ -277,6 +283,7 @@ fn spawn_workload(client: &Client, log: &Arc<Mutex<Log>>, stop: &Arc<AtomicBool>
                     let missing = l.heartbeat.iter().find(|(s, _)| *s == seen + 1);
                     if missing.is_some_and(|(_, acked)| *acked + bound < started) {
                         l.stale += 1;
+                        l.stale_at.push(started);
                     }
                 }
             }
@@ -314,7 +321,9 @@ fn spawn_workload(client: &Client, log: &Arc<Mutex<Log>>, stop: &Arc<AtomicBool>
                     .await;
                 record(&log, started, seen.as_ref().err());
                 if matches!(seen, Ok(false)) {
-                    lock(&log).ryw_violations += 1;
+                    let mut l = lock(&log);
+                    l.ryw_violations += 1;
+                    l.ryw_at.push(started);
                 }
             }
         });
@@ -355,7 +364,19 @@ async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> an
             cluster.start_etcd_again().await?;
         }
         FaultKind::Switchover => {
-            cluster.switchover(None).await?;
+            // In synchronous mode Patroni refuses (412) until a synchronous standby is
+            // registered again after the previous fault: wait for one rather than give up.
+            let mut attempt = 0;
+            loop {
+                match cluster.switchover(None).await {
+                    Ok(_) => break,
+                    Err(e) if attempt < 30 && e.to_string().contains("412") => {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         FaultKind::RestartStandby => {
             cluster.stop_node(&target)?;
@@ -475,6 +496,8 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             started_s: began.duration_since(start).as_secs_f64(),
             healed_after_s: healed.duration_since(began).as_secs_f64(),
             recloned,
+            stale_reads: 0,
+            ryw_violations: 0,
         });
         tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..3_000))).await;
     }
@@ -522,6 +545,13 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     }
 
     let log = std::mem::take(&mut *lock(&log));
+    let starts: Vec<Instant> = windows.iter().map(|w| w.1).collect();
+    for (i, f) in faults.iter_mut().enumerate() {
+        let (from, to) = (starts[i], starts.get(i + 1).copied());
+        let within = |t: &&Instant| **t >= from && to.is_none_or(|to| **t < to);
+        f.stale_reads = log.stale_at.iter().filter(within).count() as u64;
+        f.ryw_violations = log.ryw_at.iter().filter(within).count() as u64;
+    }
     let duplicates: Vec<i64> = counts.iter().filter(|(_, n)| **n > 1).map(|(id, _)| *id).collect();
     let mut acked_writes_lost: Vec<i64> = log
         .acked
