@@ -241,6 +241,8 @@ impl ClusterState {
                 p.wait_gone(Duration::from_secs(5));
             }
         }
+        // Once everything is gone the groups are empty and can always be removed.
+        crate::cgroup::remove_all(&format!("pgha-{}-", self.scope));
     }
 }
 
