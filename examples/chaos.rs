@@ -4,8 +4,10 @@
 //! ```text
 //! cargo run --release --example chaos -- --faults 60 --seed 7                 # asynchronous
 //! cargo run --release --example chaos -- --faults 60 --seed 7 --synchronous   # synchronous_mode_strict
+//! cargo run --release --example chaos -- --long 2h --seed 7                    # faults for two hours
 //! ```
-//! Prints the report as JSON on stdout; exits 1 if an invariant failed.
+//! Runs on Patroni 4.x unless `PGHA_PATRONI` names another. Prints the report as JSON on stdout;
+//! exits 1 if an invariant failed.
 
 use clap::Parser;
 use pgha::chaos::{self, ChaosConfig};
@@ -16,9 +18,12 @@ struct Args {
     /// Seed of the schedule.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Number of faults.
+    /// Number of faults (at least).
     #[arg(long, default_value_t = 9)]
     faults: usize,
+    /// Long mode: keep injecting faults for this long (`90m`, `2h`).
+    #[arg(long, value_parser = pgha::client::parse_duration)]
+    long: Option<std::time::Duration>,
     /// Patroni synchronous_mode with synchronous_mode_strict.
     #[arg(long)]
     synchronous: bool,
@@ -39,12 +44,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cluster = LocalCluster::builder()
         .members(3)
+        .patroni(chaos::patroni_flavor())
         .synchronous_mode(args.synchronous, args.synchronous)
         .start()
         .await?;
     let mut config = ChaosConfig {
         seed: args.seed,
         faults: args.faults,
+        duration: args.long,
         ..ChaosConfig::default()
     };
     if !args.kinds.is_empty() {

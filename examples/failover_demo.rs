@@ -71,14 +71,11 @@ struct Args {
     json: bool,
 }
 
+/// `90s`, `5m` (see [`pgha::client::parse_duration`]); a bare number is seconds here.
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    match unit {
-        "" | "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "ms" => Ok(Duration::from_millis(n)),
-        _ => Err(format!("invalid duration unit in {s:?} (s, m or ms)")),
+    match s.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => pgha::client::parse_duration(s),
     }
 }
 

@@ -10,13 +10,7 @@ use pgha::testkit::LocalCluster;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgha_admin=info,pgha_testkit=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    pgha::testkit::init_test_tracing("pgha_admin=info,pgha_testkit=info");
     let cluster = LocalCluster::builder().members(3).start().await.expect("cluster");
     let client = harness::client_builder(&cluster).connect().await.expect("client");
     harness::prepare(&client).await.expect("tables");

@@ -5,30 +5,22 @@
 //!
 //! These runs use Patroni 4.x: on Debian's Patroni 3.0.2 a leader frozen past the TTL can take
 //! the leader key back on its old timeline after the thaw, which pgha fences (it never writes
-//! to a primary below a timeline it has seen) but which only an operator can heal — see
-//! RELIABILITY.md. `PGHA_PATRONI=3` runs them on 3.0.2 anyway.
+//! to a primary below a timeline it has seen, until no member is on that timeline any more) but
+//! which only an operator can heal — see RELIABILITY.md. `PGHA_PATRONI=3` runs them on 3.0.2
+//! anyway.
 
 use pgha::chaos::{self, ChaosConfig};
-use pgha::testkit::{LocalCluster, PatroniFlavor};
+use pgha::testkit::LocalCluster;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 async fn run(synchronous: bool, seed: u64) {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "pgha::chaos=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
-    let flavor = match std::env::var("PGHA_PATRONI") {
-        Ok(_) => PatroniFlavor::from_env(),
-        Err(_) => PatroniFlavor::V4,
-    };
+    pgha::testkit::init_test_tracing("pgha::chaos=info");
     let cluster = LocalCluster::builder()
         .members(3)
-        .patroni(flavor)
+        .patroni(chaos::patroni_flavor())
         .synchronous_mode(synchronous, synchronous)
         .start()
         .await

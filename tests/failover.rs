@@ -11,13 +11,7 @@ use pgha::harness::{self, Fault, RoundReport, WorkloadConfig};
 use pgha::testkit::{LocalCluster, PatroniFlavor};
 
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgha_client=info,pgha_testkit=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    pgha::testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
 }
 
 async fn round(flavor: PatroniFlavor, fault: Fault) -> anyhow::Result<RoundReport> {

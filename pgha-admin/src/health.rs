@@ -395,8 +395,8 @@ impl Admin {
             }
         }
         if view.leader().is_some() {
-            obs.replication = Some(self.replication().await.map_err(|e| e.to_string()));
-            obs.archiver = Some(self.archiver().await.map_err(|e| e.to_string()));
+            obs.replication = Some(self.replication_in(&view).await.map_err(|e| e.to_string()));
+            obs.archiver = Some(self.archiver_in(&view).await.map_err(|e| e.to_string()));
         }
         for m in view.members.iter().filter(|m| m.state.is_up()) {
             if !m.host.as_deref().is_some_and(is_local) {

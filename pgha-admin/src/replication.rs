@@ -1,6 +1,6 @@
 //! Replication: per-standby lag measured correctly, replication slots, WAL replay pause/resume.
 
-use pgha_client::patroni::{Lsn, Member, Role};
+use pgha_client::patroni::{ClusterView, Lsn, Member, Role};
 use serde::Serialize;
 
 use crate::admin::Admin;
@@ -113,7 +113,12 @@ impl Admin {
     /// Every standby's lag in bytes (received and replayed) and in time, and whether it streams.
     pub async fn replication(&self) -> Result<ReplicationReport> {
         let (_, view) = self.cluster_view().await?;
-        let leader = Self::require_leader(&view)?;
+        self.replication_in(&view).await
+    }
+
+    /// [`replication`](Self::replication) for a view already fetched.
+    pub(crate) async fn replication_in(&self, view: &ClusterView) -> Result<ReplicationReport> {
+        let leader = Self::require_leader(view)?;
         let db = self.sql(leader, None).await?;
         let leader_lsn: Lsn = db
             .query_one("SELECT pg_current_wal_lsn()::text", &[])

@@ -1,6 +1,7 @@
 //! WAL: archiver status, `pg_wal` size, checkpoints, `wal_keep_size`.
 
 use chrono::{DateTime, Utc};
+use pgha_client::patroni::ClusterView;
 use serde::Serialize;
 
 use crate::admin::Admin;
@@ -53,7 +54,14 @@ pub struct WalDirStatus {
 impl Admin {
     /// The leader's archiver statistics and whether archiving is failing now.
     pub async fn archiver(&self) -> Result<ArchiverStatus> {
-        let (leader, db) = self.leader_sql(None).await?;
+        let (_, view) = self.cluster_view().await?;
+        self.archiver_in(&view).await
+    }
+
+    /// [`archiver`](Self::archiver) for a view already fetched.
+    pub(crate) async fn archiver_in(&self, view: &ClusterView) -> Result<ArchiverStatus> {
+        let leader = Self::require_leader(view)?.clone();
+        let db = self.sql(&leader, None).await?;
         let row = db
             .query_one(
                 "SELECT current_setting('archive_mode'), archived_count, last_archived_wal, last_archived_time, \

@@ -719,8 +719,16 @@ fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// Parses `250ms`, `2s`, `1.5s`, `3m` or a bare number of milliseconds.
-pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
+/// Parses a duration as the connection string and the configuration file write them:
+/// `250ms`, `2s`, `1.5s`, `3m`, `2h`, or a bare number of milliseconds.
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(pgha_client::parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert_eq!(pgha_client::parse_duration("2h"), Ok(Duration::from_secs(7200)));
+/// assert!(pgha_client::parse_duration("3 parsecs").is_err());
+/// ```
+pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -729,7 +737,8 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
         "ms" | "" => n / 1000.0,
         "s" => n,
         "m" | "min" => n * 60.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s or m)")),
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
     };
     Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {s:?}"))
 }

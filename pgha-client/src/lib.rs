@@ -118,7 +118,7 @@ pub mod topology;
 pub mod vector;
 
 pub use client::{Client, Connection, Op, Transaction};
-pub use config::{ClientBuilder, ClientConfig, RetryPolicy, Secret, SslMode};
+pub use config::{parse_duration, ClientBuilder, ClientConfig, RetryPolicy, Secret, SslMode};
 pub use connector::Connector;
 pub use error::{Error, Result};
 pub use events::TopologyEvent;

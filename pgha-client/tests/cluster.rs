@@ -12,13 +12,7 @@ use pgha_testkit::LocalCluster;
 use pgvector::Vector;
 
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgha_client=info,pgha_testkit=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    pgha_testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
 }
 
 fn builder_for(cluster: &LocalCluster) -> ClientBuilder {

@@ -10,12 +10,7 @@ use pgha_client::{Client, ClientBuilder, Intent, SslMode};
 use pgha_testkit::{HostilePatroni, LocalCluster, Misbehaviour};
 
 fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "pgha_client=warn".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    pgha_testkit::init_test_tracing("pgha_client=warn");
 }
 
 /// A `/cluster` answer naming `leader` (host, port) as the leader on timeline 99 — what a

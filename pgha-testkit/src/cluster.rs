@@ -652,7 +652,8 @@ impl LocalCluster {
     // ----- waiting -----------------------------------------------------------------------------
 
     /// Waits until Patroni reports a leader, every member whose Patroni runs is known to it, the
-    /// leader is a writable primary and every other running member streams — all checked with SQL.
+    /// leader is a writable primary and every other running member streams (checked with SQL)
+    /// on the leader's timeline.
     /// Returns the leader's name.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<String> {
         wait_for("a leader and streaming replicas", timeout, || async {
@@ -673,7 +674,7 @@ impl LocalCluster {
                     .collect()
             };
             for name in running.iter().filter(|n| **n != leader.name) {
-                if !status.iter().any(|m| &m.name == name) || !self.is_streaming(name).await? {
+                if !self.follows_leader(&status, name).await? {
                     return Ok(None);
                 }
             }
@@ -700,17 +701,21 @@ impl LocalCluster {
     /// timeline.
     pub async fn wait_streaming(&self, member: &str, timeout: Duration) -> Result<()> {
         wait_for(&format!("{member} to stream"), timeout, || async {
-            if !self.is_streaming(member).await? {
-                return Ok(None);
-            }
             let status = self.cluster_status().await?;
-            let leader_tl = status.iter().find(|m| m.role == "leader").and_then(|m| m.timeline);
-            let me = status.iter().find(|m| m.name == member);
-            Ok(me
-                .filter(|m| matches!(m.state.as_str(), "running" | "streaming") && m.timeline == leader_tl)
-                .map(drop))
+            Ok(self.follows_leader(&status, member).await?.then_some(()))
         })
         .await
+    }
+
+    /// Whether `member` streams (checked with SQL) and Patroni shows it running on the leader's
+    /// timeline.
+    async fn follows_leader(&self, status: &[MemberStatus], member: &str) -> Result<bool> {
+        let leader_tl = status.iter().find(|m| m.role == "leader").and_then(|m| m.timeline);
+        let known = status
+            .iter()
+            .find(|m| m.name == member)
+            .is_some_and(|m| matches!(m.state.as_str(), "running" | "streaming") && m.timeline == leader_tl);
+        Ok(known && self.is_streaming(member).await?)
     }
 
     async fn bootstrap_app(&self) -> Result<()> {

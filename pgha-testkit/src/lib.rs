@@ -62,3 +62,20 @@ pub use hostile::{HostilePatroni, Misbehaviour};
 pub use process::ProcRef;
 pub use rest::MemberStatus;
 pub use state::{ClusterCredentials, Credentials, Secret, Timing};
+
+/// Installs a `tracing` subscriber that writes to the test harness's captured output, filtered
+/// by `RUST_LOG` or else by `default_filter` (e.g. `"pgha_client=info,pgha_testkit=info"`).
+/// Later calls do nothing, so every test can call it first.
+///
+/// ```
+/// pgha_testkit::init_test_tracing("pgha_testkit=info");
+/// pgha_testkit::init_test_tracing("ignored: a subscriber is already installed");
+/// ```
+pub fn init_test_tracing(default_filter: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| default_filter.into()),
+        )
+        .with_test_writer()
+        .try_init();
+}

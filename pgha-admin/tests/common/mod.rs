@@ -9,13 +9,7 @@ use pgha_testkit::LocalCluster;
 use serde_json::Value;
 
 pub fn init_tracing() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "pgha_admin=info,pgha_testkit=info".into()),
-        )
-        .with_test_writer()
-        .try_init();
+    pgha_testkit::init_test_tracing("pgha_admin=info,pgha_testkit=info");
 }
 
 /// A 3-member cluster with pgBackRest.

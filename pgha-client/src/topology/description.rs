@@ -112,8 +112,14 @@ pub struct Topology {
     /// Index into `members` of the verified primary, if there is one.
     pub primary: Option<usize>,
     /// The highest timeline any primary has been seen on (fencing: no write ever goes to a
-    /// lower one).
+    /// lower one, until that timeline is gone from the cluster — see
+    /// [`max_timeline_primary`](Self::max_timeline_primary)).
     pub max_timeline_seen: u64,
+    /// The member that was the verified primary on `max_timeline_seen`. The fence is lifted only
+    /// once this member is back on a lower timeline (rewound or re-cloned) and every member
+    /// answers from a lower one: that history is then gone from the cluster, and waiting for it
+    /// would block writes for good.
+    pub max_timeline_primary: Option<String>,
     /// Patroni is in maintenance mode (`pause`).
     pub paused: bool,
     /// The database system identifier (`pg_control_system()`), once a member was probed.
@@ -134,6 +140,7 @@ impl Topology {
             members: Vec::new(),
             primary: None,
             max_timeline_seen: 0,
+            max_timeline_primary: None,
             paused: false,
             system_identifier: None,
             notes: Vec::new(),
@@ -267,6 +274,22 @@ pub(crate) fn addresses(view: Option<&ClusterView>, known: &[Address]) -> Vec<Ad
 }
 
 /// Builds the next topology from observations. `history` gets the new primary's sample;
+/// The highest timeline any member answers from, if the highest timeline seen so far is gone:
+/// the member that was primary on it answers from a lower one, and so does every other member
+/// (one that does not answer might still be on it).
+fn abandoned_timeline(obs: &Observations<'_>, max_seen: u64, holder: Option<&str>) -> Option<u64> {
+    let holder = holder?;
+    let mut highest = 0;
+    for a in obs.addresses {
+        let Some(ProbeResult::Ok(p)) = obs.probes.get(&a.name) else {
+            return None;
+        };
+        highest = highest.max(p.timeline?);
+    }
+    let holder_listed = obs.addresses.iter().any(|a| a.name == holder);
+    (holder_listed && highest > 0 && highest < max_seen).then_some(highest)
+}
+
 /// `previous` supplies the generation and the highest timeline seen so far.
 pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut PrimaryHistory) -> Topology {
     let addresses = obs.addresses;
@@ -282,6 +305,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         .filter_map(|a| probe(&a.name)?.system_identifier.as_deref())
         .collect();
     let mut max_timeline_seen = previous.max_timeline_seen;
+    let mut max_timeline_primary = previous.max_timeline_primary.clone();
     if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
         if first != prev && sysids.iter().all(|&s| s == first) {
             notes.push(format!(
@@ -289,7 +313,17 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             ));
             history.clear();
             max_timeline_seen = 0;
+            max_timeline_primary = None;
         }
+    }
+    if let Some(lower) = abandoned_timeline(obs, max_timeline_seen, max_timeline_primary.as_deref()) {
+        notes.push(format!(
+            "timeline {max_timeline_seen} is gone: its primary {} now follows timeline {lower} and no member is on it; \
+             the fence is lifted",
+            max_timeline_primary.as_deref().unwrap_or_default()
+        ));
+        max_timeline_seen = lower;
+        max_timeline_primary = None;
     }
 
     // Candidates for primary: members whose database says it is not in recovery.
@@ -364,11 +398,15 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     };
 
     let primary_probe = primary_name.as_deref().and_then(probe);
-    if let Some(p) = primary_probe {
+    if let (Some(p), Some(name)) = (primary_probe, primary_name.as_deref()) {
         if let Some(lsn) = p.current_lsn {
             history.push(p.sent_at, lsn);
         }
-        max_timeline_seen = max_timeline_seen.max(p.timeline.unwrap_or(0));
+        let tl = p.timeline.unwrap_or(0);
+        if tl >= max_timeline_seen {
+            max_timeline_seen = tl;
+            max_timeline_primary = Some(name.to_owned());
+        }
     }
     let primary_tl = primary_probe.and_then(|p| p.timeline);
 
@@ -430,6 +468,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         primary: members.iter().position(|m| m.is_primary()),
         members,
         max_timeline_seen,
+        max_timeline_primary,
         paused: obs.view.is_some_and(|v| v.pause),
         system_identifier: sysids
             .first()

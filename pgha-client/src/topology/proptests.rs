@@ -72,6 +72,7 @@ proptest! {
         members in proptest::collection::vec(member(), 1..5),
         patroni_answers in any::<bool>(),
         max_timeline_seen in 0..4u64,
+        max_timeline_primary in proptest::option::of(0..5usize),
         samples in proptest::collection::vec((0..2_000u64, 0..4_000_000u64), 0..6),
         intent in intent(),
         time_bound_ms in proptest::option::of(50..5_000u64),
@@ -112,6 +113,11 @@ proptest! {
         }
         let mut previous = Topology::empty(base);
         previous.max_timeline_seen = max_timeline_seen;
+        previous.max_timeline_primary = max_timeline_primary.map(|i| format!("m{i}"));
+        // The fence on `max_timeline_seen` may be lifted only if the member that was primary on
+        // it is among the members and every member answers from a lower timeline.
+        let may_lift = max_timeline_primary.is_some_and(|i| i < members.len())
+            && members.iter().all(|m| m.probe.is_some_and(|p| p.1 < max_timeline_seen));
         let obs = Observations {
             view: patroni_answers.then_some(&view),
             addresses: &addresses,
@@ -146,7 +152,7 @@ proptest! {
                 prop_assert_eq!(probe.map(|p| p.0), Some(false), "chosen primary {} is in recovery", chosen.name);
                 let tl = probe.map_or(0, |p| p.1);
                 // …not fenced by a higher timeline seen before or now…
-                prop_assert!(tl >= max_timeline_seen, "primary on timeline {} below {} seen before", tl, max_timeline_seen);
+                prop_assert!(tl >= max_timeline_seen || may_lift, "primary on timeline {} below {} seen before", tl, max_timeline_seen);
                 prop_assert!(out_of_recovery_timelines.iter().all(|&t| t <= tl), "primary fenced by a higher timeline");
                 // …and it is Patroni's leader when Patroni answered.
                 if patroni_answers {

@@ -29,6 +29,8 @@ struct Spec {
     primary_history: Vec<SampleSpec>,
     #[serde(default)]
     max_timeline_seen: u64,
+    #[serde(default)]
+    max_timeline_primary: Option<String>,
     now_ms: u64,
     expect_topology: TopologyExpect,
     #[serde(default)]
@@ -179,6 +181,7 @@ fn run_spec(path: &Path) {
     }
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
+    previous.max_timeline_primary = spec.max_timeline_primary.clone();
     let now = at(spec.now_ms);
     let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {

@@ -107,19 +107,12 @@ pub(crate) enum Format {
     Json,
 }
 
+/// `90s`, `5m`, `2h` (see [`pgha_client::parse_duration`]); a bare number is seconds here.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m)"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        _ => return Err(format!("invalid duration unit in {s:?} (use s, m or h)")),
-    };
-    Ok(std::time::Duration::from_secs(secs))
+    match s.trim().parse::<u64>() {
+        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
+        Err(_) => pgha_client::parse_duration(s),
+    }
 }
 
 #[derive(Debug, Subcommand)]

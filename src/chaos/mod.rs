@@ -1,0 +1,428 @@
+//! The fault-injection run: a seeded, reproducible schedule of faults against a local cluster
+//! while a pgha-client workload runs — unique inserts whose every acknowledgement is recorded
+//! with its WAL position, lag-bounded reads of a heartbeat row, read-your-writes reads — and
+//! invariants checked afterwards from the final state of the leader (see `RELIABILITY.md`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pgha_client::patroni::Lsn;
+use pgha_client::{Client, Intent, LagBound};
+use pgha_testkit::{LocalCluster, PatroniFlavor};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+mod nemesis;
+mod verdict;
+mod workload;
+
+use verdict::{FinalState, Window};
+use workload::{lock, Log, APPLICATION, DEADLINE};
+
+/// A kind of fault the nemesis injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum FaultKind {
+    /// kill -9 of the leader's whole node (Patroni, postmaster, backends).
+    KillLeader,
+    /// kill -9 of the leader's postmaster only (Patroni restarts it in place).
+    KillPostmaster,
+    /// SIGSTOP of the leader's node past the TTL, then SIGCONT.
+    FreezeLeader,
+    /// etcd stopped for a few seconds, then started again.
+    EtcdRestart,
+    /// A switchover through the REST API.
+    Switchover,
+    /// A standby stopped cleanly and started again.
+    RestartStandby,
+    /// WAL replay stuck on a standby for a few seconds.
+    PauseReplay,
+    /// Every Patroni REST API blackholed for a few seconds.
+    RestApiDown,
+    /// The leader cut off from etcd and from its peers (not from clients) past the TTL.
+    PartitionLeader,
+}
+
+impl FaultKind {
+    /// Every kind.
+    pub const ALL: [FaultKind; 9] = [
+        Self::KillLeader,
+        Self::KillPostmaster,
+        Self::FreezeLeader,
+        Self::EtcdRestart,
+        Self::Switchover,
+        Self::RestartStandby,
+        Self::PauseReplay,
+        Self::RestApiDown,
+        Self::PartitionLeader,
+    ];
+
+    /// Faults during which asynchronous replication may lose acknowledged writes: the leader
+    /// goes away without handing over.
+    fn may_lose_writes(self) -> bool {
+        matches!(
+            self,
+            Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart | Self::PartitionLeader
+        )
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct ChaosConfig {
+    /// Seed of the schedule (which fault, on which standby, how long to wait between).
+    pub seed: u64,
+    /// How many faults (at least).
+    pub faults: usize,
+    /// Keep injecting faults until this much time has passed since the run started (the long
+    /// mode); `None` stops after `faults`.
+    pub duration: Option<Duration>,
+    /// The kinds to draw from. The first `kinds.len()` faults go through every kind once, in a
+    /// seeded order; the rest are drawn at random.
+    pub kinds: Vec<FaultKind>,
+    /// Read bound of the lag-bounded reads.
+    pub read_bound: Duration,
+}
+
+impl Default for ChaosConfig {
+    fn default() -> Self {
+        Self {
+            seed: 1,
+            faults: FaultKind::ALL.len(),
+            duration: None,
+            kinds: FaultKind::ALL.to_vec(),
+            read_bound: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One fault as it happened.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRecord {
+    /// Kind.
+    pub kind: FaultKind,
+    /// The member it hit.
+    pub target: String,
+    /// Seconds since the start of the run.
+    pub started_s: f64,
+    /// Seconds until the cluster was whole again.
+    pub healed_after_s: f64,
+    /// Members that could not follow the new leader and were re-cloned to heal the cluster.
+    pub recloned: Vec<String>,
+    /// Acknowledged inserts lost that were acknowledged between this fault and the next.
+    pub writes_lost: u64,
+    /// Stale reads that started between this fault and the next.
+    pub stale_reads: u64,
+    /// Read-your-writes violations that started between this fault and the next.
+    pub ryw_violations: u64,
+}
+
+/// The outcome of a run: what was done, what the application saw, and the invariants.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChaosReport {
+    /// The seed.
+    pub seed: u64,
+    /// `synchronous (strict)` or `asynchronous`.
+    pub replication: String,
+    /// Faults injected, by kind.
+    pub faults_by_kind: BTreeMap<FaultKind, u32>,
+    /// Every fault, in order.
+    pub faults: Vec<FaultRecord>,
+    /// Operations run (writes, heartbeats, reads, read-your-writes pairs).
+    pub operations: u64,
+    /// Inserts acknowledged as committed.
+    pub writes_acked: u64,
+    /// Inserts that ended in a definite error (not committed).
+    pub writes_failed: u64,
+    /// Inserts whose outcome is unknown (connection lost after COMMIT was sent).
+    pub writes_outcome_unknown: u64,
+    /// Acknowledged inserts missing at the end.
+    pub acked_writes_lost: Vec<i64>,
+    /// Lost inserts whose token was read from a new primary (the connection broke right after
+    /// COMMIT) and whose position before COMMIT lies on the surviving history: the commit may
+    /// lie either side of the switch point. They count as losses of their fault.
+    pub acked_writes_unplaced: Vec<i64>,
+    /// Heartbeat updates acknowledged but missing at the end.
+    pub heartbeats_lost: u64,
+    /// Read-your-writes inserts acknowledged but missing at the end.
+    pub ryw_writes_lost: u64,
+    /// Lost writes (of any table) that no fault of a losing kind explains (must be empty).
+    pub unexplained_losses: Vec<String>,
+    /// Inserts present more than once.
+    pub duplicates: Vec<i64>,
+    /// Inserts reported as failed that committed anyway.
+    pub failed_but_committed: Vec<i64>,
+    /// Acknowledgements whose WAL position is past the end of their timeline in the final
+    /// leader's history: acknowledged by a node whose history did not survive (a lost write must
+    /// be one of these or unplaced; the position is read after the commit, so a surviving write
+    /// may be one too).
+    pub acked_off_history: Vec<i64>,
+    /// Bounded reads that missed a surviving heartbeat acknowledged more than the bound before
+    /// they started.
+    pub stale_reads: u64,
+    /// Read-your-writes reads that did not see their own write although it survived.
+    pub ryw_violations: u64,
+    /// Errors surfaced to the application, by kind.
+    pub errors_by_kind: BTreeMap<String, u64>,
+    /// The longest operation, in milliseconds.
+    pub longest_operation_ms: u64,
+    /// Operations that ran past their deadline (plus 5 s of slack).
+    pub deadline_overruns: u64,
+    /// Connections of the client left open per member after the run (pools: at most their size).
+    pub connections_after: BTreeMap<String, i64>,
+    /// Operations still in flight after the workload stopped.
+    pub in_flight_after: usize,
+    /// Background tasks that panicked.
+    pub panics: u64,
+    /// Every invariant that failed, in words. Empty means the run passed.
+    pub violations: Vec<String>,
+}
+
+/// The Patroni the runs use: 4.x unless `PGHA_PATRONI` says otherwise. On Debian's 3.0.2 a
+/// leader frozen past the TTL can take the leader key back on its old timeline after the thaw,
+/// which pgha fences but which only an operator can heal (RELIABILITY.md).
+pub fn patroni_flavor() -> PatroniFlavor {
+    match std::env::var("PGHA_PATRONI") {
+        Ok(_) => PatroniFlavor::from_env(),
+        Err(_) => PatroniFlavor::V4,
+    }
+}
+
+/// The switch point of every timeline in the final leader's history: a position on timeline
+/// `tl` past its switch point never became part of the surviving history.
+async fn timeline_ends(client: &Client) -> anyhow::Result<(u64, HashMap<u64, Lsn>)> {
+    let (current, text): (i64, Option<String>) = client
+        .run(Intent::Primary, async |c| {
+            let row = c
+                .query_one(
+                    "SELECT tli, CASE WHEN tli > 1 \
+                       THEN pg_read_file('pg_wal/' || lpad(upper(to_hex(tli)), 8, '0') || '.history') END \
+                     FROM (SELECT ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 AS tli) t",
+                    &[],
+                )
+                .await?;
+            Ok((row.try_get(0)?, row.try_get(1)?))
+        })
+        .await?;
+    let mut ends = HashMap::new();
+    for line in text.unwrap_or_default().lines() {
+        let mut parts = line.split_whitespace();
+        if let (Some(tl), Some(lsn)) = (parts.next(), parts.next()) {
+            if let (Ok(tl), Ok(lsn)) = (tl.parse::<u64>(), lsn.parse::<Lsn>()) {
+                ends.insert(tl, lsn);
+            }
+        }
+    }
+    Ok((u64::try_from(current).unwrap_or(0), ends))
+}
+
+/// Runs the schedule on `cluster` (which must have been built by the caller, in the replication
+/// mode to test) and checks the invariants. The client must connect as a role that can read
+/// `pg_wal` history files (the testkit's superuser).
+pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result<ChaosReport> {
+    anyhow::ensure!(!config.kinds.is_empty(), "no fault kinds");
+    let creds = cluster.credentials();
+    let client = crate::harness::client_builder(cluster)
+        .user(creds.superuser.username.clone())
+        .password(creds.superuser.password.expose())
+        .application_name(APPLICATION)
+        .lag_bound(LagBound::time(config.read_bound))
+        .connect()
+        .await?;
+    client
+        .op(Intent::Write)
+        .idempotent()
+        .run(async |c| {
+            c.batch_execute(
+                "DROP TABLE IF EXISTS chaos_writes, chaos_heartbeat, chaos_heartbeat_log, chaos_ryw; \
+                 CREATE TABLE chaos_writes (id bigint NOT NULL, writer int NOT NULL); \
+                 CREATE TABLE chaos_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL); \
+                 CREATE TABLE chaos_heartbeat_log (seq bigint PRIMARY KEY); \
+                 INSERT INTO chaos_heartbeat VALUES (1, 0); \
+                 CREATE TABLE chaos_ryw (n bigint PRIMARY KEY);",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+    let token = client.op(Intent::Write).run_with_token(async |_| Ok(())).await?.1;
+    client.wait_for_standbys(token, Duration::from_secs(30)).await?;
+
+    let log = Arc::new(Mutex::new(Log::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = workload::spawn_workload(&client, &log, &stop, config.read_bound);
+    let start = Instant::now();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut order = config.kinds.clone();
+    // Every kind once, in a seeded order, then at random.
+    for i in (1..order.len()).rev() {
+        order.swap(i, rng.random_range(0..=i));
+    }
+    let mut faults = Vec::new();
+    let mut windows: Vec<Window> = Vec::new();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut i = 0;
+    while i < config.faults || config.duration.is_some_and(|d| start.elapsed() < d) {
+        let kind = order
+            .get(i)
+            .copied()
+            .unwrap_or_else(|| config.kinds[rng.random_range(0..config.kinds.len())]);
+        let began = Instant::now();
+        tracing::info!(n = i + 1, ?kind, "chaos: injecting");
+        let (target, recloned) = nemesis::inject(cluster, kind, &mut rng).await?;
+        let healed = Instant::now();
+        windows.push(Window { kind, began, healed });
+        faults.push(FaultRecord {
+            kind,
+            target,
+            started_s: began.duration_since(start).as_secs_f64(),
+            healed_after_s: healed.duration_since(began).as_secs_f64(),
+            recloned,
+            writes_lost: 0,
+            stale_reads: 0,
+            ryw_violations: 0,
+        });
+        tokio::time::sleep(Duration::from_millis(rng.random_range(1_000..3_000))).await;
+        i += 1;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut panics = 0;
+    let drained = tokio::time::timeout(DEADLINE + Duration::from_secs(10), async {
+        while let Some(joined) = tasks.join_next().await {
+            if joined.as_ref().err().is_some_and(|e| e.is_panic()) {
+                panics += 1;
+            }
+        }
+    })
+    .await;
+    let mut violations = Vec::new();
+    if drained.is_err() {
+        violations.push("workload tasks did not stop within the deadline".into());
+        tasks.abort_all();
+    }
+    crate::harness::settle(cluster).await?;
+    let in_flight_after: usize = client.metrics().members.iter().map(|m| m.in_flight).sum();
+
+    // The final state, from the leader.
+    let last = final_state(&client).await?;
+    let mut connections_after = BTreeMap::new();
+    for m in cluster.member_names() {
+        let db = cluster.connect_superuser(&m, "postgres").await?;
+        let n: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1",
+                &[&format!("{APPLICATION}%")],
+            )
+            .await?
+            .get(0);
+        connections_after.insert(m, n);
+    }
+
+    let log = std::mem::take(&mut *lock(&log));
+    let synchronous = cluster.is_synchronous();
+    let verdict = verdict::judge(&log, &last, &windows, synchronous, config.read_bound, start);
+    violations.extend(verdict.violations);
+    let ack_times: HashMap<i64, Instant> = log.acked.iter().map(|a| (a.id, a.at)).collect();
+    for (i, f) in faults.iter_mut().enumerate() {
+        let (from, to) = (windows[i].began, windows.get(i + 1).map(|w| w.began));
+        let within = |t: &Instant| *t >= from && to.is_none_or(|to| *t < to);
+        f.writes_lost = count(
+            verdict.acked_writes_lost.iter().filter_map(|id| ack_times.get(id)),
+            within,
+        );
+        f.stale_reads = count(verdict.stale_at.iter(), within);
+        f.ryw_violations = count(verdict.ryw_at.iter(), within);
+    }
+    let deadline_overruns = u64::from(log.longest > DEADLINE + Duration::from_secs(5));
+    if deadline_overruns > 0 {
+        violations.push(format!("an operation took {:?}, past its deadline", log.longest));
+    }
+    if in_flight_after > 0 {
+        violations.push(format!(
+            "{in_flight_after} operations still in flight after the workload stopped"
+        ));
+    }
+    for (m, n) in &connections_after {
+        // One pool (16 at most) plus the monitoring connection per member.
+        if *n > 17 {
+            violations.push(format!("{n} client connections left on {m}"));
+        }
+    }
+    if panics > 0 {
+        violations.push(format!("{panics} workload tasks panicked"));
+    }
+    let mut faults_by_kind = BTreeMap::new();
+    for f in &faults {
+        *faults_by_kind.entry(f.kind).or_default() += 1;
+    }
+    client.shutdown().await;
+    Ok(ChaosReport {
+        seed: config.seed,
+        replication: if synchronous {
+            "synchronous (strict)"
+        } else {
+            "asynchronous"
+        }
+        .into(),
+        faults_by_kind,
+        faults,
+        operations: log.operations,
+        writes_acked: log.acked.len() as u64,
+        writes_failed: log.failed.len() as u64,
+        writes_outcome_unknown: log.unknown.len() as u64,
+        acked_writes_lost: verdict.acked_writes_lost,
+        acked_writes_unplaced: verdict.lost_unplaced,
+        heartbeats_lost: verdict.heartbeats_lost,
+        ryw_writes_lost: verdict.ryw_writes_lost,
+        unexplained_losses: verdict.unexplained_losses,
+        duplicates: verdict.duplicates,
+        failed_but_committed: verdict.failed_but_committed,
+        acked_off_history: verdict.acked_off_history,
+        stale_reads: verdict.stale_at.len() as u64,
+        ryw_violations: verdict.ryw_at.len() as u64,
+        errors_by_kind: log.errors,
+        longest_operation_ms: u64::try_from(log.longest.as_millis()).unwrap_or(u64::MAX),
+        deadline_overruns,
+        connections_after,
+        in_flight_after,
+        panics,
+        violations,
+    })
+}
+
+fn count<'a>(times: impl Iterator<Item = &'a Instant>, within: impl Fn(&Instant) -> bool) -> u64 {
+    times.filter(|t| within(t)).count() as u64
+}
+
+/// What survived, read from the leader after the run.
+async fn final_state(client: &Client) -> anyhow::Result<FinalState> {
+    let (write_counts, heartbeats, ryw) = client
+        .run(Intent::Primary, async |c| {
+            let ids = |rows: Vec<tokio_postgres::Row>| -> Result<Vec<i64>, tokio_postgres::Error> {
+                rows.iter().map(|r| r.try_get(0)).collect()
+            };
+            let write_counts = c
+                .query("SELECT id, count(*) FROM chaos_writes GROUP BY id", &[])
+                .await?
+                .iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<HashMap<i64, i64>, tokio_postgres::Error>>()?;
+            let heartbeats = ids(c.query("SELECT seq FROM chaos_heartbeat_log", &[]).await?)?;
+            let ryw = ids(c.query("SELECT n FROM chaos_ryw", &[]).await?)?;
+            Ok((write_counts, heartbeats, ryw))
+        })
+        .await?;
+    let (timeline, ends) = timeline_ends(client).await?;
+    Ok(FinalState {
+        write_counts,
+        heartbeats: heartbeats.into_iter().collect(),
+        ryw: ryw.into_iter().collect(),
+        timeline,
+        ends,
+    })
+}
