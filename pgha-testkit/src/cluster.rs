@@ -991,9 +991,9 @@ impl LocalCluster {
         let mut cut_off_from = vec![etcd_port];
         for (name, _, pg, rest) in nodes.iter().filter(|n| n.0 != member) {
             cut_off_from.extend([*pg, *rest]);
-            crate::firewall::drop_from_cgroup(&scope, &group(name), &[me.2, me.3])?;
+            crate::firewall::cut_from_cgroup(&scope, &group(name), &[me.2, me.3])?;
         }
-        crate::firewall::drop_from_cgroup(&scope, &group(member), &cut_off_from)
+        crate::firewall::cut_from_cgroup(&scope, &group(member), &cut_off_from)
     }
 
     /// Undoes [`partition_node`](Self::partition_node).

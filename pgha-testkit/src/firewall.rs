@@ -57,7 +57,7 @@ pub(crate) fn drop_port(scope: &str, port: u16) -> Result<()> {
 }
 
 /// Silently drops TCP packets that processes of cgroup `path` send to any of `ports`.
-pub(crate) fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
+fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
     let ports = ports.join(",");
     let tag = tag(scope);
@@ -82,6 +82,44 @@ pub(crate) fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result
         "DROP",
     ])
     .map(drop)
+}
+
+/// Cuts processes of cgroup `path` off from `ports`: new packets are dropped
+/// ([`drop_from_cgroup`]) and the connections they already have to those ports are aborted
+/// (`ss -K`). Dropping alone leaves a one-way leak on connections opened before the cut: the
+/// group's own packets to the port (ACKs, requests) are dropped, but what the other end sends
+/// back to the group's ephemeral port still arrives — a standby kept receiving the cut-off
+/// primary's WAL that way.
+pub(crate) fn cut_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
+    drop_from_cgroup(scope, path, ports)?;
+    let cgroup = format!("/{}", path.trim_start_matches('/'));
+    let mut args = vec![
+        "-K".to_owned(),
+        "-t".to_owned(),
+        "cgroup".to_owned(),
+        cgroup,
+        "(".to_owned(),
+    ];
+    for (i, port) in ports.iter().enumerate() {
+        if i > 0 {
+            args.push("or".to_owned());
+        }
+        args.extend(["dport".to_owned(), "=".to_owned(), format!(":{port}")]);
+    }
+    args.push(")".to_owned());
+    let out = Command::new("ss")
+        .args(&args)
+        .output()
+        .map_err(|e| Error::Setup(format!("ss: {e} (network partitions need iproute2)")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Command {
+            command: format!("ss {}", args.join(" ")),
+            code: out.status.code(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
 }
 
 /// Removes the rules added by [`drop_from_cgroup`].

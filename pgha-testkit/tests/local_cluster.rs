@@ -451,3 +451,84 @@ async fn synchronous_strict_mode_and_extra_parameters_reach_postgresql() {
     assert_eq!(state.len(), 1);
     assert_eq!(state[0].get::<_, String>(0), sync);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_leader_reaches_neither_etcd_nor_its_standbys_but_still_its_clients() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .start()
+        .await
+        .expect("cluster starts");
+    let (old, standbys) = replicas(&cluster).await;
+    let timing = cluster.timing();
+    let leader = cluster.connect(&old).await.expect("connect");
+    leader
+        .batch_execute("CREATE TABLE cut (n int); INSERT INTO cut VALUES (0)")
+        .await
+        .expect("table");
+    for s in &standbys {
+        wait_for_value(&cluster, s, "SELECT count(*)::text FROM cut", "1").await;
+    }
+
+    cluster.partition_node(&old).expect("partition");
+    // The client side is not cut: the leader still takes writes until it demotes itself.
+    leader
+        .batch_execute("INSERT INTO cut SELECT generate_series(1, 1000)")
+        .await
+        .expect("the cut-off leader still takes writes from its clients");
+    let lsn_after: String = leader
+        .query_one("SELECT pg_current_wal_lsn()::text", &[])
+        .await
+        .expect("the cut-off leader still answers its clients")
+        .get(0);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // No WAL reached the standbys, not even over the replication connections opened before
+    // the cut.
+    for s in &standbys {
+        let behind: bool = cluster
+            .connect(s)
+            .await
+            .expect("connect")
+            .query_one("SELECT pg_last_wal_receive_lsn() < $1::text::pg_lsn", &[&lsn_after])
+            .await
+            .expect("standby answers")
+            .get(0);
+        assert!(behind, "{s} received WAL from the partitioned leader");
+    }
+
+    let bound = Duration::from_secs(u64::from(timing.ttl + timing.loop_wait) + 30);
+    let new = cluster
+        .wait_for_new_leader(&old, bound)
+        .await
+        .expect("the others elect a new leader");
+    assert_ne!(new, old);
+    cluster.heal_partition().expect("heal");
+    if cluster.wait_streaming(&old, READY).await.is_err() {
+        cluster.reinitialize(&old).await.expect("reinitialize the old leader");
+        cluster
+            .wait_streaming(&old, READY)
+            .await
+            .expect("old leader streams again");
+    }
+    // The rows the cut-off leader took may still survive: it keeps archiving into the shared
+    // pgBackRest repository, which the new leader restores from when it is promoted — as a
+    // repository reachable from both sides of a real partition would.
+    let kept: i64 = cluster
+        .connect(&new)
+        .await
+        .expect("connect")
+        .query_one("SELECT count(*) FROM cut", &[])
+        .await
+        .expect("count")
+        .get(0);
+    eprintln!("rows on the new timeline after the partition: {kept} of 1001");
+    let rules = std::process::Command::new("iptables")
+        .arg("-S")
+        .output()
+        .expect("iptables");
+    let scope = cluster.scope();
+    assert!(
+        !String::from_utf8_lossy(&rules.stdout).contains(&scope),
+        "firewall rules of {scope} left after the heal"
+    );
+}

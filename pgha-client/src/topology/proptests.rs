@@ -64,8 +64,16 @@ fn view_json(members: &[MemberCase]) -> String {
     format!(r#"{{"members": [{}]}}"#, list.join(","))
 }
 
+/// 2,000 cases, or `PROPTEST_CASES` (an explicit `cases` would otherwise override it).
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
 
     #[test]
     fn writes_reach_only_the_verified_leader_and_reads_respect_their_bound(
