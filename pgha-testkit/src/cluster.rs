@@ -959,8 +959,9 @@ impl LocalCluster {
     }
 
     /// Cuts `member` off from etcd and from its peers (both ways), as a network partition would,
-    /// while clients can still reach it: each node's processes go into a cgroup of their own and
-    /// iptables drops the traffic between them by cgroup. Needs root and cgroup v2. Undone by
+    /// while clients can still reach it: each node's processes go into a cgroup of their own,
+    /// iptables drops the traffic between them by cgroup, and the connections already open
+    /// between them are aborted (`ss -K`). Needs root and cgroup v2. Undone by
     /// [`heal_partition`](Self::heal_partition) and by teardown.
     pub fn partition_node(&self, member: &str) -> Result<()> {
         let (scope, etcd_port, nodes) = {

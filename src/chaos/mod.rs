@@ -113,7 +113,7 @@ pub struct FaultRecord {
     pub healed_after_s: f64,
     /// Members that could not follow the new leader and were re-cloned to heal the cluster.
     pub recloned: Vec<String>,
-    /// Acknowledged inserts lost that were acknowledged between this fault and the next.
+    /// Inserts acknowledged between this fault and the next that were lost.
     pub writes_lost: u64,
     /// Stale reads that started between this fault and the next.
     pub stale_reads: u64,

@@ -273,7 +273,6 @@ pub(crate) fn addresses(view: Option<&ClusterView>, known: &[Address]) -> Vec<Ad
     }
 }
 
-/// Builds the next topology from observations. `history` gets the new primary's sample;
 /// The highest timeline any member answers from, if the highest timeline seen so far is gone:
 /// the member that was primary on it answers from a lower one, and so does every other member
 /// (one that does not answer might still be on it).
@@ -290,6 +289,7 @@ fn abandoned_timeline(obs: &Observations<'_>, max_seen: u64, holder: Option<&str
     (holder_listed && highest > 0 && highest < max_seen).then_some(highest)
 }
 
+/// Builds the next topology from observations. `history` gets the new primary's sample;
 /// `previous` supplies the generation and the highest timeline seen so far.
 pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut PrimaryHistory) -> Topology {
     let addresses = obs.addresses;
