@@ -62,12 +62,25 @@ async fn main() -> anyhow::Result<()> {
             .collect::<Result<_, _>>()
             .map_err(|e| anyhow::anyhow!("--kinds: {e}"))?;
     }
-    let report = chaos::run(&cluster, &config).await?;
+    let report = match chaos::run(&cluster, &config).await {
+        Ok(report) => report,
+        Err(e) => {
+            cluster.keep_logs();
+            eprintln!("the run stopped; cluster logs kept in {}", cluster.base_dir().display());
+            return Err(e);
+        }
+    };
     println!("{}", serde_json::to_string_pretty(&report)?);
-    cluster.shutdown();
     if !report.violations.is_empty() {
-        eprintln!("invariants failed: {:#?}", report.violations);
+        cluster.keep_logs();
+        eprintln!(
+            "invariants failed: {:#?}\ncluster logs kept in {}",
+            report.violations,
+            cluster.base_dir().display()
+        );
+        drop(cluster);
         std::process::exit(1);
     }
+    cluster.shutdown();
     Ok(())
 }

@@ -1332,6 +1332,12 @@ impl LocalCluster {
         *self.lock_teardown() = Teardown::Nothing;
     }
 
+    /// Keeps the cluster directory (data and every log) when this handle is dropped; the
+    /// processes are still stopped. For a run that failed and needs looking into.
+    pub fn keep_logs(&self) {
+        *self.lock_teardown() = Teardown::KeepDir;
+    }
+
     /// Stops every process of the cluster (Patroni, then PostgreSQL, then etcd), by PID, and removes
     /// the cluster directory. Idempotent; also runs on drop.
     pub fn shutdown(&self) {
