@@ -428,21 +428,15 @@ pub struct ClientConfig {
     pub retry: Option<RetryPolicy>,
 }
 
-impl fmt::Debug for ClientConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.url.as_deref().map(redact_url);
-        let mut d = f.debug_struct("ClientConfig");
-        d.field("url", &url);
-        macro_rules! fields {
-            ($($name:ident),*) => { $( d.field(stringify!($name), &self.$name); )* };
-        }
-        fields!(
-            patroni,
+/// Calls `$apply!` with every `Option` field of [`ClientConfig`] but `url`: the one list that
+/// `Debug` and `merge` both go through, so a new field cannot be left out of either.
+macro_rules! option_fields {
+    ($apply:ident) => {
+        $apply!(
             patroni_user,
             patroni_password,
             patroni_ca_file,
             patroni_scope,
-            hosts,
             user,
             password,
             dbname,
@@ -461,7 +455,21 @@ impl fmt::Debug for ClientConfig {
             pool_max_size,
             read_your_writes_wait,
             retry
-        );
+        )
+    };
+}
+
+impl fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let url = self.url.as_deref().map(redact_url);
+        let mut d = f.debug_struct("ClientConfig");
+        d.field("url", &url);
+        d.field("patroni", &self.patroni);
+        d.field("hosts", &self.hosts);
+        macro_rules! show {
+            ($($name:ident),*) => { $( d.field(stringify!($name), &self.$name); )* };
+        }
+        option_fields!(show);
         d.finish()
     }
 }
@@ -516,31 +524,8 @@ impl ClientConfig {
         macro_rules! take {
             ($($f:ident),*) => { $( if other.$f.is_some() { self.$f = other.$f; } )* };
         }
-        take!(
-            url,
-            patroni_user,
-            patroni_password,
-            patroni_ca_file,
-            patroni_scope,
-            user,
-            password,
-            dbname,
-            application_name,
-            sslmode,
-            sslrootcert,
-            default_intent,
-            lag_bound,
-            fallback_to_primary,
-            balance,
-            refresh_interval,
-            min_refresh_interval,
-            patroni_timeout,
-            probe_timeout,
-            connect_timeout,
-            pool_max_size,
-            read_your_writes_wait,
-            retry
-        );
+        take!(url);
+        option_fields!(take);
         self.patroni.extend(other.patroni);
         self.hosts.extend(other.hosts);
     }

@@ -1173,27 +1173,19 @@ impl LocalCluster {
                 format!("/pgha/{}/", state.scope),
             )
         };
-        let out = std::process::Command::new(ETCDCTL_BIN)
-            .env("ETCDCTL_API", "3")
-            .args([
+        crate::process::run_to_completion(
+            std::process::Command::new(ETCDCTL_BIN).env("ETCDCTL_API", "3").args([
                 "--endpoints",
                 &endpoint,
                 "--command-timeout=10s",
                 "del",
                 "--prefix",
                 &prefix,
-            ])
-            .output()
-            .map_err(|e| Error::Setup(format!("{ETCDCTL_BIN}: {e}")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(Error::Command {
-                command: format!("etcdctl del --prefix {prefix}"),
-                code: out.status.code(),
-                output: String::from_utf8_lossy(&out.stderr).into_owned(),
-            })
-        }
+            ]),
+            &format!("etcdctl del --prefix {prefix}"),
+            "",
+        )
+        .map(drop)
     }
 
     /// Sets `bootstrap.method` to `name` with `bootstrap.<name>` = `method` in a member's Patroni

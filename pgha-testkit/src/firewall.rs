@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const IPTABLES: &str = "iptables";
 
@@ -12,19 +12,11 @@ fn tag(scope: &str) -> String {
 }
 
 fn run(args: &[&str]) -> Result<String> {
-    let out = Command::new(IPTABLES)
-        .args(args)
-        .output()
-        .map_err(|e| Error::Setup(format!("iptables: {e} (network faults need iptables and root)")))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(Error::Command {
-            command: format!("iptables {}", args.join(" ")),
-            code: out.status.code(),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
+    crate::process::run_to_completion(
+        Command::new(IPTABLES).args(args),
+        &format!("iptables {}", args.join(" ")),
+        " (network faults need iptables and root)",
+    )
 }
 
 /// Silently drops TCP packets to `127.0.0.1:port` (connections hang, as to a dead host).
@@ -107,19 +99,12 @@ pub(crate) fn cut_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<
         args.extend(["dport".to_owned(), "=".to_owned(), format!(":{port}")]);
     }
     args.push(")".to_owned());
-    let out = Command::new("ss")
-        .args(&args)
-        .output()
-        .map_err(|e| Error::Setup(format!("ss: {e} (network partitions need iproute2)")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(Error::Command {
-            command: format!("ss {}", args.join(" ")),
-            code: out.status.code(),
-            output: String::from_utf8_lossy(&out.stderr).into_owned(),
-        })
-    }
+    crate::process::run_to_completion(
+        Command::new("ss").args(&args),
+        &format!("ss {}", args.join(" ")),
+        " (network partitions need iproute2)",
+    )
+    .map(drop)
 }
 
 /// Removes the rules added by [`drop_from_cgroup`].

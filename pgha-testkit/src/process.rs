@@ -239,6 +239,25 @@ pub(crate) fn node_processes(patroni: Option<ProcRef>, data_dir: &Path) -> Vec<P
     procs
 }
 
+/// Runs a short command to completion and returns its stdout; a non-zero exit is
+/// [`Error::Command`] named `shown`, with its stderr. `needs` says what is missing when the
+/// program cannot be started (e.g. `" (network faults need iptables and root)"`).
+pub(crate) fn run_to_completion(cmd: &mut Command, shown: &str, needs: &str) -> Result<String> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let out = cmd
+        .output()
+        .map_err(|e| Error::Setup(format!("{program}: {e}{needs}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(Error::Command {
+            command: shown.to_owned(),
+            code: out.status.code(),
+            output: String::from_utf8_lossy(&out.stderr).into_owned(),
+        })
+    }
+}
+
 /// Spawns `cmd` with stdout and stderr appended to `log`, in a new process group.
 pub(crate) fn spawn_logged(mut cmd: Command, log: &Path, what: &str) -> Result<(std::process::Child, ProcRef)> {
     use std::os::unix::process::CommandExt;

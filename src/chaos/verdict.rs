@@ -122,8 +122,8 @@ pub(super) fn judge(
         }
     }
     for (seen, started) in &log.stale_candidates {
-        let first = log.heartbeat.partition_point(|(s, _)| s <= seen);
-        let missed = log.heartbeat[first..]
+        let missed = log
+            .heartbeats_after(*seen)
             .iter()
             .take_while(|(_, acked)| *acked + bound < *started)
             .any(|(s, _)| last.heartbeats.contains(s));

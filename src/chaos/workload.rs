@@ -47,6 +47,13 @@ pub(super) struct Log {
     pub(super) longest: Duration,
 }
 
+impl Log {
+    /// The heartbeats acknowledged after `seen`, in order (they are recorded in sequence order).
+    pub(super) fn heartbeats_after(&self, seen: i64) -> &[(i64, Instant)] {
+        &self.heartbeat[self.heartbeat.partition_point(|(s, _)| *s <= seen)..]
+    }
+}
+
 pub(super) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -174,7 +181,7 @@ pub(super) fn spawn_workload(
                     // A heartbeat acknowledged more than `bound` before the read started is
                     // missing from what it saw: stale, unless that heartbeat was lost (decided
                     // at the end, from what survived).
-                    let missing = l.heartbeat.iter().rev().find(|(s, _)| *s == seen + 1);
+                    let missing = l.heartbeats_after(seen).first().filter(|(s, _)| *s == seen + 1);
                     if missing.is_some_and(|(_, acked)| *acked + bound < started) {
                         l.stale_candidates.push((seen, started));
                     }
