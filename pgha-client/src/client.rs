@@ -144,7 +144,11 @@ impl Client {
 
     pub(crate) async fn wait_for_first_refresh(&self) -> Result<()> {
         let mut rx = self.inner.snapshots.clone();
-        let limit = self.inner.settings.connect_timeout + crate::topology::probe::round_bound(&self.inner.settings);
+        let limit = self
+            .inner
+            .settings
+            .connect_timeout
+            .saturating_add(crate::topology::probe::round_bound(&self.inner.settings));
         let waited = tokio::time::timeout(limit, rx.wait_for(|s| s.topology.generation > 0 || s.closed)).await;
         match waited {
             Ok(Ok(s)) if !s.closed => {
@@ -437,7 +441,7 @@ impl Op<'_> {
         let settings = &inner.settings;
         bump(&inner.counters.operations);
         let started = Instant::now();
-        let deadline = started + self.deadline.unwrap_or(settings.retry.deadline);
+        let deadline = crate::time::after(started, self.deadline.unwrap_or(settings.retry.deadline));
         let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
         let mut rx = inner.snapshots.clone();
         let mut attempts: u32 = 0;
@@ -554,14 +558,12 @@ impl Op<'_> {
                         avoid = Some(member);
                         last_error = Some(error);
                         let pause = backoff(&settings.retry, attempts.saturating_sub(1), &mut rand::rng());
-                        let until = deadline.min(
-                            Instant::now()
-                                + pause.max(if rediscover {
-                                    settings.min_refresh_interval * 2
-                                } else {
-                                    Duration::ZERO
-                                }),
-                        );
+                        let least = if rediscover {
+                            settings.min_refresh_interval.saturating_mul(2)
+                        } else {
+                            Duration::ZERO
+                        };
+                        let until = deadline.min(crate::time::after(Instant::now(), pause.max(least)));
                         wait_for_generation(&mut rx, used, rediscover, pause, until).await;
                     }
                 }
@@ -697,7 +699,7 @@ async fn wait_for_generation(
     min_pause: Duration,
     until: Instant,
 ) {
-    let pause_end = tokio::time::Instant::now() + min_pause;
+    let pause_end = crate::time::tokio_after(tokio::time::Instant::now(), min_pause);
     if rediscover {
         let _ = tokio::time::timeout_at(until.into(), rx.wait_for(|s| s.closed || s.topology.generation > used)).await;
     }
@@ -707,7 +709,7 @@ async fn wait_for_generation(
 /// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
 /// passes.
 async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
-    let until = Instant::now() + wait;
+    let until = crate::time::after(Instant::now(), wait);
     let target = lsn.to_string();
     loop {
         let row = conn

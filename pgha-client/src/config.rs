@@ -567,7 +567,19 @@ impl ClientConfig {
                 Ok(d)
             }
         };
-        positive("refresh_interval", refresh_interval)?;
+        // Below a millisecond a refresh loop would spin: refuse it rather than hot-loop.
+        let at_least_a_millisecond = |name: &str, d: Duration| {
+            if d < Duration::from_millis(1) {
+                Err(Error::config(format!("{name} must be at least 1ms (got {d:?})")))
+            } else {
+                Ok(d)
+            }
+        };
+        at_least_a_millisecond("refresh_interval", refresh_interval)?;
+        let min_refresh_interval = at_least_a_millisecond(
+            "min_refresh_interval",
+            self.min_refresh_interval.unwrap_or(Duration::from_millis(200)),
+        )?;
         positive("retry.deadline", retry.deadline)?;
         positive("retry.max_backoff", retry.max_backoff)?;
         if retry.initial_backoff > retry.max_backoff {
@@ -603,7 +615,7 @@ impl ClientConfig {
             fallback_to_primary: self.fallback_to_primary.unwrap_or(true),
             balance: self.balance.unwrap_or_default(),
             refresh_interval,
-            min_refresh_interval: self.min_refresh_interval.unwrap_or(Duration::from_millis(200)),
+            min_refresh_interval,
             patroni_timeout: positive(
                 "patroni_timeout",
                 self.patroni_timeout.unwrap_or(Duration::from_secs(1)),
@@ -902,5 +914,81 @@ mod tests {
         assert!(unknown.is_err(), "typos must be rejected");
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+}
+
+/// No duration, however extreme, panics: each configuration value and a per-call deadline,
+/// from zero to `Duration::MAX`, either fails validation with a typed error or gives a client
+/// whose operations and topology task run without overflow.
+#[cfg(test)]
+mod extreme_durations {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use crate::{Client, Intent, RetryPolicy};
+
+    fn duration() -> impl Strategy<Value = Duration> {
+        prop_oneof![
+            1 => Just(Duration::ZERO),
+            1 => Just(Duration::from_nanos(1)),
+            2 => Just(Duration::from_millis(1)),
+            4 => Just(Duration::from_secs(u64::MAX)),
+            4 => Just(Duration::MAX),
+            4 => (1..10_000u64).prop_map(Duration::from_millis),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+        #[test]
+        fn no_duration_panics(
+            refresh in duration(), min_refresh in duration(), patroni in duration(), probe in duration(),
+            connect in duration(), ryw in duration(), deadline in duration(), initial in duration(),
+            max_backoff in duration(), per_call in duration(),
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let built = Client::builder()
+                    // Nothing listens on port 1: the client retries until its deadline.
+                    .seed_host("127.0.0.1", 1)
+                    .user("u")
+                    .refresh_interval(refresh)
+                    .min_refresh_interval(min_refresh)
+                    .patroni_timeout(patroni)
+                    .probe_timeout(probe)
+                    .connect_timeout(connect)
+                    .read_your_writes_wait(ryw)
+                    .lag_bound(crate::LagBound::bytes(1))
+                    .retry(RetryPolicy { deadline, initial_backoff: initial, max_backoff, ..RetryPolicy::default() })
+                    .build();
+                let Ok(client) = built else { return };
+                for op in [client.op(Intent::Write), client.op(Intent::Write).deadline(per_call)] {
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(30),
+                        op.run(async |c| Ok(c.execute("SELECT 1", &[]).await?)),
+                    )
+                    .await;
+                }
+                client.shutdown().await;
+            });
+        }
+    }
+
+    #[test]
+    fn a_zero_refresh_interval_is_refused_not_spun_on() {
+        for (name, builder) in [
+            (
+                "min_refresh_interval",
+                Client::builder().min_refresh_interval(Duration::ZERO),
+            ),
+            (
+                "refresh_interval",
+                Client::builder().refresh_interval(Duration::from_nanos(10)),
+            ),
+        ] {
+            let e = builder.seed_host("h", 5432).user("u").settings().expect_err(name);
+            assert!(e.is_config() && e.to_string().contains(name), "{e}");
+        }
     }
 }

@@ -111,6 +111,7 @@ mod metrics;
 pub mod patroni;
 mod pool;
 mod retry;
+mod time;
 mod tls;
 mod token;
 pub mod topology;

@@ -15,7 +15,8 @@ pub(crate) fn backoff<R: Rng + ?Sized>(policy: &RetryPolicy, attempt: u32, rng: 
         .saturating_mul(1u32 << attempt.min(16))
         .min(policy.max_backoff);
     let half = base / 2;
-    half + Duration::from_secs_f64(rng.random::<f64>() * half.as_secs_f64())
+    let jitter = Duration::try_from_secs_f64(rng.random::<f64>() * half.as_secs_f64()).unwrap_or(half);
+    half.saturating_add(jitter.min(half))
 }
 
 /// A token bucket shared by every operation of a client: a retry takes a token; tokens refill
@@ -71,7 +72,7 @@ impl Every {
     pub(crate) fn allow(&self, now: Instant) -> bool {
         let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
         if now >= *next {
-            *next = now + self.period;
+            *next = crate::time::after(now, self.period);
             true
         } else {
             false

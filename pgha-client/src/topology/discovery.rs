@@ -75,7 +75,10 @@ pub(crate) async fn poll(http: &reqwest::Client, settings: &Settings, endpoints:
         });
     }
     let mut poll = Poll::default();
-    let hard_deadline = tokio::time::Instant::now() + settings.patroni_timeout + GRACE;
+    let hard_deadline = crate::time::tokio_after(
+        tokio::time::Instant::now(),
+        settings.patroni_timeout.saturating_add(GRACE),
+    );
     let mut deadline = hard_deadline;
     loop {
         let next = tokio::time::timeout_at(deadline, set.join_next()).await;

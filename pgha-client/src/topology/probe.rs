@@ -148,5 +148,5 @@ async fn probe_one(
 
 /// How long a probe round may take at most (used to size waits).
 pub(crate) fn round_bound(settings: &Settings) -> Duration {
-    settings.probe_timeout + settings.patroni_timeout
+    settings.probe_timeout.saturating_add(settings.patroni_timeout)
 }

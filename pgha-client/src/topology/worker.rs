@@ -97,11 +97,11 @@ impl Worker {
                     } else {
                         self.settings.refresh_interval
                     };
-                    next = started + period;
+                    next = crate::time::tokio_after(started, period);
                 }
                 command = commands.recv() => match command {
                     Some(Command::Refresh(reason)) => {
-                        let earliest = last.map_or_else(tokio::time::Instant::now, |l| l + self.settings.min_refresh_interval);
+                        let earliest = last.map_or_else(tokio::time::Instant::now, |l| crate::time::tokio_after(l, self.settings.min_refresh_interval));
                         if earliest < next {
                             debug!(reason, "topology refresh requested");
                             next = earliest;
