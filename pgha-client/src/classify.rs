@@ -3,7 +3,8 @@
 //! | failure | read | write (`run`) | transaction, before COMMIT | transaction, during COMMIT |
 //! |---|---|---|---|---|
 //! | no connection (connect refused, pool timeout, `53300`, `57P03`) | retry | retry | retry | – |
-//! | `25006` read-only transaction (the node is a standby now) | retry | retry | retry | – |
+//! | connection refused for good (`28P01`, `28000`, `3D000`, a certificate error) | error | error | error | – |
+//! | `25006` read-only transaction (the node is a standby now) | error ³ | retry | retry | – |
 //! | session lost (`57P01`, `57P02`, `08*`, closed socket, node demoted mid-attempt) | retry | **outcome unknown** ¹ | retry | **outcome unknown** ¹ |
 //! | `40001` serialization failure, `40P01` deadlock | retry | error ² | retry | retry |
 //! | anything else (constraint violation, syntax, `57014` statement timeout, …) | error | error | error | error |
@@ -11,6 +12,8 @@
 //! ¹ retried instead when the operation was declared idempotent.
 //! ² the statement was rolled back, but earlier statements of the same `run` closure may have
 //!   committed; retried when the operation was declared idempotent.
+//! ³ reads run read-only (a standby, or a `READ ONLY` transaction on the primary): a write inside
+//!   a read intent fails at once instead of being replayed.
 //!
 //! Recovery conflicts on standbys are reported as `40001`, so reads retry them, preferably on
 //! another member.
@@ -52,7 +55,10 @@ pub(crate) enum Verdict {
     OutcomeUnknown,
 }
 
-/// The connection is gone: closed, an I/O error, or a class 08 SQLSTATE.
+/// The connection is gone: closed, a class 08 SQLSTATE, or an I/O failure talking to the
+/// server. Decided by what the error is, never by its text: anything else without a SQLSTATE
+/// (a parameter count or type mismatch, a conversion error, a wrong row count) was raised by
+/// tokio-postgres on the client side, and the session is intact.
 pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     if e.is_closed() {
         return true;
@@ -60,19 +66,49 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
     if let Some(code) = e.code() {
         return code.code().starts_with("08");
     }
-    // No SQLSTATE: an I/O error, a protocol error or an error while connecting.
-    e.as_db_error().is_none() && !is_client_side_error(e)
+    io_failure(e)
 }
 
-/// Errors tokio-postgres raises without talking to the server (type conversion, wrong row
-/// count): not connection problems.
-fn is_client_side_error(e: &tokio_postgres::Error) -> bool {
-    let text = e.to_string();
-    text.starts_with("error serializing")
-        || text.starts_with("error deserializing")
-        || text.starts_with("invalid column")
-        || text.starts_with("query returned an unexpected number of rows")
-        || text.starts_with("unexpected number of rows")
+/// An `std::io::Error` in the error's sources, other than the `InvalidInput`/`InvalidData` of
+/// a message that could not be encoded (the session is intact then).
+fn io_failure(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = e.source();
+    while let Some(cause) = next {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return !matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
+            );
+        }
+        next = cause.source();
+    }
+    false
+}
+
+/// A connection refused for a reason no retry can fix: the password or the role
+/// (`28P01`, `28000`), a missing database (`3D000`), or the server's certificate. Such errors
+/// surface at once with the server's message instead of being retried until the deadline.
+pub(crate) fn is_permanent_connect_error(error: &Error) -> bool {
+    if let Some(code) = error.code() {
+        return [
+            SqlState::INVALID_PASSWORD,
+            SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
+            SqlState::INVALID_CATALOG_NAME,
+        ]
+        .contains(code);
+    }
+    let mut next = std::error::Error::source(error);
+    while let Some(cause) = next {
+        let io_inner = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        if cause.downcast_ref::<rustls::Error>().or(io_inner).is_some() {
+            return true;
+        }
+        next = cause.source();
+    }
+    false
 }
 
 /// SQLSTATEs that mean the statement was rejected without running.
@@ -108,6 +144,7 @@ pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
         _ => Verdict::OutcomeUnknown,
     };
     match error.kind() {
+        Kind::Connect if is_permanent_connect_error(error) => Verdict::Fail,
         Kind::Connect => retry(true),
         Kind::OutcomeUnknown => session_lost(),
         Kind::Db => {
@@ -115,6 +152,9 @@ pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
                 return Verdict::Fail;
             };
             match pg.code() {
+                // A read intent runs read-only (on a standby, or in a READ ONLY transaction on
+                // the primary): a write in it is the caller's mistake, not a role change.
+                Some(code) if code == &SqlState::READ_ONLY_SQL_TRANSACTION && op == OpKind::Read => Verdict::Fail,
                 Some(code) if not_executed_sqlstate(code) => retry(code == &SqlState::READ_ONLY_SQL_TRANSACTION),
                 Some(code) if session_ending_sqlstate(code) => session_lost(),
                 Some(code) if is_transient_txn_sqlstate(code) => match op {

@@ -152,15 +152,44 @@ impl Client {
         let waited = tokio::time::timeout(limit, rx.wait_for(|s| s.topology.generation > 0 || s.closed)).await;
         match waited {
             Ok(Ok(s)) if !s.closed => {
-                if s.topology.members.is_empty() {
-                    return Err(Error::new(Kind::NoMember)
-                        .with_message("neither Patroni nor any seed host answered: no member known"));
+                let snapshot = s.clone();
+                drop(s);
+                if snapshot.topology.members.is_empty() {
+                    let mut message = "neither Patroni nor any seed host answered: no member known".to_owned();
+                    for note in &snapshot.topology.notes {
+                        message.push_str("; ");
+                        message.push_str(note);
+                    }
+                    return Err(Error::new(Kind::NoMember).with_message(message));
                 }
-                Ok(())
+                self.refuse_unusable_configuration(&snapshot).await
             }
             Ok(_) => Err(Error::new(Kind::Shutdown)),
             Err(_) => Err(Error::timeout("the first topology refresh", limit)),
         }
+    }
+
+    /// After the first refresh found no usable member: connects once to each member to learn
+    /// why, and fails with the server's own error (a typed, non-retryable connect error) when a
+    /// member refuses the configuration for good — wrong password or role, missing database,
+    /// certificate — instead of letting every operation retry until its deadline.
+    async fn refuse_unusable_configuration(&self, snapshot: &Snapshot) -> Result<()> {
+        let topology = &snapshot.topology;
+        if topology.primary().is_some() || topology.standbys().next().is_some() {
+            return Ok(());
+        }
+        let timeout = self.inner.settings.connect_timeout;
+        for handle in snapshot.handles.iter().flatten() {
+            let error = match tokio::time::timeout(timeout, handle.pool.get()).await {
+                Ok(Err(e)) => Error::from(e).with_member(handle.address.name.clone()),
+                Ok(Ok(_)) | Err(_) => continue,
+            };
+            if crate::classify::is_permanent_connect_error(&error) {
+                return Err(error);
+            }
+            debug!(error = %error, "no usable member after the first refresh");
+        }
+        Ok(())
     }
 
     /// The current topology snapshot (members, roles, timelines, staleness).
@@ -336,9 +365,17 @@ impl Op<'_> {
         } else {
             OpKind::Read
         };
-        self.execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
-            f(conn).await
-        })
+        let read_only = !self.intent.is_write();
+        self.execute(
+            kind,
+            async move |conn: &mut Connection, _phase: &AtomicU8, on_primary: bool| {
+                if read_only && on_primary {
+                    read_only_run(conn, &mut f).await
+                } else {
+                    f(conn).await
+                }
+            },
+        )
         .await
         .map(|(v, _)| v)
     }
@@ -356,13 +393,17 @@ impl Op<'_> {
         let kind = OpKind::Write {
             idempotent: op.idempotent,
         };
+        let started = Instant::now();
         let ((value, token), _) = op
-            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
-                let value = f(conn).await?;
-                Ok((value, wal_token(conn).await.ok()))
-            })
+            .execute(
+                kind,
+                async move |conn: &mut Connection, _phase: &AtomicU8, _on_primary: bool| {
+                    let value = f(conn).await?;
+                    Ok((value, wal_token(conn).await.ok()))
+                },
+            )
             .await?;
-        Ok((value, op.token_or_fetch(token).await?))
+        Ok((value, op.token_or_fetch(token, started).await))
     }
 
     /// Runs `f` inside a transaction (BEGIN … COMMIT) on a member chosen by the intent
@@ -390,8 +431,9 @@ impl Op<'_> {
             ..self
         };
         let again = op.clone();
+        let started = Instant::now();
         let (value, token) = op.transaction_inner(f, true).await?;
-        Ok((value, again.token_or_fetch(token).await?))
+        Ok((value, again.token_or_fetch(token, started).await))
     }
 
     async fn transaction_inner<T, F>(self, mut f: F, with_token: bool) -> Result<(T, Option<WalToken>)>
@@ -406,28 +448,47 @@ impl Op<'_> {
         } else {
             OpKind::Read
         };
-        op.execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
-            let tx = conn.transaction().await?;
-            let value = f(&tx).await?;
-            phase.store(PHASE_COMMIT, Ordering::SeqCst);
-            tx.commit().await?;
-            let token = if with_token { wal_token(conn).await.ok() } else { None };
-            Ok((value, token))
-        })
+        let read_only = !op.intent.is_write();
+        op.execute(
+            kind,
+            async move |conn: &mut Connection, phase: &AtomicU8, _on_primary: bool| {
+                let tx = conn.build_transaction().read_only(read_only).start().await?;
+                let value = f(&tx).await?;
+                phase.store(PHASE_COMMIT, Ordering::SeqCst);
+                tx.commit().await?;
+                let token = if with_token { wal_token(conn).await.ok() } else { None };
+                Ok((value, token))
+            },
+        )
         .await
         .map(|(v, _)| v)
     }
 
     /// The token read after the commit, or — if that query failed after a successful commit —
-    /// one read from the primary now (any later position is also a valid token).
-    async fn token_or_fetch(&self, token: Option<WalToken>) -> Result<WalToken> {
-        match token {
-            Some(t) => Ok(t),
-            None => {
-                self.client
-                    .op(Intent::Primary)
-                    .run(async |conn| wal_token(conn).await)
-                    .await
+    /// one read from the primary now (any later position is also a valid token), within what is
+    /// left of the operation's deadline. The write committed: if no position can be read,
+    /// [`WalToken::UNKNOWN`] (reads carrying it go to the primary), never an error that would
+    /// invite the caller to write again.
+    async fn token_or_fetch(&self, token: Option<WalToken>, started: Instant) -> WalToken {
+        if let Some(t) = token {
+            return t;
+        }
+        let budget = self.deadline.unwrap_or(self.client.inner.settings.retry.deadline);
+        let left = budget.saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return WalToken::UNKNOWN;
+        }
+        match self
+            .client
+            .op(Intent::Primary)
+            .deadline(left)
+            .run(async |conn| wal_token(conn).await)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "the write committed but its position could not be read: token unknown");
+                WalToken::UNKNOWN
             }
         }
     }
@@ -435,7 +496,7 @@ impl Op<'_> {
     /// The retry loop shared by `run` and `transaction`.
     async fn execute<T, F>(&self, kind: OpKind, mut attempt: F) -> Result<(T, Option<String>)>
     where
-        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+        F: AsyncFnMut(&mut Connection, &AtomicU8, bool) -> Result<T>,
     {
         let inner = &self.client.inner;
         let settings = &inner.settings;
@@ -520,8 +581,9 @@ impl Op<'_> {
                 let member = handle.address.name.clone();
                 attempts += 1;
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
+                let on_primary = snapshot.topology.primary == Some(index);
                 let outcome = self
-                    .attempt_on(&handle, deadline, verify_token, &phase, &mut attempt)
+                    .attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
                     .await;
                 let error = match outcome {
                     Ok(Some(value)) => return Ok((value, Some(member))),
@@ -587,10 +649,11 @@ impl Op<'_> {
         deadline: Instant,
         verify_token: bool,
         phase: &AtomicU8,
+        on_primary: bool,
         attempt: &mut F,
     ) -> Result<Option<T>>
     where
-        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+        F: AsyncFnMut(&mut Connection, &AtomicU8, bool) -> Result<T>,
     {
         let inner = &self.client.inner;
         let _in_flight = handle.track();
@@ -623,7 +686,7 @@ impl Op<'_> {
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
         let outcome = {
-            let mut work = std::pin::pin!(attempt(&mut conn, phase));
+            let mut work = std::pin::pin!(attempt(&mut conn, phase, on_primary));
             match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
                 Ok(r) => Ok(r),
                 Err(_) => tokio::select! {
@@ -704,6 +767,27 @@ async fn wait_for_generation(
         let _ = tokio::time::timeout_at(until.into(), rx.wait_for(|s| s.closed || s.topology.generation > used)).await;
     }
     tokio::time::sleep_until(pause_end.min(until.into())).await;
+}
+
+/// Runs a read's autocommit closure on the primary inside a `READ ONLY` transaction, so that a
+/// write in it fails (`25006`) instead of committing where a replay could duplicate it. The
+/// `BEGIN` is pipelined with the closure's first statement; a failed closure is rolled back
+/// before the connection goes back to the pool.
+async fn read_only_run<T, F>(conn: &Connection, f: &mut F) -> Result<T>
+where
+    F: AsyncFnMut(&Connection) -> Result<T>,
+{
+    let (begun, value) = tokio::join!(biased; conn.batch_execute("BEGIN READ ONLY"), f(conn));
+    let finish = if begun.is_ok() && value.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let finished = conn.batch_execute(finish).await;
+    begun?;
+    let value = value?;
+    finished?;
+    Ok(value)
 }
 
 /// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`

@@ -118,7 +118,9 @@ impl Error {
         self.kind() == Kind::Config
     }
 
-    /// A connection to a member could not be established or checked out of its pool.
+    /// A connection to a member could not be established or checked out of its pool. When the
+    /// server refused it for good (wrong password or role, missing database, certificate), the
+    /// error is not [retryable](Self::is_retryable) and [`code`](Self::code) has the SQLSTATE.
     pub fn is_connect(&self) -> bool {
         self.kind() == Kind::Connect
     }
@@ -144,7 +146,8 @@ impl Error {
     /// [`is_outcome_unknown`](Self::is_outcome_unknown) errors.
     pub fn is_retryable(&self) -> bool {
         match self.kind() {
-            Kind::Connect | Kind::NoMember | Kind::Timeout | Kind::BudgetExhausted => true,
+            Kind::Connect => !crate::classify::is_permanent_connect_error(self),
+            Kind::NoMember | Kind::Timeout | Kind::BudgetExhausted => true,
             Kind::Db => self.as_postgres().is_some_and(|e| {
                 crate::classify::is_connection_error(e)
                     || e.code().is_some_and(|c| {

@@ -62,7 +62,8 @@
 //! | failure | read | write (`run`) | transaction, before COMMIT | transaction, during COMMIT |
 //! |---|---|---|---|---|
 //! | no connection (refused, pool timeout, `53300`, `57P03`) | retry | retry | retry | – |
-//! | `25006` read-only transaction (the node is a standby now) | retry | retry | retry | – |
+//! | connection refused for good (`28P01`, `28000`, `3D000`, a certificate error) | error | error | error | – |
+//! | `25006` read-only transaction (the node is a standby now) | error ³ | retry | retry | – |
 //! | session lost (`57P01`, `57P02`, `08*`, closed socket, node demoted mid-attempt) | retry | **outcome unknown** ¹ | retry | **outcome unknown** ¹ |
 //! | `40001` serialization failure, `40P01` deadlock | retry | error ² | retry | retry |
 //! | anything else (constraint violation, syntax, `57014` statement timeout…) | error | error | error | error |
@@ -71,6 +72,10 @@
 //! ² that statement was rolled back, but earlier statements of the same `run` closure may have
 //!   committed; retried when declared idempotent. Recovery conflicts on standbys are reported as
 //!   `40001`, so reads retry them, on another member when there is one.
+//! ³ every intent but `Write` runs read-only — on a standby, or on the primary inside a
+//!   `READ ONLY` transaction (`run` pipelines its `BEGIN READ ONLY` with the first statement and
+//!   adds one `COMMIT` round trip there) — so a write in a read intent fails at once with `25006`
+//!   instead of being replayed.
 //!
 //! A retry after a failure that suggests the topology changed waits for a fresh topology
 //! (refreshes are rate-limited to one per `min_refresh_interval`, 200 ms), so such retries are

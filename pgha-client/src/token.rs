@@ -35,6 +35,19 @@ pub struct WalToken {
 }
 
 impl WalToken {
+    /// The token of a write that committed but whose position could not be read afterwards
+    /// (the connection was lost right after COMMIT and no primary answered within the
+    /// operation's deadline). No standby can satisfy it: reads that carry it run on the primary.
+    pub const UNKNOWN: WalToken = WalToken {
+        timeline: 0,
+        lsn: Lsn(u64::MAX),
+    };
+
+    /// True for [`WalToken::UNKNOWN`] (and any combination with it).
+    pub fn is_unknown(&self) -> bool {
+        self.lsn == Lsn(u64::MAX)
+    }
+
     /// The later of two tokens (a read after both writes must see both).
     pub fn max(self, other: Self) -> Self {
         if (other.lsn, other.timeline) > (self.lsn, self.timeline) {

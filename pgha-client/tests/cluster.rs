@@ -585,3 +585,139 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     cluster.shutdown();
     Ok(())
 }
+
+/// Misuse and misconfiguration get a clear, typed error at once — never a commit where none was
+/// asked for, never an error for a write that committed, never 30 s of retries hiding the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let client = builder_for(&cluster).connect().await?;
+    client
+        .run(Intent::Write, async |c| {
+            Ok(
+                c.batch_execute("CREATE TABLE IF NOT EXISTS misuse (id int PRIMARY KEY)")
+                    .await?,
+            )
+        })
+        .await?;
+    let count = async |client: &Client| -> anyhow::Result<i64> {
+        Ok(client
+            .run(Intent::Primary, async |c| {
+                Ok(c.query_one("SELECT count(*) FROM misuse", &[]).await?.get(0))
+            })
+            .await?)
+    };
+
+    // A client-side error (wrong parameter count) leaves the session intact: it is the caller's
+    // error, not "outcome unknown" and not retried.
+    let started = Instant::now();
+    let e = client
+        .run(Intent::Write, async |c| {
+            Ok(c.execute("INSERT INTO misuse VALUES ($1)", &[]).await?)
+        })
+        .await
+        .expect_err("parameter count mismatch");
+    ensure!(
+        !e.is_outcome_unknown() && !e.is_timeout(),
+        "classified as a lost session: {e}"
+    );
+    ensure!(
+        started.elapsed() < Duration::from_secs(5),
+        "retried for {:?}: {e}",
+        started.elapsed()
+    );
+
+    // Writes inside read intents fail with 25006 and commit nothing, on the primary too.
+    for intent in [Intent::Primary, Intent::Standby, Intent::PreferStandby, Intent::Any] {
+        let e = client
+            .op(intent)
+            .transaction(async |tx| Ok(tx.execute("INSERT INTO misuse VALUES (1)", &[]).await?))
+            .await
+            .expect_err("a write in a read transaction");
+        ensure!(
+            e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+            "{intent:?}: {e}"
+        );
+        let started = Instant::now();
+        let e = client
+            .run(intent, async |c| {
+                Ok(c.execute("INSERT INTO misuse VALUES (2)", &[]).await?)
+            })
+            .await
+            .expect_err("a write in a read run");
+        ensure!(
+            e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+            "{intent:?}: {e}"
+        );
+        ensure!(
+            started.elapsed() < Duration::from_secs(5),
+            "{intent:?} retried a write: {e}"
+        );
+    }
+    ensure!(count(&client).await? == 0, "a read intent committed a write");
+    // The connections those reads used are clean: a read on the primary still works.
+    client
+        .run(Intent::Primary, async |c| Ok(c.execute("SELECT 1", &[]).await?))
+        .await?;
+
+    // A write that committed is reported as committed even when its position cannot be read
+    // afterwards (here the token query fails on the only pooled connection): the token is
+    // unknown and reads carrying it go to the primary.
+    let one = builder_for(&cluster).pool_max_size(1).connect().await?;
+    let ((), token) = one
+        .op(Intent::Write)
+        .run_with_token(async |c| {
+            c.batch_execute(
+                "CREATE SCHEMA IF NOT EXISTS notoken; \
+                 CREATE OR REPLACE FUNCTION notoken.pg_current_wal_lsn() RETURNS pg_lsn LANGUAGE plpgsql \
+                 AS $$BEGIN RAISE EXCEPTION 'no position for you'; END$$; \
+                 INSERT INTO misuse VALUES (3); \
+                 SET search_path = notoken, pg_catalog, public",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+    ensure!(token.is_unknown(), "{token}");
+    ensure!(count(&client).await? == 1);
+    let (_, standby) = client
+        .op(Intent::Standby)
+        .after(token)
+        .run(async |c| whoami(c).await)
+        .await?;
+    ensure!(!standby, "a read after an unknown token must run on the primary");
+    one.shutdown().await;
+
+    // A wrong password or a missing database: connect() fails within the connect timeout with
+    // the server's error, not a deadline 30 s later.
+    for (what, builder, code) in [
+        (
+            "wrong password",
+            builder_for(&cluster).password("not-the-password"),
+            tokio_postgres::error::SqlState::INVALID_PASSWORD,
+        ),
+        (
+            "missing database",
+            builder_for(&cluster).dbname("no_such_database"),
+            tokio_postgres::error::SqlState::INVALID_CATALOG_NAME,
+        ),
+    ] {
+        let started = Instant::now();
+        let e = builder
+            .connect_timeout(Duration::from_secs(3))
+            .connect()
+            .await
+            .expect_err(what);
+        ensure!(e.is_connect() && !e.is_retryable(), "{what}: {e:?}");
+        ensure!(e.code() == Some(&code), "{what}: {e}");
+        ensure!(
+            started.elapsed() < Duration::from_secs(3) + Duration::from_secs(2),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    }
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}

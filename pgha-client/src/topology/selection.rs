@@ -146,7 +146,10 @@ pub(crate) fn select<R: Rng + ?Sized>(
         .filter(|&i| check_standby(&topology.members[i], &req.bound, now).is_ok())
         .collect();
     let mut verify_token = false;
-    if let Some(token) = req.token {
+    if req.token.is_some_and(|t| t.is_unknown()) {
+        // No standby can prove it has the write: the primary serves the read.
+        standbys.clear();
+    } else if let Some(token) = req.token {
         let caught_up: Vec<usize> = standbys
             .iter()
             .copied()

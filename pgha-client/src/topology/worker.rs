@@ -240,7 +240,14 @@ impl Worker {
             probes: &probes,
             now,
         };
-        let next = description::build(&observations, &self.current, &mut self.history);
+        let mut next = description::build(&observations, &self.current, &mut self.history);
+        if ranked.is_empty() {
+            // Say why no Patroni view was used: the errors name the real cause (timeouts under
+            // load, refused connections, TLS, authentication) where "no member known" cannot.
+            for (url, error) in &poll.errors {
+                next.notes.push(format!("Patroni {url}: {error}"));
+            }
+        }
         for note in &next.notes {
             debug!(note, "topology");
         }
