@@ -354,30 +354,66 @@ impl Op<'_> {
     /// session was lost part-way may have committed: it fails with
     /// [`Error::is_outcome_unknown`] unless declared [`idempotent`](Self::idempotent) — use
     /// [`transaction`](Self::transaction) for writes that should be replayed safely.
-    pub async fn run<T, F>(self, mut f: F) -> Result<T>
+    pub async fn run<T, F>(self, f: F) -> Result<T>
     where
         F: AsyncFnMut(&Connection) -> Result<T>,
     {
-        let kind = if self.intent.is_write() {
-            OpKind::Write {
-                idempotent: self.idempotent,
-            }
+        self.run_with_member(f).await.map(|(v, _)| v)
+    }
+
+    /// Like [`run`](Self::run), and returns the name of the member whose answer it is (the one
+    /// the last, successful attempt ran on) — for logs, metrics and investigations.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client) -> pgha_client::Result<()> {
+    /// use pgha_client::Intent;
+    /// let (n, member): (i64, String) = client
+    ///     .op(Intent::Standby)
+    ///     .run_with_member(async |conn| Ok(conn.query_one("SELECT count(*) FROM items", &[]).await?.get(0)))
+    ///     .await?;
+    /// println!("{n} items, read on {member}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with_member<T, F>(self, mut f: F) -> Result<(T, String)>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let kind = self.op_kind(OpKind::Write {
+            idempotent: self.idempotent,
+        });
+        let read_only = !self.intent.is_write();
+        let (value, member) = self
+            .execute(
+                kind,
+                async move |conn: &mut Connection, _phase: &AtomicU8, on_primary: bool| {
+                    if read_only && on_primary {
+                        read_only_run(conn, &mut f).await
+                    } else {
+                        f(conn).await
+                    }
+                },
+            )
+            .await?;
+        Ok((value, member.unwrap_or_default()))
+    }
+
+    /// Like [`transaction`](Self::transaction), and returns the name of the member it committed
+    /// on (see [`run_with_member`](Self::run_with_member)).
+    pub async fn transaction_with_member<T, F>(self, f: F) -> Result<(T, String)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let ((value, _), member) = self.transaction_inner(f, false).await?;
+        Ok((value, member.unwrap_or_default()))
+    }
+
+    /// `write` for [`Intent::Write`], [`OpKind::Read`] for every other intent.
+    fn op_kind(&self, write: OpKind) -> OpKind {
+        if self.intent.is_write() {
+            write
         } else {
             OpKind::Read
-        };
-        let read_only = !self.intent.is_write();
-        self.execute(
-            kind,
-            async move |conn: &mut Connection, _phase: &AtomicU8, on_primary: bool| {
-                if read_only && on_primary {
-                    read_only_run(conn, &mut f).await
-                } else {
-                    f(conn).await
-                }
-            },
-        )
-        .await
-        .map(|(v, _)| v)
+        }
     }
 
     /// Like [`run`](Self::run) on the primary, and returns a [`WalToken`] taken right after
@@ -417,7 +453,7 @@ impl Op<'_> {
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
     {
-        self.transaction_inner(f, false).await.map(|(v, _)| v)
+        self.transaction_inner(f, false).await.map(|((v, _), _)| v)
     }
 
     /// [`transaction`](Self::transaction) on the primary, returning a [`WalToken`] taken
@@ -432,22 +468,23 @@ impl Op<'_> {
         };
         let again = op.clone();
         let started = Instant::now();
-        let (value, token) = op.transaction_inner(f, true).await?;
+        let ((value, token), _) = op.transaction_inner(f, true).await?;
         Ok((value, again.token_or_fetch(token, started).await))
     }
 
-    async fn transaction_inner<T, F>(self, mut f: F, with_token: bool) -> Result<(T, Option<WalToken>)>
+    #[allow(clippy::type_complexity)]
+    async fn transaction_inner<T, F>(
+        self,
+        mut f: F,
+        with_token: bool,
+    ) -> Result<((T, Option<WalToken>), Option<String>)>
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
     {
         let op = self;
-        let kind = if op.intent.is_write() {
-            OpKind::Transaction {
-                idempotent: op.idempotent,
-            }
-        } else {
-            OpKind::Read
-        };
+        let kind = op.op_kind(OpKind::Transaction {
+            idempotent: op.idempotent,
+        });
         let read_only = !op.intent.is_write();
         op.execute(
             kind,
@@ -461,7 +498,6 @@ impl Op<'_> {
             },
         )
         .await
-        .map(|(v, _)| v)
     }
 
     /// The token read after the commit, or — if that query failed after a successful commit —
