@@ -202,21 +202,41 @@ pub(crate) struct Address {
 
 /// Samples of the primary's WAL position over time, used to turn a standby's replay position
 /// into a staleness in time without trusting replay timestamps (which show false lag when the
-/// primary is idle).
+/// primary is idle). Each sample carries its timeline: positions are compared within a timeline
+/// only, so a standby left on an abandoned timeline — a rejoining old primary whose replay is
+/// past the switch point — never looks fresh against the new primary's samples.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PrimaryHistory {
-    samples: VecDeque<(Instant, Lsn)>,
+    samples: VecDeque<Sample>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    at: Instant,
+    timeline: u64,
+    lsn: Lsn,
+}
+
+impl Sample {
+    /// Whether a member on `timeline` (no earlier than the sample's) that replayed up to
+    /// `replay` has every write this sample covers. On an earlier timeline the positions are
+    /// comparable up to the switch point; a sample beyond it (writes lost in the failover) is
+    /// never counted as replayed, which errs on the stale side.
+    fn replayed_by(&self, timeline: u64, replay: Lsn) -> bool {
+        self.timeline <= timeline && self.lsn <= replay
+    }
 }
 
 impl PrimaryHistory {
     const MAX_SAMPLES: usize = 1024;
 
-    /// Records that every write acknowledged before `at` is at or below `lsn`.
-    pub(crate) fn push(&mut self, at: Instant, lsn: Lsn) {
-        if self.samples.back().is_some_and(|&(t, _)| t > at) {
+    /// Records that every write acknowledged before `at` by the primary on `timeline` is at or
+    /// below `lsn`.
+    pub(crate) fn push(&mut self, at: Instant, timeline: u64, lsn: Lsn) {
+        if self.samples.back().is_some_and(|s| s.at > at) {
             return;
         }
-        self.samples.push_back((at, lsn));
+        self.samples.push_back(Sample { at, timeline, lsn });
         while self.samples.len() > Self::MAX_SAMPLES {
             self.samples.pop_front();
         }
@@ -226,19 +246,28 @@ impl PrimaryHistory {
         self.samples.clear();
     }
 
-    /// The latest sampled primary position.
-    pub(crate) fn latest(&self) -> Option<Lsn> {
-        self.samples.back().map(|&(_, lsn)| lsn)
+    /// Bytes of WAL between the latest sample taken at or after `since` and `replay`, if that
+    /// sample is on the member's `timeline` (bytes across timelines mean nothing).
+    pub(crate) fn lag_bytes(&self, timeline: u64, replay: Lsn, since: Instant) -> Option<u64> {
+        self.samples
+            .back()
+            .filter(|s| s.at >= since && s.timeline == timeline)
+            .map(|s| s.lsn.0.saturating_sub(replay.0))
     }
 
-    /// How stale a standby that had replayed `replay` at `observed_at` was: the time since the
-    /// latest sample it had fully replayed. `None` if it is behind every sample kept.
-    pub(crate) fn staleness(&self, replay: Lsn, observed_at: Instant) -> Option<Duration> {
+    /// How stale a member on `timeline` that had replayed `replay` at `observed_at` was: the
+    /// time since the latest sample it had fully replayed. `None` (unknown) if it is behind
+    /// every sample kept, or if a primary was sampled on a later timeline: a sample of its own
+    /// timeline cannot vouch for writes another primary acknowledged after the promotion.
+    pub(crate) fn staleness(&self, timeline: u64, replay: Lsn, observed_at: Instant) -> Option<Duration> {
+        if self.samples.iter().any(|s| s.timeline > timeline) {
+            return None;
+        }
         self.samples
             .iter()
             .rev()
-            .find(|&&(_, lsn)| lsn <= replay)
-            .map(|&(at, _)| observed_at.saturating_duration_since(at))
+            .find(|s| s.replayed_by(timeline, replay))
+            .map(|s| observed_at.saturating_duration_since(s.at))
     }
 }
 
@@ -285,8 +314,12 @@ fn abandoned_timeline(obs: &Observations<'_>, max_seen: u64, holder: Option<&str
         };
         highest = highest.max(p.timeline?);
     }
+    // The holder answers from below, or is gone from Patroni's member list: Patroni drops a
+    // member's key once it has not renewed it for `ttl`, so a member removed, renamed or
+    // rebuilt under another name no longer holds the fence up.
     let holder_listed = obs.addresses.iter().any(|a| a.name == holder);
-    (holder_listed && highest > 0 && highest < max_seen).then_some(highest)
+    let holder_expired = obs.view.is_some_and(|v| v.member(holder).is_none()) && !holder_listed;
+    ((holder_listed || holder_expired) && highest > 0 && highest < max_seen).then_some(highest)
 }
 
 /// Builds the next topology from observations. `history` gets the new primary's sample;
@@ -318,8 +351,8 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     }
     if let Some(lower) = abandoned_timeline(obs, max_timeline_seen, max_timeline_primary.as_deref()) {
         notes.push(format!(
-            "timeline {max_timeline_seen} is gone: its primary {} now follows timeline {lower} and no member is on it; \
-             the fence is lifted",
+            "timeline {max_timeline_seen} is gone: its primary {} now follows timeline {lower} or has left the \
+             cluster, and no member is on it; the fence is lifted",
             max_timeline_primary.as_deref().unwrap_or_default()
         ));
         max_timeline_seen = lower;
@@ -400,7 +433,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     let primary_probe = primary_name.as_deref().and_then(probe);
     if let (Some(p), Some(name)) = (primary_probe, primary_name.as_deref()) {
         if let Some(lsn) = p.current_lsn {
-            history.push(p.sent_at, lsn);
+            history.push(p.sent_at, p.timeline.unwrap_or(0), lsn);
         }
         let tl = p.timeline.unwrap_or(0);
         if tl >= max_timeline_seen {
@@ -409,6 +442,12 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         }
     }
     let primary_tl = primary_probe.and_then(|p| p.timeline);
+    // Byte lag is measured against this refresh's sample of the primary only: without one (the
+    // primary's probe failed, or there is no primary) it is unknown, never an old number.
+    let sampled_since = primary_probe.filter(|p| p.current_lsn.is_some()).map(|p| p.sent_at);
+    // Standbys must follow the primary's timeline; without a verified primary, the highest
+    // timeline any member answers from (a member below it did not follow a promotion).
+    let reference_tl = primary_tl.or_else(|| addresses.iter().filter_map(|a| probe(&a.name)?.timeline).max());
 
     let members: Vec<MemberInfo> = addresses
         .iter()
@@ -426,13 +465,16 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             let status = if is_primary {
                 MemberStatus::Primary
             } else {
-                standby_status(obs, a, pm, pr, timeline, primary_tl)
+                standby_status(obs, a, pm, pr, timeline, reference_tl)
             };
             let (lag_bytes, staleness) = match (pr, replay_lsn) {
-                (Some(p), Some(replay)) if p.in_recovery => (
-                    history.latest().map(|latest| latest.0.saturating_sub(replay.0)),
-                    history.staleness(replay, p.received_at),
-                ),
+                (Some(p), Some(replay)) if p.in_recovery => {
+                    let tl = timeline.unwrap_or(0);
+                    (
+                        sampled_since.and_then(|since| history.lag_bytes(tl, replay, since)),
+                        history.staleness(tl, replay, p.received_at),
+                    )
+                }
                 _ => (None, None),
             };
             MemberInfo {
@@ -485,7 +527,7 @@ fn standby_status(
     pm: Option<&crate::patroni::Member>,
     pr: Option<&Probe>,
     timeline: Option<u64>,
-    primary_tl: Option<u64>,
+    reference_tl: Option<u64>,
 ) -> MemberStatus {
     let Some(p) = pr else {
         return MemberStatus::Unusable(match obs.probes.get(&a.name) {
@@ -501,9 +543,9 @@ fn standby_status(
             return MemberStatus::Unusable(format!("Patroni state is {}", m.state));
         }
     }
-    if let (Some(tl), Some(ptl)) = (timeline, primary_tl) {
-        if tl != ptl {
-            return MemberStatus::Unusable(format!("on timeline {tl}, the primary is on {ptl}"));
+    if let (Some(tl), Some(rtl)) = (timeline, reference_tl) {
+        if tl != rtl {
+            return MemberStatus::Unusable(format!("on timeline {tl}, the cluster is on {rtl}"));
         }
     }
     MemberStatus::Standby

@@ -117,14 +117,15 @@ proptest! {
         let mut sorted = samples.clone();
         sorted.sort_unstable();
         for (ms, lsn) in sorted {
-            history.push(base + Duration::from_millis(ms), Lsn(lsn));
+            history.push(base + Duration::from_millis(ms), 0, Lsn(lsn));
         }
         let mut previous = Topology::empty(base);
         previous.max_timeline_seen = max_timeline_seen;
         previous.max_timeline_primary = max_timeline_primary.map(|i| format!("m{i}"));
-        // The fence on `max_timeline_seen` may be lifted only if the member that was primary on
-        // it is among the members and every member answers from a lower timeline.
-        let may_lift = max_timeline_primary.is_some_and(|i| i < members.len())
+        // The fence on `max_timeline_seen` may be lifted only if every member answers from a
+        // lower timeline and the member that was primary on it is among them, or has left the
+        // cluster (Patroni answered without it).
+        let may_lift = max_timeline_primary.is_some_and(|i| i < members.len() || patroni_answers)
             && members.iter().all(|m| m.probe.is_some_and(|p| p.1 < max_timeline_seen));
         let obs = Observations {
             view: patroni_answers.then_some(&view),

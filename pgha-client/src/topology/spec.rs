@@ -69,6 +69,9 @@ struct ProbeSpec {
 #[serde(deny_unknown_fields)]
 struct SampleSpec {
     at_ms: u64,
+    /// The primary's timeline (0: comparable with every member by position alone).
+    #[serde(default)]
+    timeline: u64,
     lsn: String,
 }
 
@@ -177,7 +180,7 @@ fn run_spec(path: &Path) {
         .collect();
     let mut history = PrimaryHistory::default();
     for s in &spec.primary_history {
-        history.push(at(s.at_ms), lsn(&s.lsn));
+        history.push(at(s.at_ms), s.timeline, lsn(&s.lsn));
     }
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
