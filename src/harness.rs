@@ -40,8 +40,15 @@ pub struct RoundReport {
     pub reads_standby: u64,
     /// k-NN searches served by the primary.
     pub reads_primary: u64,
-    /// Reads that returned data staler than their bound (checked against the heartbeat).
+    /// Reads that returned data staler than their bound: they missed a heartbeat that survived
+    /// the fault and was acknowledged more than the bound before they started.
     pub stale_reads: u64,
+    /// Why each stale read was stale (the first few): the member that served it, its recovery
+    /// state, timeline and replay position, and the heartbeat it missed.
+    pub stale_samples: Vec<String>,
+    /// Heartbeats acknowledged and then lost in the failover (asynchronous replication): reads
+    /// that miss only those are not stale.
+    pub heartbeats_lost: u64,
     /// Writes acknowledged.
     pub writes_acked: u64,
     /// Acknowledged writes missing on the primary after the fault.
@@ -98,8 +105,11 @@ pub async fn prepare_tables(client: &Client, tables: &[(&str, i32)]) -> pgha_cli
         .op(Intent::Write)
         .idempotent()
         .run_with_token(async move |c| {
-            c.batch_execute("CREATE TABLE IF NOT EXISTS pgha_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL)")
-                .await?;
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS pgha_heartbeat (id int PRIMARY KEY, seq bigint NOT NULL); \
+                 CREATE TABLE IF NOT EXISTS pgha_heartbeat_log (id int, seq bigint, PRIMARY KEY (id, seq))",
+            )
+            .await?;
             c.execute(
                 "INSERT INTO pgha_heartbeat SELECT unnest($1::int4[]), 0 ON CONFLICT (id) DO NOTHING",
                 &[&rows],
@@ -141,7 +151,35 @@ pub trait Driver: Send + Sync {
     /// Sets heartbeat row `row` to `seq`.
     fn heartbeat(&self, row: i32, seq: i64) -> BoxFuture<'_, Result<(), String>>;
     /// A k-NN search on `table` plus the heartbeat `row`; returns (ran on a standby, heartbeat).
-    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>>;
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<ReadSample, String>>;
+}
+
+/// What a read saw, and where: enough to explain a read judged stale.
+#[derive(Debug, Clone)]
+pub struct ReadSample {
+    /// The member that served it (Patroni name for pgha-client, `port NNNN` otherwise).
+    pub member: String,
+    /// `pg_is_in_recovery()` there.
+    pub standby: bool,
+    /// The heartbeat value it saw.
+    pub seq: i64,
+    /// The timeline of the member's last checkpoint.
+    pub timeline: i64,
+    /// Its replay position (a standby) or current WAL position (a primary).
+    pub lsn: String,
+}
+
+impl ReadSample {
+    fn from_row(row: &tokio_postgres::Row, member: Option<String>) -> Result<Self, tokio_postgres::Error> {
+        let port: i32 = row.try_get(4)?;
+        Ok(Self {
+            member: member.unwrap_or_else(|| format!("port {port}")),
+            standby: row.try_get(0)?,
+            seq: row.try_get(1)?,
+            timeline: row.try_get(2)?,
+            lsn: row.try_get(3)?,
+        })
+    }
 }
 
 /// A client under test in a round: its driver, its table and its heartbeat row.
@@ -158,8 +196,14 @@ fn knn_sql(table: &str) -> String {
     format!("SELECT id FROM {table} ORDER BY embedding <-> $1 LIMIT 10")
 }
 
-const HEARTBEAT_READ: &str = "SELECT pg_is_in_recovery(), (SELECT seq FROM pgha_heartbeat WHERE id = $1)";
-const HEARTBEAT_WRITE: &str = "UPDATE pgha_heartbeat SET seq = $2 WHERE id = $1";
+const HEARTBEAT_READ: &str = "SELECT pg_is_in_recovery(), (SELECT seq FROM pgha_heartbeat WHERE id = $1), \
+    (SELECT timeline_id::int8 FROM pg_control_checkpoint()), \
+    CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END::text, \
+    current_setting('port')::int4";
+/// One statement, so every client writes the heartbeat and its log entry atomically: the log
+/// says afterwards which acknowledged heartbeats survived the fault.
+const HEARTBEAT_WRITE: &str = "WITH bumped AS (UPDATE pgha_heartbeat SET seq = $2 WHERE id = $1 RETURNING id, seq) \
+    INSERT INTO pgha_heartbeat_log (id, seq) SELECT id, seq FROM bumped ON CONFLICT DO NOTHING";
 
 /// pgha-client as a [`Driver`]: idempotent insert transactions on the primary, reads on
 /// standbys under `read_bound` (falling back to the primary).
@@ -201,19 +245,21 @@ impl Driver for PghaDriver {
         })
     }
 
-    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>> {
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<ReadSample, String>> {
         Box::pin(async move {
             let (sql, query) = (knn_sql(table), query.clone());
-            self.client
+            let (hb, member) = self
+                .client
                 .op(Intent::Standby)
                 .max_lag(LagBound::time(self.read_bound))
-                .transaction(async move |tx| {
+                .transaction_with_member(async move |tx| {
                     let hb = tx.query_one(HEARTBEAT_READ, &[&row]).await?;
                     tx.query(&sql, &[&query]).await?;
-                    Ok((hb.get::<_, bool>(0), hb.get::<_, i64>(1)))
+                    Ok(hb)
                 })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string())?;
+            ReadSample::from_row(&hb, Some(member)).map_err(err)
         })
     }
 }
@@ -280,12 +326,12 @@ impl Driver for PoolDriver {
         })
     }
 
-    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<(bool, i64), String>> {
+    fn read<'a>(&'a self, table: &'a str, row: i32, query: &'a Vector) -> BoxFuture<'a, Result<ReadSample, String>> {
         Box::pin(async move {
             let conn = self.reads.get().await.map_err(err)?;
             let hb = conn.query_one(HEARTBEAT_READ, &[&row]).await.map_err(err)?;
             conn.query(&knn_sql(table), &[query]).await.map_err(err)?;
-            Ok((hb.get::<_, bool>(0), hb.get::<_, i64>(1)))
+            ReadSample::from_row(&hb, None).map_err(err)
         })
     }
 }
@@ -297,7 +343,15 @@ struct Log {
     errors: Vec<String>,
     reads_standby: u64,
     reads_primary: u64,
-    stale_reads: u64,
+    /// Reads that missed a heartbeat acknowledged more than the bound before they started:
+    /// stale unless every such heartbeat was lost (judged once the survivors are known).
+    suspects: Vec<Suspect>,
+}
+
+#[derive(Debug)]
+struct Suspect {
+    started: Instant,
+    sample: ReadSample,
 }
 
 /// A running workload; [`stop`](Self::stop) it to get its log.
@@ -308,6 +362,9 @@ pub struct Workload {
     tasks: JoinSet<()>,
     table: String,
     name: String,
+    row: i32,
+    seq0: i64,
+    bound: Duration,
 }
 
 fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
@@ -406,17 +463,22 @@ impl Workload {
                     {
                         let mut log = lock(&log);
                         match result {
-                            Ok((standby, seq)) => {
-                                if standby {
+                            Ok(sample) => {
+                                if sample.standby {
                                     log.reads_standby += 1;
                                 } else {
                                     log.reads_primary += 1;
                                 }
-                                // Stale if a heartbeat acknowledged more than `bound` before the
-                                // read started is missing from what it saw.
-                                let missing = log.heartbeat.iter().find(|(s, _)| *s == seq + 1);
-                                if missing.is_some_and(|(_, acked)| *acked + bound < started) {
-                                    log.stale_reads += 1;
+                                // A suspect if the next heartbeat (the earliest acknowledged one
+                                // it missed) was acknowledged more than `bound` before the read
+                                // started; stale if a surviving one was (see `judge`).
+                                let first = log.heartbeat.partition_point(|(s, _)| *s <= sample.seq);
+                                if log
+                                    .heartbeat
+                                    .get(first)
+                                    .is_some_and(|(_, acked)| *acked + bound < started)
+                                {
+                                    log.suspects.push(Suspect { started, sample });
                                 }
                             }
                             Err(e) => log.errors.push(format!("read: {e}")),
@@ -434,6 +496,9 @@ impl Workload {
             tasks,
             table: table.to_owned(),
             name: driver.name().to_owned(),
+            row,
+            seq0,
+            bound: config.read_bound,
         })
     }
 
@@ -461,6 +526,9 @@ impl Workload {
             name: self.name,
             ended,
             stuck,
+            row: self.row,
+            seq0: self.seq0,
+            bound: self.bound,
         }
     }
 }
@@ -473,6 +541,9 @@ pub struct WorkloadLog {
     name: String,
     ended: Instant,
     stuck: u64,
+    row: i32,
+    seq0: i64,
+    bound: Duration,
 }
 
 impl WorkloadLog {
@@ -493,8 +564,49 @@ impl WorkloadLog {
         self.log.acks.iter().map(|(id, _)| *id).collect()
     }
 
-    /// Builds the report; `lost` is the number of acknowledged writes missing afterwards.
-    pub fn report(&self, fault: &str, promotion: Option<Duration>, lost: u64) -> RoundReport {
+    /// Judges the suspect reads against the heartbeats that survived (`surviving`, sorted): a
+    /// read is stale if a surviving heartbeat after the one it saw was acknowledged more than
+    /// the bound before it started. Returns (stale reads, their explanations, heartbeats lost).
+    fn judge(&self, surviving: &[i64]) -> (u64, Vec<String>, u64) {
+        let kept: Vec<(i64, Instant)> = self
+            .log
+            .heartbeat
+            .iter()
+            .filter(|(s, _)| *s == self.seq0 || surviving.binary_search(s).is_ok())
+            .copied()
+            .collect();
+        let lost = (self.log.heartbeat.len() - kept.len()) as u64;
+        let mut stale = 0;
+        let mut samples = Vec::new();
+        for Suspect { started, sample } in &self.log.suspects {
+            let next = kept.partition_point(|(s, _)| *s <= sample.seq);
+            let Some((missed, acked)) = kept.get(next) else {
+                continue;
+            };
+            if *acked + self.bound < *started {
+                stale += 1;
+                if samples.len() < 5 {
+                    samples.push(format!(
+                        "read on {} ({}, timeline {}, at {}) saw heartbeat {} but missed {} acknowledged {:?} before it started (bound {:?})",
+                        sample.member,
+                        if sample.standby { "standby" } else { "primary" },
+                        sample.timeline,
+                        sample.lsn,
+                        sample.seq,
+                        missed,
+                        started.saturating_duration_since(*acked),
+                        self.bound
+                    ));
+                }
+            }
+        }
+        (stale, samples, lost)
+    }
+
+    /// Builds the report: `lost` is the number of acknowledged writes missing afterwards,
+    /// `surviving` the heartbeat values found in the log table afterwards (sorted).
+    pub fn report(&self, fault: &str, promotion: Option<Duration>, lost: u64, surviving: &[i64]) -> RoundReport {
+        let (stale_reads, stale_samples, heartbeats_lost) = self.judge(surviving);
         let gap = self.write_gap().as_secs_f64();
         let promotion_s = promotion.map(|p| p.as_secs_f64());
         RoundReport {
@@ -506,7 +618,9 @@ impl WorkloadLog {
             errors_surfaced: self.log.errors.len() as u64,
             reads_standby: self.log.reads_standby,
             reads_primary: self.log.reads_primary,
-            stale_reads: self.log.stale_reads,
+            stale_reads,
+            stale_samples,
+            heartbeats_lost,
             writes_acked: self.log.acks.len() as u64,
             acked_writes_lost: lost,
             ops_stuck: self.stuck,
@@ -515,6 +629,23 @@ impl WorkloadLog {
             primary_after: None,
         }
     }
+}
+
+/// The heartbeat values of `row` that survived (are in the log table on the primary), sorted.
+pub async fn surviving_heartbeats(client: &Client, log: &WorkloadLog) -> pgha_client::Result<Vec<i64>> {
+    let (row, seq0) = (log.row, log.seq0);
+    client
+        .run(Intent::Primary, async move |c| {
+            Ok(c.query(
+                "SELECT seq FROM pgha_heartbeat_log WHERE id = $1 AND seq > $2 ORDER BY seq",
+                &[&row, &seq0],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect())
+        })
+        .await
 }
 
 /// Counts acknowledged ids missing on the primary.
@@ -896,11 +1027,73 @@ pub async fn run_fault<I: Injector>(
     let mut reports = Vec::new();
     for log in &logs {
         let lost = count_lost(client, &log.table, &log.acked_ids()).await?;
-        let mut report = log.report(fault.name(), promotion, lost);
+        let surviving = surviving_heartbeats(client, log).await?;
+        let mut report = log.report(fault.name(), promotion, lost, &surviving);
         report.primary_before = before.clone();
         report.primary_after = after.clone();
         reports.push(report);
     }
     injector.recover(fault, &leader).await?;
     Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seq: i64) -> ReadSample {
+        ReadSample {
+            member: "node2".into(),
+            standby: true,
+            seq,
+            timeline: 1,
+            lsn: "0/5000000".into(),
+        }
+    }
+
+    fn log_with(heartbeats: &[(i64, u64)], reads: &[(i64, u64)]) -> (WorkloadLog, Instant) {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let log = Log {
+            heartbeat: heartbeats.iter().map(|&(s, ms)| (s, at(ms))).collect(),
+            suspects: reads
+                .iter()
+                .map(|&(seen, ms)| Suspect {
+                    started: at(ms),
+                    sample: sample(seen),
+                })
+                .collect(),
+            ..Log::default()
+        };
+        let log = WorkloadLog {
+            log,
+            table: TABLE.into(),
+            name: "pgha-client".into(),
+            ended: at(10_000),
+            stuck: 0,
+            row: 1,
+            seq0: 0,
+            bound: Duration::from_secs(2),
+        };
+        (log, t0)
+    }
+
+    #[test]
+    fn a_read_that_missed_only_lost_heartbeats_is_not_stale() {
+        // Heartbeats 1-3 acknowledged by the old primary, 2 and 3 lost in the failover; the
+        // read at 5 s saw 1: it missed only lost ones until 4, acknowledged at 4.5 s.
+        let (log, _) = log_with(&[(0, 0), (1, 100), (2, 200), (3, 300), (4, 4_500)], &[(1, 5_000)]);
+        assert_eq!(log.judge(&[1, 4]), (0, vec![], 2));
+    }
+
+    #[test]
+    fn a_read_that_missed_a_surviving_heartbeat_beyond_the_bound_is_stale_and_explained() {
+        let (log, _) = log_with(&[(0, 0), (1, 100), (2, 200), (3, 300)], &[(1, 5_000), (3, 5_000)]);
+        let (stale, samples, lost) = log.judge(&[1, 2, 3]);
+        assert_eq!((stale, lost), (1, 0));
+        assert!(
+            samples[0].contains("node2") && samples[0].contains("missed 2"),
+            "{samples:?}"
+        );
+    }
 }

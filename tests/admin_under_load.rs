@@ -56,7 +56,8 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
     let lost = harness::count_lost(&client, harness::TABLE, &log.acked_ids())
         .await
         .expect("count");
-    let report = log.report("switchover + rolling restart", None, lost);
+    let surviving = harness::surviving_heartbeats(&client, &log).await.expect("heartbeats");
+    let report = log.report("switchover + rolling restart", None, lost, &surviving);
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     assert_eq!(
         report.errors_surfaced, 0,
