@@ -703,22 +703,40 @@ impl Op<'_> {
             }
         };
         phase.store(PHASE_BODY, Ordering::SeqCst);
+        let mut rx = inner.snapshots.clone();
+        let name = handle.address.name.clone();
         if verify_token {
             if let Some(token) = self.token {
+                // Under the same deadline and member watch as the attempt itself: a frozen or
+                // partitioned standby must not hold the read.
                 let wait = inner.settings.read_your_writes_wait;
-                if !replayed(
+                let check = replayed(
                     &conn,
                     token.lsn,
                     wait.min(deadline.saturating_duration_since(Instant::now())),
-                )
-                .await?
-                {
-                    return Ok(None);
+                );
+                let verdict = tokio::select! {
+                    r = check => Ok(r),
+                    a = member_lost(&mut rx, &name, needs_primary) => Err(a),
+                    () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+                };
+                match verdict {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => return Ok(None),
+                    Ok(Err(e)) => return Err(e),
+                    Err(aborted) => {
+                        drop(deadpool_postgres::Object::take(conn));
+                        return Err(match aborted {
+                            Aborted::Shutdown => Error::new(Kind::Shutdown),
+                            Aborted::Deadline => Error::new(Kind::Timeout)
+                                .with_message("the deadline passed while checking the read-your-writes token"),
+                            Aborted::MemberLost => Error::new(Kind::Connect)
+                                .with_message("the standby became unusable while checking the read-your-writes token"),
+                        });
+                    }
                 }
             }
         }
-        let mut rx = inner.snapshots.clone();
-        let name = handle.address.name.clone();
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
         let outcome = {
@@ -848,11 +866,13 @@ async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
     }
 }
 
-/// `pg_current_wal_lsn()` and the timeline, on the primary.
+/// The position and timeline of the primary's WAL, for a token. `pg_current_wal_insert_lsn()`,
+/// not the write pointer: with `synchronous_commit = off` a commit is acknowledged before its
+/// record is written, so the write pointer can lie below it.
 async fn wal_token(conn: &Connection) -> Result<WalToken> {
     let row = conn
         .query_one(
-            "SELECT pg_current_wal_lsn()::text, \
+            "SELECT pg_current_wal_insert_lsn()::text, \
              ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8",
             &[],
         )

@@ -139,6 +139,7 @@ pub(crate) struct Settings {
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_max_size: usize,
     pub(crate) read_your_writes_wait: Duration,
+    pub(crate) tcp_user_timeout: Duration,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -324,6 +325,15 @@ impl ClientBuilder {
         self
     }
 
+    /// How long data sent to a member may stay unacknowledged before the connection is
+    /// dropped (`TCP_USER_TIMEOUT`, default 10 s; keepalives probe idle connections at the same
+    /// pace), so a partitioned member cannot hold a query for longer. A frozen server still
+    /// acknowledges at the TCP level: the operation's deadline covers that case.
+    pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tcp_user_timeout = Some(timeout);
+        self
+    }
+
     /// Retry policy (deadline, backoff, budget).
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.config.retry = Some(policy);
@@ -424,6 +434,9 @@ pub struct ClientConfig {
     /// Read-your-writes wait.
     #[serde(with = "opt_duration")]
     pub read_your_writes_wait: Option<Duration>,
+    /// TCP user timeout (and keepalive pace) of every connection to a member.
+    #[serde(with = "opt_duration")]
+    pub tcp_user_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: Option<RetryPolicy>,
 }
@@ -454,6 +467,7 @@ macro_rules! option_fields {
             connect_timeout,
             pool_max_size,
             read_your_writes_wait,
+            tcp_user_timeout,
             retry
         )
     };
@@ -627,6 +641,10 @@ impl ClientConfig {
             )?,
             pool_max_size,
             read_your_writes_wait: self.read_your_writes_wait.unwrap_or(Duration::from_millis(100)),
+            tcp_user_timeout: at_least_a_millisecond(
+                "tcp_user_timeout",
+                self.tcp_user_timeout.unwrap_or(Duration::from_secs(10)),
+            )?,
             retry,
         })
     }
@@ -702,6 +720,13 @@ fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> {
                     .parse()
                     .map_err(|_| format!("connect_timeout {value:?} is not seconds"))?;
                 config.connect_timeout = Some(Duration::from_secs(secs.max(1)));
+            }
+            // libpq's meaning: milliseconds (0, the system default, is not offered here).
+            "tcp_user_timeout" => {
+                let ms: u64 = value
+                    .parse()
+                    .map_err(|_| format!("tcp_user_timeout {value:?} is not milliseconds"))?;
+                config.tcp_user_timeout = Some(Duration::from_millis(ms));
             }
             "patroni" => config.patroni.extend(value.split(',').map(str::to_owned)),
             "patroni_scope" => config.patroni_scope = Some(value),

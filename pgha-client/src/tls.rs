@@ -56,8 +56,11 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
             format!("{} ({purpose})", settings.application_name)
         })
         .connect_timeout(settings.connect_timeout)
+        .tcp_user_timeout(settings.tcp_user_timeout)
         .keepalives(true)
-        .keepalives_idle(std::time::Duration::from_secs(10))
+        .keepalives_idle(settings.tcp_user_timeout)
+        .keepalives_interval((settings.tcp_user_timeout / 3).max(std::time::Duration::from_secs(1)))
+        .keepalives_retries(3)
         .ssl_mode(match settings.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,

@@ -26,7 +26,7 @@ use crate::patroni::Lsn;
 pub struct WalToken {
     /// Timeline of the primary that acknowledged the write.
     pub timeline: u64,
-    /// `pg_current_wal_lsn()` on that primary after the commit. If that read fails (the
+    /// `pg_current_wal_insert_lsn()` on that primary after the commit. If that read fails (the
     /// connection was lost right after COMMIT), the primary's position read afterwards: after a
     /// failover in between, a position on the new primary's timeline — a read that carries it
     /// sees everything that survived the failover, and a write of asynchronous replication that

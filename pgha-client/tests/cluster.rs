@@ -721,3 +721,97 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
     cluster.shutdown();
     Ok(())
 }
+
+/// Read-your-writes holds with `synchronous_commit = off` (the token covers the commit record,
+/// not just the WAL written so far), and a token check on a frozen standby is bounded by the
+/// operation's deadline and the member watch instead of hanging until the standby thaws.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn read_your_writes_covers_async_commits_and_never_hangs_on_a_frozen_standby() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let leader = cluster.leader().await?;
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .context("a standby")?;
+    let client = builder_for(&cluster).connect().await?;
+    let ((), token) = client
+        .op(Intent::Write)
+        .run_with_token(async |c| Ok(c.batch_execute("CREATE TABLE ryw (id int PRIMARY KEY)").await?))
+        .await?;
+    client.wait_for_standbys(token, Duration::from_secs(10)).await?;
+
+    // The WAL writer wakes every 10 s: an asynchronous commit's record stays unwritten, above
+    // the write pointer, and so unsent to the standby, for that long.
+    cluster
+        .superuser_query(&leader, "ALTER SYSTEM SET wal_writer_delay = '10s'")
+        .await?;
+    cluster.superuser_query(&leader, "SELECT pg_reload_conf()").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in 0..5_i32 {
+        let ((), token) = client
+            .op(Intent::Write)
+            .transaction_with_token(async move |tx| {
+                tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+                tx.execute("INSERT INTO ryw VALUES ($1)", &[&id]).await?;
+                Ok(())
+            })
+            .await?;
+        let seen: i64 = client
+            .op(Intent::Standby)
+            .after(token)
+            .run(async move |c| {
+                Ok(c.query_one("SELECT count(*) FROM ryw WHERE id = $1", &[&id])
+                    .await?
+                    .get(0))
+            })
+            .await?;
+        ensure!(seen == 1, "insert {id} not seen by a read carrying its token {token}");
+    }
+    cluster
+        .superuser_query(&leader, "ALTER SYSTEM RESET wal_writer_delay")
+        .await?;
+    cluster.superuser_query(&leader, "SELECT pg_reload_conf()").await?;
+
+    // Warm the standby's pool, freeze the standby, then read after a newer write: the token
+    // check runs on a pooled connection to the frozen standby.
+    for _ in 0..4 {
+        let (_, on_standby) = client.run(Intent::Standby, async |c| whoami(c).await).await?;
+        ensure!(on_standby, "the standby should serve reads before the freeze");
+    }
+    cluster.freeze_node(&standby)?;
+    let outcome = async {
+        let ((), token) = client
+            .op(Intent::Write)
+            .run_with_token(async |c| Ok(c.execute("INSERT INTO ryw VALUES (100)", &[]).await.map(drop)?))
+            .await?;
+        let started = Instant::now();
+        let read = tokio::time::timeout(
+            Duration::from_secs(30),
+            client
+                .op(Intent::Standby)
+                .after(token)
+                .deadline(Duration::from_secs(5))
+                .run(async |c| {
+                    Ok(c.query_one("SELECT count(*) FROM ryw WHERE id = 100", &[])
+                        .await?
+                        .get::<_, i64>(0))
+                }),
+        )
+        .await;
+        anyhow::Ok((read, started.elapsed()))
+    }
+    .await;
+    cluster.thaw_node(&standby)?;
+    let (read, took) = outcome?;
+    let read = read.map_err(|_| anyhow::anyhow!("the read hung for 30 s on the frozen standby"))?;
+    ensure!(
+        took < Duration::from_secs(10),
+        "the read took {took:?} with a 5 s deadline"
+    );
+    ensure!(read? == 1, "the read-your-writes read missed its write");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
