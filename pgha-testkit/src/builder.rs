@@ -66,6 +66,7 @@ pub struct LocalClusterBuilder {
     pub(crate) dcs: DcsOptions,
     pub(crate) rest_auth: bool,
     pub(crate) pgbackrest: bool,
+    pub(crate) standby_restore_command: bool,
     pub(crate) tls: bool,
     pub(crate) scope: Option<String>,
     pub(crate) base_dir: Option<PathBuf>,
@@ -82,6 +83,7 @@ impl Default for LocalClusterBuilder {
             dcs: DcsOptions::default(),
             rest_auth: true,
             pgbackrest: true,
+            standby_restore_command: false,
             tls: false,
             scope: None,
             base_dir: None,
@@ -135,9 +137,25 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Whether to set up pgBackRest (stanza, WAL archiving, `restore_command`). Default: on.
+    /// Whether to set up pgBackRest (stanza, WAL archiving, backups). Default: on.
     pub fn pgbackrest(mut self, on: bool) -> Self {
         self.pgbackrest = on;
+        self
+    }
+
+    /// Whether standbys also fetch WAL from the shared pgBackRest archive (`restore_command`)
+    /// besides streaming. Default: off — standbys stream, and replication slots keep the WAL
+    /// they need.
+    ///
+    /// Why off: after a kill -9 of the leader, Patroni (2.1.5 and later, PR #2384) archives the
+    /// old primary's `.ready` segments before pg_rewind, among them its last timeline's final
+    /// segment with WAL the new primary never had (the new primary archives only a `.partial`
+    /// of it). A standby waiting at the switch point with `recovery_target_timeline = latest`
+    /// can restore that segment before it notices the new timeline's history, replay past the
+    /// fork, and stream no more ("requested starting point … is not in this server's history")
+    /// until it is re-cloned. Seen in the failover demo on Patroni 3.0.2; see RELIABILITY.md.
+    pub fn standby_restore_command(mut self, on: bool) -> Self {
+        self.standby_restore_command = on;
         self
     }
 

@@ -282,6 +282,7 @@ impl LocalCluster {
             patroni_version,
             timing,
             pgbackrest: b.pgbackrest,
+            standby_restore_command: b.standby_restore_command,
             tls: b.tls,
             app_database: APP_DATABASE.to_owned(),
             credentials: ClusterCredentials {

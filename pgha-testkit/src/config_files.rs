@@ -71,7 +71,9 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
             data_dir.display()
         );
         local_parameters["archive_command"] = json!(format!("{base} archive-push %p"));
-        recovery_conf["restore_command"] = json!(format!("{base} archive-get %f \"%p\""));
+        if state.standby_restore_command {
+            recovery_conf["restore_command"] = json!(format!("{base} archive-get %f \"%p\""));
+        }
     }
 
     let mut restapi = json!({
@@ -139,6 +141,10 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
             ],
             "parameters": local_parameters,
             "recovery_conf": recovery_conf,
+            // A member whose pg_rewind fails, or whose timeline diverged, is re-cloned by Patroni
+            // instead of being restarted on the unrepaired data for ever (Patroni 3.0.x).
+            "remove_data_directory_on_rewind_failure": true,
+            "remove_data_directory_on_diverged_timelines": true,
             "create_replica_methods": ["basebackup"],
             "basebackup": [{ "checkpoint": "fast" }],
         },

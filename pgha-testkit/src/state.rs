@@ -127,6 +127,10 @@ pub(crate) struct ClusterState {
     pub(crate) patroni_version: String,
     pub(crate) timing: Timing,
     pub(crate) pgbackrest: bool,
+    /// Standbys also fetch WAL from the pgBackRest archive (`restore_command`); see
+    /// [`LocalClusterBuilder::standby_restore_command`](crate::LocalClusterBuilder::standby_restore_command).
+    #[serde(default)]
+    pub(crate) standby_restore_command: bool,
     /// TLS on PostgreSQL and HTTPS on the REST API, with certificates under `tls/`.
     #[serde(default)]
     pub(crate) tls: bool,
