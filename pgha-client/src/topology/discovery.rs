@@ -110,10 +110,12 @@ pub(crate) enum ScopeRule {
     Unscoped,
 }
 
-/// Adopts the scope most answering endpoints report (views without a scope count as one group
-/// of their own). A tie decides nothing, so one endpoint of another cluster in the list can
-/// never capture the client.
-pub(crate) fn adopt_scope(views: &[(Url, ClusterView)]) -> ScopeRule {
+/// The scope the answering configured endpoints report most, if it is reported by more of them
+/// than any other scope (views without a scope count as one group of their own) and by at
+/// least two of them when two or more are configured: one endpoint — of another cluster in the
+/// list, or simply the first to answer — never decides alone. `views` must be the answers of
+/// configured endpoints only.
+pub(crate) fn adopt_scope(views: &[(Url, ClusterView)], configured: usize) -> ScopeRule {
     let mut counts: Vec<(Option<&str>, usize)> = Vec::new();
     for (_, v) in views {
         match counts.iter_mut().find(|(s, _)| *s == v.scope.as_deref()) {
@@ -121,7 +123,8 @@ pub(crate) fn adopt_scope(views: &[(Url, ClusterView)]) -> ScopeRule {
             None => counts.push((v.scope.as_deref(), 1)),
         }
     }
-    let Some(best) = counts.iter().map(|(_, n)| *n).max() else {
+    let quorum = configured.clamp(1, 2);
+    let Some(best) = counts.iter().map(|(_, n)| *n).max().filter(|&n| n >= quorum) else {
         return ScopeRule::Unknown;
     };
     let winners: Vec<Option<&str>> = counts.iter().filter(|(_, n)| *n == best).map(|(s, _)| *s).collect();
@@ -129,6 +132,29 @@ pub(crate) fn adopt_scope(views: &[(Url, ClusterView)]) -> ScopeRule {
         [Some(scope)] => ScopeRule::Named((*scope).to_owned()),
         [None] => ScopeRule::Unscoped,
         _ => ScopeRule::Unknown,
+    }
+}
+
+/// The scope rule after a poll: the configured scope, else re-decided on every poll by the
+/// configured endpoints (see [`adopt_scope`]) (an upgrade from Patroni 3.0/3.1 to 3.2+ adds a scope to every
+/// answer), keeping the `current` rule while no majority answers.
+pub(crate) fn next_scope(
+    current: &ScopeRule,
+    configured_scope: Option<&str>,
+    views: &[(Url, ClusterView)],
+    configured: &[Url],
+) -> ScopeRule {
+    if let Some(scope) = configured_scope {
+        return ScopeRule::Named(scope.to_owned());
+    }
+    let ours: Vec<(Url, ClusterView)> = views
+        .iter()
+        .filter(|(url, _)| configured.contains(url))
+        .cloned()
+        .collect();
+    match adopt_scope(&ours, configured.len()) {
+        ScopeRule::Unknown => current.clone(),
+        decided => decided,
     }
 }
 
@@ -213,14 +239,64 @@ mod tests {
     #[test]
     fn one_foreign_endpoint_cannot_set_the_scope() {
         let views = [view(None, 1), view(None, 1), view(Some("other"), 1)];
-        assert_eq!(adopt_scope(&views), ScopeRule::Unscoped);
+        assert_eq!(adopt_scope(&views, 3), ScopeRule::Unscoped);
         let views = [view(Some("real"), 1), view(Some("other"), 1), view(Some("real"), 1)];
-        assert_eq!(adopt_scope(&views), ScopeRule::Named("real".into()));
+        assert_eq!(adopt_scope(&views, 3), ScopeRule::Named("real".into()));
         assert_eq!(
-            adopt_scope(&[view(Some("a"), 1), view(Some("b"), 1)]),
+            adopt_scope(&[view(Some("a"), 1), view(Some("b"), 1)], 2),
             ScopeRule::Unknown
         );
-        assert_eq!(adopt_scope(&[]), ScopeRule::Unknown);
+        assert_eq!(adopt_scope(&[], 3), ScopeRule::Unknown);
+    }
+
+    #[test]
+    fn the_first_endpoint_to_answer_decides_nothing_alone() {
+        // One of three configured endpoints answered (perhaps a stranger's): no decision yet.
+        assert_eq!(adopt_scope(&[view(Some("other"), 1)], 3), ScopeRule::Unknown);
+        assert_eq!(
+            adopt_scope(&[view(Some("real"), 1), view(Some("real"), 1)], 3),
+            ScopeRule::Named("real".into())
+        );
+        // With a single configured endpoint, its answer is the majority.
+        assert_eq!(
+            adopt_scope(&[view(Some("real"), 1)], 1),
+            ScopeRule::Named("real".into())
+        );
+    }
+
+    #[test]
+    fn the_scope_is_decided_again_when_the_cluster_is_upgraded() {
+        let configured: Vec<Url> = (1..=3)
+            .map(|i| Url::parse(&format!("http://10.0.0.{i}:8008/")).expect("url"))
+            .collect();
+        let answers = |scopes: [Option<&str>; 3]| -> Vec<(Url, ClusterView)> {
+            configured
+                .iter()
+                .zip(scopes)
+                .map(|(u, s)| (u.clone(), view(s, 1).1))
+                .collect()
+        };
+        let mut rule = next_scope(&ScopeRule::Unknown, None, &answers([None, None, None]), &configured);
+        assert_eq!(rule, ScopeRule::Unscoped);
+        // A rolling upgrade to Patroni 3.2+: one member, then two, then all report the scope.
+        rule = next_scope(&rule, None, &answers([Some("real"), None, None]), &configured);
+        assert_eq!(rule, ScopeRule::Unscoped);
+        rule = next_scope(&rule, None, &answers([Some("real"), Some("real"), None]), &configured);
+        assert_eq!(rule, ScopeRule::Named("real".into()));
+        // A poll where only one configured endpoint answers keeps the decision.
+        rule = next_scope(&rule, None, &answers([Some("other"), None, None])[..1], &configured);
+        assert_eq!(rule, ScopeRule::Named("real".into()));
+        // Answers of learned (unconfigured) endpoints never vote.
+        let learned = vec![(Url::parse("http://10.9.9.9:8008/").expect("url"), view(Some("x"), 1).1); 3];
+        assert_eq!(
+            next_scope(&ScopeRule::Unknown, None, &learned, &configured),
+            ScopeRule::Unknown
+        );
+        // A configured scope always wins.
+        assert_eq!(
+            next_scope(&rule, Some("pinned"), &answers([None, None, None]), &configured),
+            ScopeRule::Named("pinned".into())
+        );
     }
 
     #[test]

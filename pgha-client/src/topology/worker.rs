@@ -177,13 +177,15 @@ impl Worker {
         for (url, error) in &poll.errors {
             debug!(endpoint = %url, error, "Patroni endpoint did not answer");
         }
-        if self.scope == discovery::ScopeRule::Unknown {
-            // Configured, or adopted once from the scope most endpoints report (never from a
-            // single endpoint that happens to answer first).
-            self.scope = match &self.settings.patroni_scope {
-                Some(s) => discovery::ScopeRule::Named(s.clone()),
-                None => discovery::adopt_scope(&poll.views),
-            };
+        let scope = discovery::next_scope(
+            &self.scope,
+            self.settings.patroni_scope.as_deref(),
+            &poll.views,
+            &self.configured,
+        );
+        if scope != self.scope {
+            info!(from = ?self.scope, to = ?scope, "Patroni scope decided by the configured endpoints");
+            self.scope = scope;
         }
         for (url, view) in &poll.views {
             if let Some(reason) = discovery::reject_reason(view, &self.scope, &poll.views) {
