@@ -46,22 +46,33 @@ impl From<String> for Secret {
     }
 }
 
-/// TLS to PostgreSQL, as in libpq's `sslmode`. Certificates are always verified (against the
-/// configured CA, or the WebPKI roots) whenever TLS is used; `prefer` falls back to plain TCP
-/// only when the server does not offer TLS at all.
+/// TLS to PostgreSQL, with libpq's `sslmode` meanings (pgha offers no `allow`: it is read as
+/// `prefer`).
+///
+/// | mode | TLS | certificate checked |
+/// |---|---|---|
+/// | `disable` | never | – |
+/// | `prefer` (default) | if the server offers it, else plain TCP | no |
+/// | `require` | always | no; the chain, when `sslrootcert` is set (as libpq with a root certificate) |
+/// | `verify-ca` | always | the chain (`sslrootcert`, else the WebPKI roots) |
+/// | `verify-full` | always | the chain and the host name |
+///
+/// Unlike libpq, a default `~/.postgresql/root.crt` is not read: name the CA with
+/// `sslrootcert`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum SslMode {
     /// Plain TCP.
     Disable,
-    /// TLS if the server offers it (default).
+    /// TLS if the server offers it, without checking its certificate (default).
     #[default]
     Prefer,
-    /// TLS required, certificate and host name verified.
+    /// TLS required; the certificate is checked only against `sslrootcert`, when set.
     Require,
-    /// TLS required, certificate and host name verified (same as `Require` here; accepted for
-    /// libpq compatibility).
+    /// TLS required, certificate chain verified (not the host name).
+    VerifyCa,
+    /// TLS required, certificate chain and host name verified.
     VerifyFull,
 }
 
@@ -72,7 +83,8 @@ impl FromStr for SslMode {
         Ok(match s {
             "disable" => Self::Disable,
             "prefer" | "allow" => Self::Prefer,
-            "require" | "verify-ca" => Self::Require,
+            "require" => Self::Require,
+            "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
             other => return Err(Error::config(format!("unknown sslmode {other:?}"))),
         })

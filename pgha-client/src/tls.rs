@@ -21,26 +21,112 @@ fn read_pem_certs(path: &std::path::Path) -> Result<Vec<rustls::pki_types::Certi
     Ok(certs)
 }
 
-/// The TLS connector used for every PostgreSQL connection.
+/// The TLS connector used for every PostgreSQL connection, verifying what libpq's `sslmode`
+/// verifies: nothing for `prefer` and `require` (unless `sslrootcert` is set, which makes
+/// `require` check the chain, as libpq does with a root certificate file), the chain for
+/// `verify-ca`, the chain and the host name for `verify-full`.
 pub(crate) fn postgres_tls(settings: &Settings) -> Result<MakeRustlsConnect> {
-    let mut roots = rustls::RootCertStore::empty();
-    match &settings.ssl_ca_file {
-        Some(path) => {
-            for cert in read_pem_certs(path)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let check = match settings.ssl_mode {
+        SslMode::Disable | SslMode::Prefer => Check::Nothing,
+        SslMode::Require if settings.ssl_ca_file.is_none() => Check::Nothing,
+        SslMode::Require | SslMode::VerifyCa => Check::Chain,
+        SslMode::VerifyFull => Check::ChainAndName,
+    };
+    let webpki = match check {
+        Check::Nothing => None,
+        Check::Chain | Check::ChainAndName => {
+            let mut roots = rustls::RootCertStore::empty();
+            match &settings.ssl_ca_file {
+                Some(path) => {
+                    for cert in read_pem_certs(path)? {
+                        roots
+                            .add(cert)
+                            .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
+                    }
+                }
+                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+            }
+            Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                    .build()
+                    .map_err(|e| Error::config(format!("TLS: {e}")))?,
+            )
+        }
+    };
+    let verifier = Arc::new(Verifier {
+        webpki,
+        check_name: check == Check::ChainAndName,
+        provider: provider.clone(),
+    });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS: {e}")))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();
     Ok(MakeRustlsConnect::new(config))
+}
+
+/// What a TLS handshake verifies of the server's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Nothing,
+    Chain,
+    ChainAndName,
+}
+
+/// The server-certificate check of one `sslmode`. The handshake's own signatures are always
+/// verified: only the trust decision about the certificate differs.
+#[derive(Debug)]
+struct Verifier {
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    check_name: bool,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls::pki_types::CertificateDer<'_>,
+        intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> std::result::Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        use rustls::{CertificateError, Error as TlsError};
+        let Some(webpki) = &self.webpki else {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
+            Err(TlsError::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if !self.check_name => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> std::result::Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 /// tokio-postgres configuration for one member.
@@ -64,7 +150,7 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
         .ssl_mode(match settings.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            SslMode::Require | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
         });
     if let Some(p) = &settings.password {
         c.password(p.expose());
