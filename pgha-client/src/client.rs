@@ -695,12 +695,15 @@ impl Op<'_> {
         let _in_flight = handle.track();
         let needs_primary = !self.intent.allows_standby();
         let checkout = tokio::time::timeout_at(deadline.into(), handle.pool.get()).await;
-        let mut conn = match checkout {
-            Ok(Ok(conn)) => conn,
+        let mut busy = match checkout {
+            Ok(Ok(conn)) => crate::pool::Busy::new(conn, handle),
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
                 return Err(Error::new(Kind::Timeout).with_message("the deadline passed while waiting for a connection"))
             }
+        };
+        let Some(conn) = busy.conn() else {
+            return Err(Error::new(Kind::Connect).with_message("no connection"));
         };
         phase.store(PHASE_BODY, Ordering::SeqCst);
         let mut rx = inner.snapshots.clone();
@@ -711,7 +714,7 @@ impl Op<'_> {
                 // partitioned standby must not hold the read.
                 let wait = inner.settings.read_your_writes_wait;
                 let check = replayed(
-                    &conn,
+                    conn,
                     token.lsn,
                     wait.min(deadline.saturating_duration_since(Instant::now())),
                 );
@@ -722,10 +725,16 @@ impl Op<'_> {
                 };
                 match verdict {
                     Ok(Ok(true)) => {}
-                    Ok(Ok(false)) => return Ok(None),
-                    Ok(Err(e)) => return Err(e),
+                    Ok(Ok(false)) => {
+                        busy.release(false);
+                        return Ok(None);
+                    }
+                    Ok(Err(e)) => {
+                        busy.release(discard_after(&e));
+                        return Err(e);
+                    }
+                    // `busy` is dropped unreleased: the check is cancelled on the server.
                     Err(aborted) => {
-                        drop(deadpool_postgres::Object::take(conn));
                         return Err(match aborted {
                             Aborted::Shutdown => Error::new(Kind::Shutdown),
                             Aborted::Deadline => Error::new(Kind::Timeout)
@@ -740,7 +749,7 @@ impl Op<'_> {
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
         let outcome = {
-            let mut work = std::pin::pin!(attempt(&mut conn, phase, on_primary));
+            let mut work = std::pin::pin!(attempt(conn, phase, on_primary));
             match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
                 Ok(r) => Ok(r),
                 Err(_) => tokio::select! {
@@ -751,30 +760,33 @@ impl Op<'_> {
             }
         };
         match outcome {
-            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Ok(value)) => {
+                busy.release(false);
+                Ok(Some(value))
+            }
             Ok(Err(e)) => {
-                if e.as_postgres().is_some_and(crate::classify::is_connection_error)
-                    || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
-                {
-                    // Do not give this connection back to the pool.
-                    drop(deadpool_postgres::Object::take(conn));
-                }
+                busy.release(discard_after(&e));
                 Err(e)
             }
-            Err(aborted) => {
-                // The attempt was abandoned mid-flight: close its connection.
-                drop(deadpool_postgres::Object::take(conn));
-                Err(match aborted {
-                    Aborted::MemberLost => Error::new(Kind::OutcomeUnknown)
-                        .with_message("the member stopped being usable while the operation ran"),
-                    Aborted::Deadline => {
-                        Error::new(Kind::OutcomeUnknown).with_message("the deadline passed while the operation ran")
-                    }
-                    Aborted::Shutdown => Error::new(Kind::Shutdown),
-                })
-            }
+            // The attempt was abandoned mid-flight: `busy` is dropped unreleased, so the statement
+            // is cancelled on the server and the connection closed.
+            Err(aborted) => Err(match aborted {
+                Aborted::MemberLost => Error::new(Kind::OutcomeUnknown)
+                    .with_message("the member stopped being usable while the operation ran"),
+                Aborted::Deadline => {
+                    Error::new(Kind::OutcomeUnknown).with_message("the deadline passed while the operation ran")
+                }
+                Aborted::Shutdown => Error::new(Kind::Shutdown),
+            }),
         }
     }
+}
+
+/// Whether a connection must not go back to the pool after `e`: its session is gone, or the node
+/// is read-only now (a demoted primary).
+fn discard_after(e: &Error) -> bool {
+    e.as_postgres().is_some_and(crate::classify::is_connection_error)
+        || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
 }
 
 /// Resolves when `member` can no longer serve the attempt: another member became the verified

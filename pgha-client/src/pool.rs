@@ -19,6 +19,8 @@ pub(crate) struct MemberHandle {
     /// Incremented each time the pool is replaced.
     pub(crate) generation: u64,
     pub(crate) counters: Arc<MemberCounters>,
+    /// For CancelRequests of abandoned attempts.
+    pub(crate) tls: tokio_postgres_rustls::MakeRustlsConnect,
 }
 
 /// Counters that survive pool replacement.
@@ -67,6 +69,7 @@ impl MemberHandle {
             pool,
             generation,
             counters,
+            tls: tls.clone(),
         })
     }
 
@@ -75,6 +78,62 @@ impl MemberHandle {
         self.counters.in_flight.fetch_add(1, Ordering::Relaxed);
         self.counters.operations.fetch_add(1, Ordering::Relaxed);
         InFlight(self.counters.clone())
+    }
+}
+
+/// A checked-out connection while an attempt runs on it. Unless [`release`](Self::release)d —
+/// the attempt was abandoned (deadline, member lost) or its future dropped — the server is sent
+/// a CancelRequest, so the statement stops and its locks go, and the connection is closed
+/// instead of going back to the pool busy.
+pub(crate) struct Busy {
+    conn: Option<deadpool_postgres::Object>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    member: String,
+}
+
+impl Busy {
+    pub(crate) fn new(conn: deadpool_postgres::Object, handle: &MemberHandle) -> Self {
+        Self {
+            conn: Some(conn),
+            tls: handle.tls.clone(),
+            member: handle.address.name.clone(),
+        }
+    }
+
+    /// The connection, while the attempt runs.
+    pub(crate) fn conn(&mut self) -> Option<&mut deadpool_postgres::Object> {
+        self.conn.as_mut()
+    }
+
+    /// The attempt ended normally: the connection goes back to the pool, or is closed when
+    /// `discard` (its session is broken or read-only now).
+    pub(crate) fn release(mut self, discard: bool) {
+        if let Some(conn) = self.conn.take() {
+            if discard {
+                drop(deadpool_postgres::Object::take(conn));
+            }
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else { return };
+        let token = conn.cancel_token();
+        drop(deadpool_postgres::Object::take(conn));
+        // Outside a runtime (it is shutting down) nothing can be sent; the server notices the
+        // closed socket when it next writes to it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (tls, member) = (self.tls.clone(), std::mem::take(&mut self.member));
+        runtime.spawn(async move {
+            match tokio::time::timeout(Duration::from_secs(5), token.cancel_query(tls)).await {
+                Ok(Ok(())) => tracing::debug!(member, "abandoned statement cancelled on the server"),
+                Ok(Err(e)) => tracing::debug!(member, error = %e, "CancelRequest failed"),
+                Err(_) => tracing::debug!(member, "CancelRequest timed out"),
+            }
+        });
     }
 }
 

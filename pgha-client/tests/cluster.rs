@@ -830,3 +830,85 @@ async fn read_your_writes_covers_async_commits_and_never_hangs_on_a_frozen_stand
     cluster.shutdown();
     Ok(())
 }
+
+/// An operation dropped by its caller, or abandoned at its deadline, is cancelled on the server:
+/// the statement stops and its locks go, instead of running on with a busy connection back in
+/// the pool.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dropped_and_abandoned_operations_are_cancelled_on_the_server() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let client = builder_for(&cluster).connect().await?;
+    let sleepers = async |client: &Client| -> anyhow::Result<i64> {
+        Ok(client
+            .run(Intent::Primary, async |c| {
+                Ok(c.query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE '%pg_sleep(3600)%' \
+                     AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await?
+                .get(0))
+            })
+            .await?)
+    };
+    let lock_free = async |client: &Client| -> anyhow::Result<bool> {
+        Ok(client
+            .run(Intent::Write, async |c| {
+                let got: bool = c.query_one("SELECT pg_try_advisory_lock(4242)", &[]).await?.get(0);
+                if got {
+                    c.execute("SELECT pg_advisory_unlock(4242)", &[]).await?;
+                }
+                Ok(got)
+            })
+            .await?)
+    };
+    let hold_and_sleep = async |c: &pgha_client::Transaction<'_>| -> pgha_client::Result<()> {
+        c.execute("SELECT pg_advisory_xact_lock(4242)", &[]).await?;
+        c.execute("SELECT pg_sleep(3600)", &[]).await?;
+        Ok(())
+    };
+
+    // The caller gives up (its future is dropped) while the statement runs.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(800),
+        client.op(Intent::Write).transaction(hold_and_sleep),
+    )
+    .await;
+    ensure!(dropped.is_err(), "the sleep cannot have finished");
+    let (mut n, mut free) = (1, false);
+    for _ in 0..50 {
+        (n, free) = (sleepers(&client).await?, lock_free(&client).await?);
+        if n == 0 && free {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        n == 0 && free,
+        "after a dropped operation: {n} statements still run, lock free: {free}"
+    );
+
+    // The operation's own deadline passes while the statement runs.
+    let e = client
+        .op(Intent::Write)
+        .deadline(Duration::from_millis(800))
+        .transaction(hold_and_sleep)
+        .await
+        .expect_err("the deadline passes first");
+    ensure!(e.is_outcome_unknown() || e.is_timeout(), "{e}");
+    for _ in 0..50 {
+        (n, free) = (sleepers(&client).await?, lock_free(&client).await?);
+        if n == 0 && free {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ensure!(
+        n == 0 && free,
+        "after an abandoned operation: {n} statements still run, lock free: {free}"
+    );
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
