@@ -34,10 +34,18 @@ pub(crate) fn base_url(api_url: &str) -> Option<Url> {
     Some(url)
 }
 
+/// Whether the Patroni credentials may be sent to `base`: always to an endpoint the user
+/// configured; to one learned from an answer (a member's `api_url`) only over HTTPS, which is
+/// verified against the configured CA — never in clear text to an address nobody configured.
+pub(crate) fn may_send_credentials(base: &Url, configured: &[Url]) -> bool {
+    configured.contains(base) || base.scheme() == "https"
+}
+
 async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result<ClusterView, String> {
     let url = base.join("cluster").map_err(|e| e.to_string())?;
     let mut request = http.get(url);
-    if let Some(user) = &settings.patroni_user {
+    let allowed = may_send_credentials(base, &settings.patroni_urls);
+    if let Some(user) = settings.patroni_user.as_ref().filter(|_| allowed) {
         request = request.basic_auth(user, settings.patroni_password.as_ref().map(|p| p.expose()));
     }
     let mut response = request
@@ -247,6 +255,24 @@ mod tests {
             ScopeRule::Unknown
         );
         assert_eq!(adopt_scope(&[], 3), ScopeRule::Unknown);
+    }
+
+    #[test]
+    fn credentials_go_to_configured_endpoints_and_over_https_only() {
+        let configured = [Url::parse("http://10.0.0.1:8008/").expect("url")];
+        assert!(may_send_credentials(&configured[0], &configured));
+        assert!(!may_send_credentials(
+            &Url::parse("http://10.0.0.2:8008/").expect("url"),
+            &configured
+        ));
+        assert!(!may_send_credentials(
+            &Url::parse("http://evil.example:8008/").expect("url"),
+            &configured
+        ));
+        assert!(may_send_credentials(
+            &Url::parse("https://10.0.0.2:8008/").expect("url"),
+            &configured
+        ));
     }
 
     #[test]
