@@ -167,9 +167,13 @@ pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
                 None => Verdict::Fail,
             }
         }
-        Kind::Config | Kind::NoMember | Kind::Timeout | Kind::BudgetExhausted | Kind::Shutdown | Kind::User => {
-            Verdict::Fail
-        }
+        Kind::Config
+        | Kind::NoMember
+        | Kind::Timeout
+        | Kind::BudgetExhausted
+        | Kind::Shutdown
+        | Kind::User
+        | Kind::WriteLost => Verdict::Fail,
     }
 }
 

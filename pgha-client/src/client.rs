@@ -609,6 +609,12 @@ impl Op<'_> {
                         continue;
                     }
                     Selection::NoMember(why) => return Err(Error::new(Kind::NoMember).with_message(why)),
+                    Selection::WriteLost { timeline, lsn, switch } => {
+                        return Err(Error::new(Kind::WriteLost).with_message(format!(
+                            "the write of token pgha1:{timeline}:{lsn} was lost: timeline {timeline} ended at {switch} \
+                             in a failover (asynchronous replication)"
+                        )))
+                    }
                 };
                 let Some(handle) = snapshot.handles.get(index).cloned().flatten() else {
                     wait_for_change(&mut rx, deadline).await;

@@ -47,6 +47,8 @@ pub(crate) enum Kind {
     Shutdown,
     /// An error raised by the caller's closure.
     User,
+    /// A read-your-writes token names a write the cluster lost in a failover.
+    WriteLost,
 }
 
 impl Error {
@@ -136,6 +138,13 @@ impl Error {
         self.kind() == Kind::Shutdown
     }
 
+    /// The read carried a [`WalToken`](crate::WalToken) of a write that the cluster lost: it
+    /// was acknowledged by a primary whose timeline ended, in a failover, before that position
+    /// (asynchronous replication). The read did not run; the write must be made again.
+    pub fn is_write_lost(&self) -> bool {
+        self.kind() == Kind::WriteLost
+    }
+
     /// The error came from the caller's closure via [`Error::user`].
     pub fn is_user(&self) -> bool {
         self.kind() == Kind::User
@@ -154,7 +163,7 @@ impl Error {
                         crate::classify::not_executed_sqlstate(c) || crate::classify::is_transient_txn_sqlstate(c)
                     })
             }),
-            Kind::Config | Kind::OutcomeUnknown | Kind::Shutdown | Kind::User => false,
+            Kind::Config | Kind::OutcomeUnknown | Kind::Shutdown | Kind::User | Kind::WriteLost => false,
         }
     }
 
@@ -213,6 +222,7 @@ impl fmt::Display for Error {
             Kind::BudgetExhausted => "retry budget exhausted",
             Kind::Shutdown => "the client was shut down",
             Kind::User => "application error",
+            Kind::WriteLost => "write lost",
         };
         f.write_str(what)?;
         if let Some(member) = &self.0.member {

@@ -912,3 +912,66 @@ async fn dropped_and_abandoned_operations_are_cancelled_on_the_server() -> anyho
     cluster.shutdown();
     Ok(())
 }
+
+/// A read carrying the token of a write that an asynchronous failover lost fails with a typed
+/// "write lost" error instead of silently missing the write on the new timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let leader = cluster.leader().await?;
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .context("a standby")?;
+    let client = builder_for(&cluster).connect().await?;
+    let ((), kept) = client
+        .op(Intent::Write)
+        .run_with_token(async |c| {
+            Ok(
+                c.batch_execute("CREATE TABLE lost (id int PRIMARY KEY); INSERT INTO lost VALUES (1)")
+                    .await?,
+            )
+        })
+        .await?;
+    client.wait_for_standbys(kept, Duration::from_secs(10)).await?;
+
+    // The standby is cut off (its replication connection aborted); the leader acknowledges a
+    // write and dies.
+    cluster.partition_node(&standby)?;
+    let written = client
+        .op(Intent::Write)
+        .run_with_token(async |c| Ok(c.execute("INSERT INTO lost VALUES (2)", &[]).await.map(drop)?))
+        .await;
+    cluster.kill_node(&leader)?;
+    cluster.heal_partition()?;
+    let ((), lost) = written?;
+    client
+        .wait_for_topology(Duration::from_secs(60), |t| {
+            t.primary()
+                .is_some_and(|p| p.name == standby && p.timeline > Some(lost.timeline))
+        })
+        .await?;
+
+    for intent in [Intent::Standby, Intent::Primary] {
+        let e = client
+            .op(intent)
+            .after(lost)
+            .deadline(Duration::from_secs(10))
+            .run(async |c| Ok(c.query_one("SELECT count(*) FROM lost", &[]).await?.get::<_, i64>(0)))
+            .await
+            .expect_err("the write is gone");
+        ensure!(e.is_write_lost() && !e.is_retryable(), "{intent:?}: {e}");
+    }
+    // The write before it survived: its token is satisfied on the new timeline.
+    let n: i64 = client
+        .op(Intent::Primary)
+        .after(kept)
+        .run(async |c| Ok(c.query_one("SELECT count(*) FROM lost", &[]).await?.get(0)))
+        .await?;
+    ensure!(n == 1, "{n} rows");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}

@@ -129,6 +129,10 @@ pub struct Topology {
     /// When the snapshot was built.
     #[serde(skip)]
     pub observed_at: Instant,
+    /// Where each ended timeline ended (Patroni's `/history`), to tell a read-your-writes token
+    /// of a write that survived a failover from one of a write that was lost.
+    #[serde(skip)]
+    pub(crate) switch_points: std::sync::Arc<BTreeMap<u64, Lsn>>,
 }
 
 impl Topology {
@@ -145,6 +149,16 @@ impl Topology {
             system_identifier: None,
             notes: Vec::new(),
             observed_at: now,
+            switch_points: std::sync::Arc::default(),
+        }
+    }
+
+    /// The timeline reads are judged against: the primary's, or without one the highest any
+    /// usable standby is on.
+    pub(crate) fn current_timeline(&self) -> Option<u64> {
+        match self.primary() {
+            Some(p) => p.timeline,
+            None => self.standbys().filter_map(|m| m.timeline).max(),
         }
     }
 
@@ -339,6 +353,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         .collect();
     let mut max_timeline_seen = previous.max_timeline_seen;
     let mut max_timeline_primary = previous.max_timeline_primary.clone();
+    let mut switch_points = previous.switch_points.clone();
     if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
         if first != prev && sysids.iter().all(|&s| s == first) {
             notes.push(format!(
@@ -347,6 +362,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             history.clear();
             max_timeline_seen = 0;
             max_timeline_primary = None;
+            switch_points = std::sync::Arc::default();
         }
     }
     if let Some(lower) = abandoned_timeline(obs, max_timeline_seen, max_timeline_primary.as_deref()) {
@@ -518,6 +534,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             .or_else(|| previous.system_identifier.clone()),
         notes,
         observed_at: obs.now,
+        switch_points,
     }
 }
 

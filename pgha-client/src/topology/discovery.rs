@@ -7,7 +7,7 @@ use reqwest::Url;
 use tokio::task::JoinSet;
 
 use crate::config::Settings;
-use crate::patroni::ClusterView;
+use crate::patroni::{ClusterView, HistoryEntry};
 
 /// Larger answers are refused: a real `/cluster` of even a hundred members is far smaller.
 const MAX_BODY: usize = 1 << 20;
@@ -41,8 +41,9 @@ pub(crate) fn may_send_credentials(base: &Url, configured: &[Url]) -> bool {
     configured.contains(base) || base.scheme() == "https"
 }
 
-async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result<ClusterView, String> {
-    let url = base.join("cluster").map_err(|e| e.to_string())?;
+/// `GET base/path` with the credentials rule, a status check and the body size limit.
+async fn get(http: &reqwest::Client, settings: &Settings, base: &Url, path: &str) -> Result<Vec<u8>, String> {
+    let url = base.join(path).map_err(|e| e.to_string())?;
     let mut request = http.get(url);
     let allowed = may_send_credentials(base, &settings.patroni_urls);
     if let Some(user) = settings.patroni_user.as_ref().filter(|_| allowed) {
@@ -65,7 +66,33 @@ async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result
         }
         body.extend_from_slice(&chunk);
     }
+    Ok(body)
+}
+
+async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result<ClusterView, String> {
+    let body = get(&http, settings, base, "cluster").await?;
     ClusterView::from_json(&body).map_err(|e| e.to_string())
+}
+
+/// The cluster's timeline history (`GET /history`) from the first endpoint that answers, each
+/// bounded by the Patroni timeout.
+pub(crate) async fn history(
+    http: &reqwest::Client,
+    settings: &Settings,
+    endpoints: &[Url],
+) -> Option<Vec<HistoryEntry>> {
+    for base in endpoints {
+        let answer = tokio::time::timeout(settings.patroni_timeout, get(http, settings, base, "history")).await;
+        match answer {
+            Ok(Ok(body)) => match HistoryEntry::list_from_json(&body) {
+                Ok(entries) => return Some(entries),
+                Err(e) => tracing::debug!(endpoint = %base, error = %e, "unusable /history"),
+            },
+            Ok(Err(e)) => tracing::debug!(endpoint = %base, error = e, "/history did not answer"),
+            Err(_) => tracing::debug!(endpoint = %base, "/history timed out"),
+        }
+    }
+    None
 }
 
 /// Polls every endpoint concurrently. Returns once all answered, or `GRACE` after the first good

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::description::{MemberInfo, Topology};
 use crate::intent::{Balance, Intent, LagBound};
+use crate::patroni::Lsn;
 use crate::token::WalToken;
 
 /// What one operation asks of the router.
@@ -75,6 +76,37 @@ pub(crate) enum Selection {
     Wait(&'static str),
     /// Nothing qualifies and the request says not to fall back.
     NoMember(&'static str),
+    /// The request's read-your-writes token is a write the cluster lost: it was acknowledged on
+    /// `timeline` at `lsn`, beyond `switch`, where that timeline ended in a failover.
+    WriteLost { timeline: u64, lsn: Lsn, switch: Lsn },
+}
+
+/// Where a read-your-writes token stands against the cluster's timeline history.
+fn token_standing(topology: &Topology, token: &WalToken) -> Option<Selection> {
+    if token.is_unknown() || token.timeline == 0 {
+        return None;
+    }
+    let current = topology.current_timeline()?;
+    if token.timeline > current {
+        // Written on a timeline this snapshot has not seen yet (another process saw the new
+        // primary first), or on one that was abandoned: wait for the topology to tell.
+        return Some(Selection::Wait(
+            "the read-your-writes token is on a timeline the cluster is not on",
+        ));
+    }
+    if token.timeline == current {
+        return None;
+    }
+    match topology.switch_points.get(&token.timeline) {
+        Some(&switch) if token.lsn > switch => Some(Selection::WriteLost {
+            timeline: token.timeline,
+            lsn: token.lsn,
+            switch,
+        }),
+        // Positions up to the switch point are shared by the later timelines: comparable.
+        Some(_) => None,
+        None => Some(Selection::Wait("the timeline history is not known yet")),
+    }
 }
 
 /// Whether a standby's staleness at `now` satisfies `bound`; `Err` says why not.
@@ -130,6 +162,9 @@ pub(crate) fn select<R: Rng + ?Sized>(
     rng: &mut R,
 ) -> Selection {
     let primary = topology.primary;
+    if let Some(standing) = req.token.as_ref().and_then(|t| token_standing(topology, t)) {
+        return standing;
+    }
     let member_at = |index: usize| Selection::Member {
         index,
         fallback: None,

@@ -31,6 +31,9 @@ struct Spec {
     max_timeline_seen: u64,
     #[serde(default)]
     max_timeline_primary: Option<String>,
+    /// Patroni's `/history`: `[timeline, "switch LSN"]` for each ended timeline.
+    #[serde(default)]
+    timeline_history: Vec<(u64, String)>,
     now_ms: u64,
     expect_topology: TopologyExpect,
     #[serde(default)]
@@ -123,6 +126,7 @@ enum Expect {
     VerifyToken(BTreeSet<String>),
     Wait,
     NoMember,
+    WriteLost,
 }
 
 fn fixture_dir() -> PathBuf {
@@ -185,6 +189,7 @@ fn run_spec(path: &Path) {
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
     previous.max_timeline_primary = spec.max_timeline_primary.clone();
+    previous.switch_points = std::sync::Arc::new(spec.timeline_history.iter().map(|(tl, l)| (*tl, lsn(l))).collect());
     let now = at(spec.now_ms);
     let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {
@@ -264,6 +269,7 @@ fn run_spec(path: &Path) {
                 }
                 Selection::Wait(_) => Expect::Wait,
                 Selection::NoMember(_) => Expect::NoMember,
+                Selection::WriteLost { .. } => Expect::WriteLost,
             };
             if let Some(previous) = &outcome {
                 assert_eq!(previous, &this, "{name}: request {i} gives different kinds of answer");

@@ -253,6 +253,17 @@ impl Worker {
         for note in &next.notes {
             debug!(note, "topology");
         }
+        if let Some(tl) = next.current_timeline().filter(|&tl| tl > 1) {
+            if !next.switch_points.contains_key(&(tl - 1)) {
+                if let Some(entries) = discovery::history(&self.http, &self.settings, &endpoints).await {
+                    let points = entries
+                        .iter()
+                        .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
+                        .collect();
+                    next.switch_points = Arc::new(points);
+                }
+            }
+        }
         let needs_attention = next.primary.is_none() || !next.notes.is_empty();
         self.publish(next);
         needs_attention
