@@ -11,7 +11,6 @@
 
 use clap::Parser;
 use pgha::chaos::{self, ChaosConfig};
-use pgha::testkit::LocalCluster;
 
 #[derive(Parser)]
 struct Args {
@@ -42,12 +41,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let cluster = LocalCluster::builder()
-        .members(3)
-        .patroni(chaos::patroni_flavor())
-        .synchronous_mode(args.synchronous, args.synchronous)
-        .start()
-        .await?;
+    let cluster = chaos::cluster_builder(args.synchronous).start().await?;
     let mut config = ChaosConfig {
         seed: args.seed,
         faults: args.faults,

@@ -10,7 +10,6 @@
 //! anyway.
 
 use pgha::chaos::{self, ChaosConfig};
-use pgha::testkit::LocalCluster;
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -18,13 +17,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 
 async fn run(synchronous: bool, seed: u64) {
     pgha::testkit::init_test_tracing("pgha::chaos=info");
-    let cluster = LocalCluster::builder()
-        .members(3)
-        .patroni(chaos::patroni_flavor())
-        .synchronous_mode(synchronous, synchronous)
-        .start()
-        .await
-        .expect("cluster");
+    let cluster = chaos::cluster_builder(synchronous).start().await.expect("cluster");
     let config = ChaosConfig {
         seed: env_or("PGHA_CHAOS_SEED", seed),
         faults: usize::try_from(env_or("PGHA_CHAOS_FAULTS", 9)).unwrap_or(9),

@@ -192,6 +192,18 @@ pub fn patroni_flavor() -> PatroniFlavor {
     }
 }
 
+/// The cluster of the fault-injection runs: 3 members on [`patroni_flavor`], synchronous
+/// (strict) or not, and standbys that also restore WAL from the shared pgBackRest archive — the
+/// archive stays reachable from both sides of a partition, as RELIABILITY.md describes (the
+/// testkit's default is streaming only; see `LocalClusterBuilder::standby_restore_command`).
+pub fn cluster_builder(synchronous: bool) -> pgha_testkit::LocalClusterBuilder {
+    LocalCluster::builder()
+        .members(3)
+        .patroni(patroni_flavor())
+        .synchronous_mode(synchronous, synchronous)
+        .standby_restore_command(true)
+}
+
 /// The switch point of every timeline in the final leader's history: a position on timeline
 /// `tl` past its switch point never became part of the surviving history.
 async fn timeline_ends(client: &Client) -> anyhow::Result<(u64, HashMap<u64, Lsn>)> {
