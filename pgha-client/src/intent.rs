@@ -60,7 +60,7 @@ impl Intent {
 ///
 /// Staleness is measured by pgha itself, never by `now() - pg_last_xact_replay_timestamp()`
 /// (which reports false lag whenever the primary is idle): pgha samples the primary's
-/// `pg_current_wal_insert_lsn()` and each standby's `pg_last_wal_replay_lsn()`, and a standby is as
+/// `pg_current_wal_lsn()` and each standby's `pg_last_wal_replay_lsn()`, and a standby is as
 /// stale as the time since the primary was last seen at a position the standby has not yet
 /// replayed. Between samples the estimate grows with the age of the sample, so the bound holds
 /// at the moment a read is routed.

@@ -62,7 +62,7 @@ pub struct MemberInfo {
     pub noloadbalance: bool,
     /// `pg_is_in_recovery()` at the last probe (`None` if the probe failed).
     pub in_recovery: Option<bool>,
-    /// The primary's `pg_current_wal_insert_lsn()` at the last probe.
+    /// The primary's `pg_current_wal_lsn()` at the last probe.
     pub current_lsn: Option<Lsn>,
     /// A standby's `pg_last_wal_replay_lsn()` at the last probe.
     pub replay_lsn: Option<Lsn>,
@@ -182,7 +182,7 @@ impl Topology {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Probe {
     pub(crate) in_recovery: bool,
-    /// Primary only: `pg_current_wal_insert_lsn()`.
+    /// Primary only: `pg_current_wal_lsn()`.
     pub(crate) current_lsn: Option<Lsn>,
     /// Primary: timeline of the current WAL file; standby: the highest of `received_tli` (needs
     /// `pg_read_all_stats`) and the last checkpoint's timeline.

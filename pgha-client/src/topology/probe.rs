@@ -10,11 +10,17 @@ use crate::config::Settings;
 use crate::patroni::Lsn;
 
 /// Works on primaries and standbys with an unprivileged role: functions that fail on one kind of
-/// node are guarded by `CASE`; `received_tli` is NULL without `pg_read_all_stats`. The primary's
-/// position is its insert pointer, which covers every acknowledged commit record even with
-/// `synchronous_commit = off` (the write pointer may lag behind those).
+/// node are guarded by `CASE`; `received_tli` is NULL without `pg_read_all_stats`.
+///
+/// The primary's position is its write pointer, not its insert pointer: WAL inserted but not yet
+/// written (the WAL writer's next round, or the page header after a record that ended on a page
+/// boundary) cannot have reached a standby, and sampling it made fresh standbys look stale — on
+/// an idle primary, for ever. Commits with `synchronous_commit = on` are written before they are
+/// acknowledged; an asynchronous commit is counted from when its WAL is written, at most three
+/// `wal_writer_delay`s later. Read-your-writes tokens, which must cover the commit record, use
+/// the insert pointer.
 const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
-    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_insert_lsn()::text END, \
+    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
     CASE WHEN pg_is_in_recovery() THEN NULL \
          ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
     pg_last_wal_replay_lsn()::text, \
