@@ -36,9 +36,10 @@ pub type Transaction<'a> = deadpool_postgres::Transaction<'a>;
 ///
 /// # Cancellation
 /// Dropping an operation's future part-way is safe for the client (in-flight counters and pools
-/// stay consistent), but like any database call it leaves the operation's outcome unknown to
-/// you: a transaction dropped before its COMMIT was sent is rolled back; one dropped during
-/// COMMIT may or may not have committed.
+/// stay consistent; the running statement is cancelled on the server and its connection closed),
+/// but like any database call it leaves the operation's outcome unknown to you: a transaction
+/// dropped before its COMMIT was sent is rolled back; one dropped during COMMIT may or may not
+/// have committed.
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
@@ -417,7 +418,8 @@ impl Op<'_> {
     }
 
     /// Like [`run`](Self::run) on the primary, and returns a [`WalToken`] taken right after
-    /// the statements committed, for read-your-writes reads elsewhere.
+    /// the statements committed, for read-your-writes reads elsewhere ([`WalToken::UNKNOWN`] if
+    /// the write committed but no position could be read before the deadline).
     pub async fn run_with_token<T, F>(self, mut f: F) -> Result<(T, WalToken)>
     where
         F: AsyncFnMut(&Connection) -> Result<T>,
@@ -457,7 +459,7 @@ impl Op<'_> {
     }
 
     /// [`transaction`](Self::transaction) on the primary, returning a [`WalToken`] taken
-    /// after COMMIT.
+    /// after COMMIT ([`WalToken::UNKNOWN`] if no position could be read before the deadline).
     pub async fn transaction_with_token<T, F>(self, f: F) -> Result<(T, WalToken)>
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
@@ -603,7 +605,7 @@ impl Op<'_> {
                     Selection::Wait(why) => {
                         if snapshot.topology.generation > 0 {
                             self.client.request_refresh(why);
-                            last_error = Some(Error::new(Kind::NoMember).with_message(why));
+                            last_error = Some(Error::new(Kind::NoMember).with_message(waiting_because(why, &snapshot.topology)));
                         }
                         wait_for_change(&mut rx, deadline).await;
                         continue;
@@ -785,6 +787,25 @@ impl Op<'_> {
                 Aborted::Shutdown => Error::new(Kind::Shutdown),
             }),
         }
+    }
+}
+
+/// Why an operation waits, with what each unusable member's last probe said (too many
+/// connections, refused, TLS…), so that a deadline error names the real cause.
+fn waiting_because(why: &str, topology: &Topology) -> String {
+    let reasons: Vec<String> = topology
+        .members
+        .iter()
+        .filter_map(|m| match &m.status {
+            crate::topology::MemberStatus::Unusable(reason) => Some(format!("{}: {reason}", m.name)),
+            _ => None,
+        })
+        .take(5)
+        .collect();
+    if reasons.is_empty() {
+        why.to_owned()
+    } else {
+        format!("{why} ({})", reasons.join("; "))
     }
 }
 

@@ -218,7 +218,7 @@ impl fmt::Display for Error {
             Kind::Connect => "could not connect",
             Kind::NoMember => "no cluster member can serve this request",
             Kind::Timeout => "deadline exceeded",
-            Kind::OutcomeUnknown => "outcome unknown: the connection was lost after the commit was sent",
+            Kind::OutcomeUnknown => "outcome unknown: the write may or may not have taken effect",
             Kind::BudgetExhausted => "retry budget exhausted",
             Kind::Shutdown => "the client was shut down",
             Kind::User => "application error",

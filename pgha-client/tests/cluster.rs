@@ -704,6 +704,32 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
     ensure!(!standby, "a read after an unknown token must run on the primary");
     one.shutdown().await;
 
+    // Too many connections (here: the role's connection limit) is not permanent, but an
+    // operation that runs out of time says so instead of "no verified primary".
+    let role = cluster.credentials().app.username.clone();
+    let leader = cluster.leader().await?;
+    cluster
+        .superuser_query(&leader, &format!("ALTER ROLE {role} CONNECTION LIMIT 0"))
+        .await?;
+    let outcome = match builder_for(&cluster).connect().await {
+        Ok(c) => {
+            let r = c
+                .op(Intent::Write)
+                .deadline(Duration::from_secs(2))
+                .run(async |c| Ok(c.execute("SELECT 1", &[]).await?))
+                .await
+                .map(drop);
+            c.shutdown().await;
+            r
+        }
+        Err(e) => Err(e),
+    };
+    cluster
+        .superuser_query(&leader, &format!("ALTER ROLE {role} CONNECTION LIMIT -1"))
+        .await?;
+    let e = outcome.expect_err("no connection is allowed");
+    ensure!(format!("{e}").contains("too many connections"), "{e}");
+
     // A wrong password or a missing database: connect() fails within the connect timeout with
     // the server's error, not a deadline 30 s later.
     for (what, builder, code) in [
