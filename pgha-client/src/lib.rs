@@ -92,8 +92,21 @@
 //!
 //! Dropping an operation's future is safe for the client, but leaves the operation's outcome
 //! unknown to you, as with any database call. Each operation is bounded by its deadline
-//! ([`RetryPolicy::deadline`], 30 s by default, per call with [`Op::deadline`]): an attempt still
-//! running at the deadline is abandoned and its connection closed.
+//! ([`RetryPolicy::deadline`], 30 s by default, per call with [`Op::deadline`]). An attempt still
+//! running at the deadline, or whose future is dropped, is cancelled on the server (a
+//! CancelRequest: the statement stops and its locks go) and its connection closed, never handed
+//! back to the pool busy. Connections drop a member that stops acknowledging data after
+//! [`tcp_user_timeout`](ClientBuilder::tcp_user_timeout) (10 s).
+//!
+//! ## Read-your-writes and lost writes
+//! A [`WalToken`] is the primary's WAL insert position after the commit (it covers the commit
+//! record even with `synchronous_commit = off`), with its timeline. A read that carries it runs
+//! on a member that has replayed it (checked on the session when the snapshot cannot tell),
+//! within the operation's deadline. Tokens are judged against the cluster's timeline history
+//! (Patroni's `/history`): a token of a write that an asynchronous failover lost fails the read
+//! with [`Error::is_write_lost`] instead of silently missing the write. A write that committed but
+//! whose position could not be read returns [`WalToken::UNKNOWN`], which sends reads to the
+//! primary.
 //!
 //! ## Features
 //! | feature | default | what |
