@@ -382,18 +382,10 @@ impl Op<'_> {
         let kind = self.op_kind(OpKind::Write {
             idempotent: self.idempotent,
         });
-        let read_only = !self.intent.is_write();
         let (value, member) = self
-            .execute(
-                kind,
-                async move |conn: &mut Connection, _phase: &AtomicU8, on_primary: bool| {
-                    if read_only && on_primary {
-                        read_only_run(conn, &mut f).await
-                    } else {
-                        f(conn).await
-                    }
-                },
-            )
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                f(conn).await
+            })
             .await?;
         Ok((value, member.unwrap_or_default()))
     }
@@ -433,13 +425,10 @@ impl Op<'_> {
         };
         let started = Instant::now();
         let ((value, token), _) = op
-            .execute(
-                kind,
-                async move |conn: &mut Connection, _phase: &AtomicU8, _on_primary: bool| {
-                    let value = f(conn).await?;
-                    Ok((value, wal_token(conn).await.ok()))
-                },
-            )
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                let value = f(conn).await?;
+                Ok((value, wal_token(conn).await.ok()))
+            })
             .await?;
         Ok((value, op.token_or_fetch(token, started).await))
     }
@@ -488,17 +477,14 @@ impl Op<'_> {
             idempotent: op.idempotent,
         });
         let read_only = !op.intent.is_write();
-        op.execute(
-            kind,
-            async move |conn: &mut Connection, phase: &AtomicU8, _on_primary: bool| {
-                let tx = conn.build_transaction().read_only(read_only).start().await?;
-                let value = f(&tx).await?;
-                phase.store(PHASE_COMMIT, Ordering::SeqCst);
-                tx.commit().await?;
-                let token = if with_token { wal_token(conn).await.ok() } else { None };
-                Ok((value, token))
-            },
-        )
+        op.execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
+            let tx = conn.build_transaction().read_only(read_only).start().await?;
+            let value = f(&tx).await?;
+            phase.store(PHASE_COMMIT, Ordering::SeqCst);
+            tx.commit().await?;
+            let token = if with_token { wal_token(conn).await.ok() } else { None };
+            Ok((value, token))
+        })
         .await
     }
 
@@ -534,7 +520,7 @@ impl Op<'_> {
     /// The retry loop shared by `run` and `transaction`.
     async fn execute<T, F>(&self, kind: OpKind, mut attempt: F) -> Result<(T, Option<String>)>
     where
-        F: AsyncFnMut(&mut Connection, &AtomicU8, bool) -> Result<T>,
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
         let inner = &self.client.inner;
         let settings = &inner.settings;
@@ -697,7 +683,7 @@ impl Op<'_> {
         attempt: &mut F,
     ) -> Result<Option<T>>
     where
-        F: AsyncFnMut(&mut Connection, &AtomicU8, bool) -> Result<T>,
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
         let inner = &self.client.inner;
         let _in_flight = handle.track();
@@ -713,6 +699,17 @@ impl Op<'_> {
         let Some(conn) = busy.conn() else {
             return Err(Error::new(Kind::Connect).with_message("no connection"));
         };
+        if on_primary {
+            // Every intent but Write runs read-only on the primary too (standbys are read-only
+            // by nature), so a write in a read fails at once with 25006 instead of committing
+            // where a replay could duplicate it. The session default is switched only when this
+            // connection last served the other kind, before anything of the caller's is sent.
+            let read_only = !self.intent.is_write();
+            if let Err(e) = handle.set_session_read_only(conn, read_only).await {
+                busy.release(true);
+                return Err(e);
+            }
+        }
         phase.store(PHASE_BODY, Ordering::SeqCst);
         let mut rx = inner.snapshots.clone();
         let name = handle.address.name.clone();
@@ -757,7 +754,7 @@ impl Op<'_> {
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
         let outcome = {
-            let mut work = std::pin::pin!(attempt(conn, phase, on_primary));
+            let mut work = std::pin::pin!(attempt(conn, phase));
             match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
                 Ok(r) => Ok(r),
                 Err(_) => tokio::select! {
@@ -860,27 +857,6 @@ async fn wait_for_generation(
         let _ = tokio::time::timeout_at(until.into(), rx.wait_for(|s| s.closed || s.topology.generation > used)).await;
     }
     tokio::time::sleep_until(pause_end.min(until.into())).await;
-}
-
-/// Runs a read's autocommit closure on the primary inside a `READ ONLY` transaction, so that a
-/// write in it fails (`25006`) instead of committing where a replay could duplicate it. The
-/// `BEGIN` is pipelined with the closure's first statement; a failed closure is rolled back
-/// before the connection goes back to the pool.
-async fn read_only_run<T, F>(conn: &Connection, f: &mut F) -> Result<T>
-where
-    F: AsyncFnMut(&Connection) -> Result<T>,
-{
-    let (begun, value) = tokio::join!(biased; conn.batch_execute("BEGIN READ ONLY"), f(conn));
-    let finish = if begun.is_ok() && value.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let finished = conn.batch_execute(finish).await;
-    begun?;
-    let value = value?;
-    finished?;
-    Ok(value)
 }
 
 /// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`

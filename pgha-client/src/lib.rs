@@ -72,10 +72,10 @@
 //! ² that statement was rolled back, but earlier statements of the same `run` closure may have
 //!   committed; retried when declared idempotent. Recovery conflicts on standbys are reported as
 //!   `40001`, so reads retry them, on another member when there is one.
-//! ³ every intent but `Write` runs read-only — on a standby, or on the primary inside a
-//!   `READ ONLY` transaction (`run` pipelines its `BEGIN READ ONLY` with the first statement and
-//!   adds one `COMMIT` round trip there) — so a write in a read intent fails at once with `25006`
-//!   instead of being replayed.
+//! ³ every intent but `Write` runs read-only — on a standby, or on the primary with the
+//!   session's `default_transaction_read_only` on (switched with one statement only when a
+//!   connection last served the other kind) and read transactions as `READ ONLY` — so a write in
+//!   a read intent fails at once with `25006` instead of being replayed.
 //!
 //! A retry after a failure that suggests the topology changed waits for a fresh topology
 //! (refreshes are rate-limited to one per `min_refresh_interval`, 200 ms), so such retries are

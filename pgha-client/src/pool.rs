@@ -21,6 +21,11 @@ pub(crate) struct MemberHandle {
     pub(crate) counters: Arc<MemberCounters>,
     /// For CancelRequests of abandoned attempts.
     pub(crate) tls: tokio_postgres_rustls::MakeRustlsConnect,
+    /// Connections whose session default is `default_transaction_read_only = on` (they served
+    /// a read on the primary last); every other connection is read-write, the server's default.
+    /// Ids are never reused; connections pgha closes are forgotten (one the pool drops on a
+    /// failed recycle leaves its id behind until the pool is replaced).
+    read_only_sessions: std::sync::Mutex<std::collections::HashSet<deadpool_postgres::ObjectId>>,
 }
 
 /// Counters that survive pool replacement.
@@ -70,7 +75,38 @@ impl MemberHandle {
             generation,
             counters,
             tls: tls.clone(),
+            read_only_sessions: std::sync::Mutex::default(),
         })
+    }
+
+    /// Makes `conn`'s session read-only (`on`) or read-write, with one statement when it is
+    /// not in that mode already.
+    pub(crate) async fn set_session_read_only(&self, conn: &deadpool_postgres::Object, on: bool) -> Result<()> {
+        let id = deadpool_postgres::Object::id(conn);
+        if self.sessions().contains(&id) == on {
+            return Ok(());
+        }
+        conn.batch_execute(if on {
+            "SET default_transaction_read_only = on"
+        } else {
+            "SET default_transaction_read_only = off"
+        })
+        .await?;
+        if on {
+            self.sessions().insert(id);
+        } else {
+            self.sessions().remove(&id);
+        }
+        Ok(())
+    }
+
+    /// Forgets a connection that is being closed.
+    fn forget(&self, conn: &deadpool_postgres::Object) {
+        self.sessions().remove(&deadpool_postgres::Object::id(conn));
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<deadpool_postgres::ObjectId>> {
+        self.read_only_sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Marks one operation in flight until the guard is dropped.
@@ -87,16 +123,14 @@ impl MemberHandle {
 /// instead of going back to the pool busy.
 pub(crate) struct Busy {
     conn: Option<deadpool_postgres::Object>,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-    member: String,
+    handle: Arc<MemberHandle>,
 }
 
 impl Busy {
-    pub(crate) fn new(conn: deadpool_postgres::Object, handle: &MemberHandle) -> Self {
+    pub(crate) fn new(conn: deadpool_postgres::Object, handle: &Arc<MemberHandle>) -> Self {
         Self {
             conn: Some(conn),
-            tls: handle.tls.clone(),
-            member: handle.address.name.clone(),
+            handle: handle.clone(),
         }
     }
 
@@ -110,6 +144,7 @@ impl Busy {
     pub(crate) fn release(mut self, discard: bool) {
         if let Some(conn) = self.conn.take() {
             if discard {
+                self.handle.forget(&conn);
                 drop(deadpool_postgres::Object::take(conn));
             }
         }
@@ -120,13 +155,14 @@ impl Drop for Busy {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
         let token = conn.cancel_token();
+        self.handle.forget(&conn);
         drop(deadpool_postgres::Object::take(conn));
         // Outside a runtime (it is shutting down) nothing can be sent; the server notices the
         // closed socket when it next writes to it.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (tls, member) = (self.tls.clone(), std::mem::take(&mut self.member));
+        let (tls, member) = (self.handle.tls.clone(), self.handle.address.name.clone());
         runtime.spawn(async move {
             match tokio::time::timeout(Duration::from_secs(5), token.cancel_query(tls)).await {
                 Ok(Ok(())) => tracing::debug!(member, "abandoned statement cancelled on the server"),

@@ -30,6 +30,20 @@ fn builder_for(cluster: &LocalCluster) -> ClientBuilder {
     b
 }
 
+/// A 2-member cluster, its leader and standby, and a connected client.
+async fn two_members() -> anyhow::Result<(LocalCluster, String, String, Client)> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).start().await?;
+    let leader = cluster.leader().await?;
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .context("a standby")?;
+    let client = builder_for(&cluster).connect().await?;
+    Ok((cluster, leader, standby, client))
+}
+
 /// Which member served a query: its port, and whether it is a standby.
 async fn whoami(conn: &pgha_client::Connection) -> pgha_client::Result<(u16, bool)> {
     let row = conn
@@ -768,15 +782,7 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
 /// operation's deadline and the member watch instead of hanging until the standby thaws.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn read_your_writes_covers_async_commits_and_never_hangs_on_a_frozen_standby() -> anyhow::Result<()> {
-    init_tracing();
-    let cluster = LocalCluster::builder().members(2).start().await?;
-    let leader = cluster.leader().await?;
-    let standby = cluster
-        .member_names()
-        .into_iter()
-        .find(|m| *m != leader)
-        .context("a standby")?;
-    let client = builder_for(&cluster).connect().await?;
+    let (cluster, leader, standby, client) = two_members().await?;
     let ((), token) = client
         .op(Intent::Write)
         .run_with_token(async |c| Ok(c.batch_execute("CREATE TABLE ryw (id int PRIMARY KEY)").await?))
@@ -902,14 +908,18 @@ async fn dropped_and_abandoned_operations_are_cancelled_on_the_server() -> anyho
     )
     .await;
     ensure!(dropped.is_err(), "the sleep cannot have finished");
-    let (mut n, mut free) = (1, false);
-    for _ in 0..50 {
-        (n, free) = (sleepers(&client).await?, lock_free(&client).await?);
-        if n == 0 && free {
-            break;
+    let released = async |client: &Client| -> anyhow::Result<(i64, bool)> {
+        let (mut n, mut free) = (1, false);
+        for _ in 0..50 {
+            (n, free) = (sleepers(client).await?, lock_free(client).await?);
+            if n == 0 && free {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        Ok((n, free))
+    };
+    let (n, free) = released(&client).await?;
     ensure!(
         n == 0 && free,
         "after a dropped operation: {n} statements still run, lock free: {free}"
@@ -923,13 +933,7 @@ async fn dropped_and_abandoned_operations_are_cancelled_on_the_server() -> anyho
         .await
         .expect_err("the deadline passes first");
     ensure!(e.is_outcome_unknown() || e.is_timeout(), "{e}");
-    for _ in 0..50 {
-        (n, free) = (sleepers(&client).await?, lock_free(&client).await?);
-        if n == 0 && free {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (n, free) = released(&client).await?;
     ensure!(
         n == 0 && free,
         "after an abandoned operation: {n} statements still run, lock free: {free}"
@@ -943,15 +947,7 @@ async fn dropped_and_abandoned_operations_are_cancelled_on_the_server() -> anyho
 /// "write lost" error instead of silently missing the write on the new timeline.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Result<()> {
-    init_tracing();
-    let cluster = LocalCluster::builder().members(2).start().await?;
-    let leader = cluster.leader().await?;
-    let standby = cluster
-        .member_names()
-        .into_iter()
-        .find(|m| *m != leader)
-        .context("a standby")?;
-    let client = builder_for(&cluster).connect().await?;
+    let (cluster, leader, standby, client) = two_members().await?;
     let ((), kept) = client
         .op(Intent::Write)
         .run_with_token(async |c| {
