@@ -699,20 +699,41 @@ impl Op<'_> {
         let Some(conn) = busy.conn() else {
             return Err(Error::new(Kind::Connect).with_message("no connection"));
         };
+        let mut rx = inner.snapshots.clone();
+        let name = handle.address.name.clone();
         if on_primary {
             // Every intent but Write runs read-only on the primary too (standbys are read-only
             // by nature), so a write in a read fails at once with 25006 instead of committing
             // where a replay could duplicate it. The session default is switched only when this
-            // connection last served the other kind, before anything of the caller's is sent.
+            // connection last served the other kind, before anything of the caller's is sent,
+            // under the same deadline and member watch as the attempt (a frozen primary still
+            // acknowledges at the TCP level).
             let read_only = !self.intent.is_write();
-            if let Err(e) = handle.set_session_read_only(conn, read_only).await {
-                busy.release(true);
-                return Err(e);
+            let switched = tokio::select! {
+                r = handle.set_session_read_only(conn, read_only) => Ok(r),
+                a = member_lost(&mut rx, &name, needs_primary) => Err(a),
+                () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+            };
+            match switched {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    busy.release(true);
+                    return Err(e);
+                }
+                // `busy` is dropped unreleased: cancelled on the server, connection closed.
+                Err(aborted) => {
+                    return Err(match aborted {
+                        Aborted::Shutdown => Error::new(Kind::Shutdown),
+                        Aborted::Deadline => {
+                            Error::new(Kind::Timeout).with_message("the deadline passed while preparing the session")
+                        }
+                        Aborted::MemberLost => Error::new(Kind::Connect)
+                            .with_message("the member stopped being usable while preparing the session"),
+                    });
+                }
             }
         }
         phase.store(PHASE_BODY, Ordering::SeqCst);
-        let mut rx = inner.snapshots.clone();
-        let name = handle.address.name.clone();
         if verify_token {
             if let Some(token) = self.token {
                 // Under the same deadline and member watch as the attempt itself: a frozen or

@@ -54,8 +54,8 @@ impl From<String> for Secret {
 /// | `disable` | never | – |
 /// | `prefer` (default) | if the server offers it, else plain TCP | no |
 /// | `require` | always | no; the chain, when `sslrootcert` is set (as libpq with a root certificate) |
-/// | `verify-ca` | always | the chain (`sslrootcert`, else the WebPKI roots) |
-/// | `verify-full` | always | the chain and the host name |
+/// | `verify-ca` | always | the chain, against `sslrootcert` (required) |
+/// | `verify-full` | always | the chain (`sslrootcert`, else the WebPKI roots) and the host name |
 ///
 /// Unlike libpq, a default `~/.postgresql/root.crt` is not read: name the CA with
 /// `sslrootcert`.

@@ -33,6 +33,13 @@ pub(crate) fn postgres_tls(settings: &Settings) -> Result<MakeRustlsConnect> {
         SslMode::Require | SslMode::VerifyCa => Check::Chain,
         SslMode::VerifyFull => Check::ChainAndName,
     };
+    if settings.ssl_mode == SslMode::VerifyCa && settings.ssl_ca_file.is_none() {
+        // Checking the chain but not the name against public roots would accept any publicly
+        // issued certificate for any host; libpq refuses verify-ca without a root file too.
+        return Err(Error::config(
+            "sslmode verify-ca needs sslrootcert (the CA to verify against)",
+        ));
+    }
     let webpki = match check {
         Check::Nothing => None,
         Check::Chain | Check::ChainAndName => {
@@ -144,8 +151,8 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
         .connect_timeout(settings.connect_timeout)
         .tcp_user_timeout(settings.tcp_user_timeout)
         .keepalives(true)
-        .keepalives_idle(settings.tcp_user_timeout)
-        .keepalives_interval((settings.tcp_user_timeout / 3).max(std::time::Duration::from_secs(1)))
+        .keepalives_idle(keepalive_pace(settings.tcp_user_timeout))
+        .keepalives_interval(keepalive_pace(settings.tcp_user_timeout / 3))
         .keepalives_retries(3)
         .ssl_mode(match settings.ssl_mode {
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
@@ -156,6 +163,15 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
         c.password(p.expose());
     }
     c
+}
+
+/// A keepalive time the kernel accepts: whole seconds from 1 to 32767 (`TCP_KEEPIDLE` and
+/// `TCP_KEEPINTVL` refuse 0, which a sub-second `tcp_user_timeout` would otherwise round to).
+fn keepalive_pace(d: std::time::Duration) -> std::time::Duration {
+    d.clamp(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(32_767),
+    )
 }
 
 /// The HTTP client for Patroni: no redirects, timeouts, optional custom CA.
@@ -173,4 +189,19 @@ pub(crate) fn patroni_http(settings: &Settings) -> Result<reqwest::Client> {
         }
     }
     builder.build().map_err(|e| Error::config(format!("HTTP client: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn keepalive_times_stay_within_what_the_kernel_accepts() {
+        assert_eq!(
+            super::keepalive_pace(Duration::from_millis(500)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(super::keepalive_pace(Duration::from_secs(10)), Duration::from_secs(10));
+        assert_eq!(super::keepalive_pace(Duration::MAX), Duration::from_secs(32_767));
+    }
 }

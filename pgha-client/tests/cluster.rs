@@ -858,6 +858,28 @@ async fn read_your_writes_covers_async_commits_and_never_hangs_on_a_frozen_stand
         "the read took {took:?} with a 5 s deadline"
     );
     ensure!(read? == 1, "the read-your-writes read missed its write");
+
+    // A connection that last served a read on the primary switches its session back before a
+    // write; with the primary frozen that switch must not outlive the deadline either.
+    let one = builder_for(&cluster).pool_max_size(1).connect().await?;
+    one.run(Intent::Primary, async |c| whoami(c).await).await?;
+    cluster.freeze_node(&leader)?;
+    let started = Instant::now();
+    let write = tokio::time::timeout(
+        Duration::from_secs(15),
+        one.op(Intent::Write)
+            .deadline(Duration::from_secs(2))
+            .run(async |c| Ok(c.execute("INSERT INTO ryw VALUES (200)", &[]).await?)),
+    )
+    .await;
+    cluster.thaw_node(&leader)?;
+    let took = started.elapsed();
+    ensure!(write.is_ok(), "the write hung on the frozen primary for {took:?}");
+    ensure!(
+        took < Duration::from_secs(6),
+        "the write took {took:?} with a 2 s deadline"
+    );
+    one.shutdown().await;
     client.shutdown().await;
     cluster.shutdown();
     Ok(())
@@ -973,6 +995,7 @@ async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Res
         .wait_for_topology(Duration::from_secs(60), |t| {
             t.primary()
                 .is_some_and(|p| p.name == standby && p.timeline > Some(lost.timeline))
+                && t.timeline_end(lost.timeline).is_some()
         })
         .await?;
 

@@ -144,8 +144,8 @@ impl LocalClusterBuilder {
     }
 
     /// Whether standbys also fetch WAL from the shared pgBackRest archive (`restore_command`)
-    /// besides streaming. Default: off — standbys stream, and replication slots keep the WAL
-    /// they need.
+    /// besides streaming (with [`pgbackrest`](Self::pgbackrest) on; without it there is no
+    /// archive). Default: off — standbys stream, and replication slots keep the WAL they need.
     ///
     /// Why off: after a kill -9 of the leader, Patroni (2.1.5 and later, PR #2384) archives the
     /// old primary's `.ready` segments before pg_rewind, among them its last timeline's final

@@ -153,6 +153,13 @@ impl Topology {
         }
     }
 
+    /// Where `timeline` ended in a failover or switchover, once pgha has read the cluster's
+    /// timeline history (Patroni's `/history`, read after the refresh that finds a new
+    /// timeline). A write acknowledged on `timeline` beyond this position was lost.
+    pub fn timeline_end(&self, timeline: u64) -> Option<Lsn> {
+        self.switch_points.get(&timeline).copied()
+    }
+
     /// The timeline reads are judged against: the primary's, or without one the highest any
     /// usable standby is on.
     pub(crate) fn current_timeline(&self) -> Option<u64> {
@@ -233,9 +240,9 @@ struct Sample {
 
 impl Sample {
     /// Whether a member on `timeline` (no earlier than the sample's) that replayed up to
-    /// `replay` has every write this sample covers. On an earlier timeline the positions are
-    /// comparable up to the switch point; a sample beyond it (writes lost in the failover) is
-    /// never counted as replayed, which errs on the stale side.
+    /// `replay` has every write this sample covers, compared by position: on an earlier
+    /// timeline positions are shared up to the switch point, and a sample beyond it covers
+    /// writes lost for every member alike (the member has every write that survived).
     fn replayed_by(&self, timeline: u64, replay: Lsn) -> bool {
         self.timeline <= timeline && self.lsn <= replay
     }

@@ -171,7 +171,8 @@ pub(crate) fn adopt_scope(views: &[(Url, ClusterView)], configured: usize) -> Sc
 }
 
 /// The scope rule after a poll: the configured scope, else re-decided on every poll by the
-/// configured endpoints (see [`adopt_scope`]) (an upgrade from Patroni 3.0/3.1 to 3.2+ adds a scope to every
+/// configured endpoints that answered (see [`adopt_scope`]: the most reported scope, by at
+/// least two of them) (an upgrade from Patroni 3.0/3.1 to 3.2+ adds a scope to every
 /// answer), keeping the `current` rule while no majority answers.
 pub(crate) fn next_scope(
     current: &ScopeRule,

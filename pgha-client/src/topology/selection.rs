@@ -105,7 +105,17 @@ fn token_standing(topology: &Topology, token: &WalToken) -> Option<Selection> {
         }),
         // Positions up to the switch point are shared by the later timelines: comparable.
         Some(_) => None,
-        None => Some(Selection::Wait("the timeline history is not known yet")),
+        // Where that timeline ended is not known (yet: Patroni's /history is read after the
+        // refresh that finds the new timeline, and never without Patroni): the primary has every
+        // write that survived, so it serves the read; a lost write goes unnoticed there.
+        None => Some(topology.primary.map_or(
+            Selection::Wait("the timeline history is not known and there is no verified primary"),
+            |index| Selection::Member {
+                index,
+                fallback: None,
+                verify_token: false,
+            },
+        )),
     }
 }
 

@@ -36,6 +36,8 @@ pub(crate) struct Worker {
     learned: Vec<Url>,
     scope: discovery::ScopeRule,
     history: PrimaryHistory,
+    /// Patroni's `/history` as last read, with the system identifier it belongs to.
+    switch_points: (Option<String>, Arc<BTreeMap<u64, crate::patroni::Lsn>>),
     handles: HashMap<Address, Arc<MemberHandle>>,
     counters: HashMap<String, Arc<MemberCounters>>,
     generations: HashMap<String, u64>,
@@ -72,6 +74,7 @@ impl Worker {
             learned: Vec::new(),
             scope: discovery::ScopeRule::Unknown,
             history: PrimaryHistory::default(),
+            switch_points: Default::default(),
             handles: HashMap::new(),
             counters: HashMap::new(),
             generations: HashMap::new(),
@@ -243,9 +246,10 @@ impl Worker {
             now,
         };
         let mut next = description::build(&observations, &self.current, &mut self.history);
-        if ranked.is_empty() {
-            // Say why no Patroni view was used: the errors name the real cause (timeouts under
-            // load, refused connections, TLS, authentication) where "no member known" cannot.
+        if next.members.is_empty() {
+            // Say why nothing is known: the endpoints' errors name the real cause (timeouts
+            // under load, refused connections, TLS, authentication) where "no member known"
+            // cannot. (Only then: a note also asks for quicker refreshes.)
             for (url, error) in &poll.errors {
                 next.notes.push(format!("Patroni {url}: {error}"));
             }
@@ -253,19 +257,31 @@ impl Worker {
         for note in &next.notes {
             debug!(note, "topology");
         }
-        if let Some(tl) = next.current_timeline().filter(|&tl| tl > 1) {
-            if !next.switch_points.contains_key(&(tl - 1)) {
-                if let Some(entries) = discovery::history(&self.http, &self.settings, &endpoints).await {
-                    let points = entries
-                        .iter()
-                        .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
-                        .collect();
-                    next.switch_points = Arc::new(points);
-                }
+        let (sysid, points) = &self.switch_points;
+        if *sysid == next.system_identifier && points.len() > next.switch_points.len() {
+            next.switch_points = points.clone();
+        }
+        // Where each ended timeline ended, once the current one needs it: read after publishing
+        // (a new primary is not held up), from the endpoint whose view was used (not from one
+        // of another cluster), for the next snapshots.
+        let history_from = next
+            .current_timeline()
+            .filter(|&tl| tl > 1 && !next.switch_points.contains_key(&(tl - 1)))
+            .and(view)
+            .and_then(|v| poll.views.iter().find(|(_, w)| std::ptr::eq(w, v)))
+            .map(|(url, _)| url.clone());
+        let needs_attention = next.primary.is_none() || !next.notes.is_empty();
+        let sysid = next.system_identifier.clone();
+        self.publish(next);
+        if let Some(url) = history_from {
+            if let Some(entries) = discovery::history(&self.http, &self.settings, &[url]).await {
+                let points = entries
+                    .iter()
+                    .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
+                    .collect();
+                self.switch_points = (sysid, Arc::new(points));
             }
         }
-        let needs_attention = next.primary.is_none() || !next.notes.is_empty();
-        self.publish(next);
         needs_attention
     }
 
