@@ -701,14 +701,14 @@ impl Op<'_> {
         };
         let mut rx = inner.snapshots.clone();
         let name = handle.address.name.clone();
-        if on_primary {
+        let read_only = !self.intent.is_write();
+        if on_primary && handle.session_needs_switch(conn, read_only) {
             // Every intent but Write runs read-only on the primary too (standbys are read-only
             // by nature), so a write in a read fails at once with 25006 instead of committing
             // where a replay could duplicate it. The session default is switched only when this
             // connection last served the other kind, before anything of the caller's is sent,
             // under the same deadline and member watch as the attempt (a frozen primary still
             // acknowledges at the TCP level).
-            let read_only = !self.intent.is_write();
             let switched = tokio::select! {
                 r = handle.set_session_read_only(conn, read_only) => Ok(r),
                 a = member_lost(&mut rx, &name, needs_primary) => Err(a),

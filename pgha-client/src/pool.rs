@@ -79,13 +79,18 @@ impl MemberHandle {
         })
     }
 
+    /// Whether `conn`'s session is not in the mode asked for (read-only when `on`).
+    pub(crate) fn session_needs_switch(&self, conn: &deadpool_postgres::Object, on: bool) -> bool {
+        self.sessions().contains(&deadpool_postgres::Object::id(conn)) != on
+    }
+
     /// Makes `conn`'s session read-only (`on`) or read-write, with one statement when it is
     /// not in that mode already.
     pub(crate) async fn set_session_read_only(&self, conn: &deadpool_postgres::Object, on: bool) -> Result<()> {
-        let id = deadpool_postgres::Object::id(conn);
-        if self.sessions().contains(&id) == on {
+        if !self.session_needs_switch(conn, on) {
             return Ok(());
         }
+        let id = deadpool_postgres::Object::id(conn);
         conn.batch_execute(if on {
             "SET default_transaction_read_only = on"
         } else {
