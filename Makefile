@@ -17,8 +17,9 @@ build: deps
 
 ## The main job: a pgvector workload through pgha-client on a real local Patroni cluster while the
 ## leader is killed (kill -9) and then switched over; prints what the application felt.
+## ARGS=--async uses asynchronous replication (lost writes reported and explained).
 demo: deps
-	$(CARGO) run --release --example failover_demo
+	$(CARGO) run --release --example failover_demo -- $(ARGS)
 
 ## Everything: formatting, lints, unit tests and integration tests against real clusters, and a
 ## smoke run of the benchmark (no timing is asserted).
