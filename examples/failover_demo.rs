@@ -5,9 +5,13 @@
 //! the leader is killed with kill -9, and then, in a second round, switched over. For each round
 //! it prints Patroni's promotion time (measured by a probe independent of pgha), the longest
 //! write gap, the errors the application saw, where reads ran, and acknowledged writes lost.
+//! The local cluster uses Patroni's synchronous mode unless `--async` is given; the demo exits
+//! non-zero only when a promise of pgha is broken (an error, a stale read, a hung operation, or a
+//! lost write in synchronous mode).
 //!
 //! ```text
 //! cargo run --example failover_demo                     # a fresh local 3-node cluster (make demo)
+//! cargo run --example failover_demo -- --async          # the same on asynchronous replication
 //! cargo run --example failover_demo -- --json           # one JSON object per round
 //! cargo run --example failover_demo -- \
 //!     --patroni http://10.0.0.1:8008,http://10.0.0.2:8008 \
