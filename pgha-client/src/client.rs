@@ -107,6 +107,20 @@ enum Aborted {
     Shutdown,
 }
 
+impl Aborted {
+    /// The error for an abort while preparing `what`, before any statement of the caller's was
+    /// sent (so the outcome is known: nothing happened).
+    fn before_body(self, what: &str) -> Error {
+        match self {
+            Self::Shutdown => Error::new(Kind::Shutdown),
+            Self::Deadline => Error::new(Kind::Timeout).with_message(format!("the deadline passed while {what}")),
+            Self::MemberLost => {
+                Error::new(Kind::Connect).with_message(format!("the member stopped being usable while {what}"))
+            }
+        }
+    }
+}
+
 impl Client {
     /// A builder for a client.
     pub fn builder() -> ClientBuilder {
@@ -400,6 +414,11 @@ impl Op<'_> {
         Ok((value, member.unwrap_or_default()))
     }
 
+    /// How long the operation may take: its own deadline, else the client's.
+    fn budget(&self) -> Duration {
+        self.deadline.unwrap_or(self.client.inner.settings.retry.deadline)
+    }
+
     /// `write` for [`Intent::Write`], [`OpKind::Read`] for every other intent.
     fn op_kind(&self, write: OpKind) -> OpKind {
         if self.intent.is_write() {
@@ -497,8 +516,7 @@ impl Op<'_> {
         if let Some(t) = token {
             return t;
         }
-        let budget = self.deadline.unwrap_or(self.client.inner.settings.retry.deadline);
-        let left = budget.saturating_sub(started.elapsed());
+        let left = self.budget().saturating_sub(started.elapsed());
         if left.is_zero() {
             return WalToken::UNKNOWN;
         }
@@ -526,7 +544,7 @@ impl Op<'_> {
         let settings = &inner.settings;
         bump(&inner.counters.operations);
         let started = Instant::now();
-        let deadline = crate::time::after(started, self.deadline.unwrap_or(settings.retry.deadline));
+        let deadline = crate::time::after(started, self.budget());
         let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
         let mut rx = inner.snapshots.clone();
         let mut attempts: u32 = 0;
@@ -709,11 +727,14 @@ impl Op<'_> {
             // connection last served the other kind, before anything of the caller's is sent,
             // under the same deadline and member watch as the attempt (a frozen primary still
             // acknowledges at the TCP level).
-            let switched = tokio::select! {
-                r = handle.set_session_read_only(conn, read_only) => Ok(r),
-                a = member_lost(&mut rx, &name, needs_primary) => Err(a),
-                () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
-            };
+            let switched = watched(
+                handle.set_session_read_only(conn, read_only),
+                &mut rx,
+                &name,
+                needs_primary,
+                deadline,
+            )
+            .await;
             match switched {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -721,16 +742,7 @@ impl Op<'_> {
                     return Err(e);
                 }
                 // `busy` is dropped unreleased: cancelled on the server, connection closed.
-                Err(aborted) => {
-                    return Err(match aborted {
-                        Aborted::Shutdown => Error::new(Kind::Shutdown),
-                        Aborted::Deadline => {
-                            Error::new(Kind::Timeout).with_message("the deadline passed while preparing the session")
-                        }
-                        Aborted::MemberLost => Error::new(Kind::Connect)
-                            .with_message("the member stopped being usable while preparing the session"),
-                    });
-                }
+                Err(aborted) => return Err(aborted.before_body("preparing the session")),
             }
         }
         phase.store(PHASE_BODY, Ordering::SeqCst);
@@ -744,12 +756,7 @@ impl Op<'_> {
                     token.lsn,
                     wait.min(deadline.saturating_duration_since(Instant::now())),
                 );
-                let verdict = tokio::select! {
-                    r = check => Ok(r),
-                    a = member_lost(&mut rx, &name, needs_primary) => Err(a),
-                    () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
-                };
-                match verdict {
+                match watched(check, &mut rx, &name, needs_primary, deadline).await {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => {
                         busy.release(false);
@@ -760,15 +767,7 @@ impl Op<'_> {
                         return Err(e);
                     }
                     // `busy` is dropped unreleased: the check is cancelled on the server.
-                    Err(aborted) => {
-                        return Err(match aborted {
-                            Aborted::Shutdown => Error::new(Kind::Shutdown),
-                            Aborted::Deadline => Error::new(Kind::Timeout)
-                                .with_message("the deadline passed while checking the read-your-writes token"),
-                            Aborted::MemberLost => Error::new(Kind::Connect)
-                                .with_message("the standby became unusable while checking the read-your-writes token"),
-                        });
-                    }
+                    Err(aborted) => return Err(aborted.before_body("checking the read-your-writes token")),
                 }
             }
         }
@@ -778,11 +777,7 @@ impl Op<'_> {
             let mut work = std::pin::pin!(attempt(conn, phase));
             match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
                 Ok(r) => Ok(r),
-                Err(_) => tokio::select! {
-                    r = &mut work => Ok(r),
-                    a = member_lost(&mut rx, &name, needs_primary) => Err(a),
-                    () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
-                },
+                Err(_) => watched(&mut work, &mut rx, &name, needs_primary, deadline).await,
             }
         };
         match outcome {
@@ -832,6 +827,22 @@ fn waiting_because(why: &str, topology: &Topology) -> String {
 fn discard_after(e: &Error) -> bool {
     e.as_postgres().is_some_and(crate::classify::is_connection_error)
         || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+}
+
+/// Runs `work` until it finishes, `member` can no longer serve the attempt (see
+/// [`member_lost`]) or the deadline passes — whichever comes first.
+async fn watched<T>(
+    work: impl std::future::Future<Output = T>,
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    member: &str,
+    needs_primary: bool,
+    deadline: Instant,
+) -> std::result::Result<T, Aborted> {
+    tokio::select! {
+        r = work => Ok(r),
+        a = member_lost(rx, member, needs_primary) => Err(a),
+        () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+    }
 }
 
 /// Resolves when `member` can no longer serve the attempt: another member became the verified
