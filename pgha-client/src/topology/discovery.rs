@@ -74,25 +74,22 @@ async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result
     ClusterView::from_json(&body).map_err(|e| e.to_string())
 }
 
-/// The cluster's timeline history (`GET /history`) from the first endpoint that answers, each
-/// bounded by the Patroni timeout.
-pub(crate) async fn history(
-    http: &reqwest::Client,
-    settings: &Settings,
-    endpoints: &[Url],
-) -> Option<Vec<HistoryEntry>> {
-    for base in endpoints {
-        let answer = tokio::time::timeout(settings.patroni_timeout, get(http, settings, base, "history")).await;
-        match answer {
-            Ok(Ok(body)) => match HistoryEntry::list_from_json(&body) {
-                Ok(entries) => return Some(entries),
-                Err(e) => tracing::debug!(endpoint = %base, error = %e, "unusable /history"),
-            },
-            Ok(Err(e)) => tracing::debug!(endpoint = %base, error = e, "/history did not answer"),
-            Err(_) => tracing::debug!(endpoint = %base, "/history timed out"),
+/// The cluster's timeline history (`GET /history`) from `base`, bounded by the Patroni timeout.
+pub(crate) async fn history(http: &reqwest::Client, settings: &Settings, base: &Url) -> Option<Vec<HistoryEntry>> {
+    let answer = tokio::time::timeout(settings.patroni_timeout, get(http, settings, base, "history")).await;
+    match answer {
+        Ok(Ok(body)) => HistoryEntry::list_from_json(&body)
+            .inspect_err(|e| tracing::debug!(endpoint = %base, error = %e, "unusable /history"))
+            .ok(),
+        Ok(Err(e)) => {
+            tracing::debug!(endpoint = %base, error = e, "/history did not answer");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(endpoint = %base, "/history timed out");
+            None
         }
     }
-    None
 }
 
 /// Polls every endpoint concurrently. Returns once all answered, or `GRACE` after the first good
@@ -150,7 +147,7 @@ pub(crate) enum ScopeRule {
 /// least two of them when two or more are configured: one endpoint — of another cluster in the
 /// list, or simply the first to answer — never decides alone. `views` must be the answers of
 /// configured endpoints only.
-pub(crate) fn adopt_scope(views: &[(Url, ClusterView)], configured: usize) -> ScopeRule {
+pub(crate) fn adopt_scope<'a>(views: impl IntoIterator<Item = &'a (Url, ClusterView)>, configured: usize) -> ScopeRule {
     let mut counts: Vec<(Option<&str>, usize)> = Vec::new();
     for (_, v) in views {
         match counts.iter_mut().find(|(s, _)| *s == v.scope.as_deref()) {
@@ -171,9 +168,9 @@ pub(crate) fn adopt_scope(views: &[(Url, ClusterView)], configured: usize) -> Sc
 }
 
 /// The scope rule after a poll: the configured scope, else re-decided on every poll by the
-/// configured endpoints that answered (see [`adopt_scope`]: the most reported scope, by at
-/// least two of them) (an upgrade from Patroni 3.0/3.1 to 3.2+ adds a scope to every
-/// answer), keeping the `current` rule while no majority answers.
+/// configured endpoints that answered — see [`adopt_scope`] — so that an upgrade from Patroni
+/// 3.0/3.1 to 3.2+, which adds a scope to every answer, is followed; the `current` rule stays
+/// while the answers decide nothing.
 pub(crate) fn next_scope(
     current: &ScopeRule,
     configured_scope: Option<&str>,
@@ -183,12 +180,8 @@ pub(crate) fn next_scope(
     if let Some(scope) = configured_scope {
         return ScopeRule::Named(scope.to_owned());
     }
-    let ours: Vec<(Url, ClusterView)> = views
-        .iter()
-        .filter(|(url, _)| configured.contains(url))
-        .cloned()
-        .collect();
-    match adopt_scope(&ours, configured.len()) {
+    let ours = views.iter().filter(|(url, _)| configured.contains(url));
+    match adopt_scope(ours, configured.len()) {
         ScopeRule::Unknown => current.clone(),
         decided => decided,
     }

@@ -274,7 +274,7 @@ impl Worker {
         let sysid = next.system_identifier.clone();
         self.publish(next);
         if let Some(url) = history_from {
-            if let Some(entries) = discovery::history(&self.http, &self.settings, &[url]).await {
+            if let Some(entries) = discovery::history(&self.http, &self.settings, &url).await {
                 let points = entries
                     .iter()
                     .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
