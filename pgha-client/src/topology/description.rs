@@ -360,7 +360,6 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         .collect();
     let mut max_timeline_seen = previous.max_timeline_seen;
     let mut max_timeline_primary = previous.max_timeline_primary.clone();
-    let mut switch_points = previous.switch_points.clone();
     if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
         if first != prev && sysids.iter().all(|&s| s == first) {
             notes.push(format!(
@@ -369,7 +368,6 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             history.clear();
             max_timeline_seen = 0;
             max_timeline_primary = None;
-            switch_points = std::sync::Arc::default();
         }
     }
     if let Some(lower) = abandoned_timeline(obs, max_timeline_seen, max_timeline_primary.as_deref()) {
@@ -541,7 +539,8 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             .or_else(|| previous.system_identifier.clone()),
         notes,
         observed_at: obs.now,
-        switch_points,
+        // The topology task sets them: it reads the history and owns it.
+        switch_points: std::sync::Arc::default(),
     }
 }
 

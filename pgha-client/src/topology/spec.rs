@@ -189,7 +189,6 @@ fn run_spec(path: &Path) {
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
     previous.max_timeline_primary = spec.max_timeline_primary.clone();
-    previous.switch_points = std::sync::Arc::new(spec.timeline_history.iter().map(|(tl, l)| (*tl, lsn(l))).collect());
     let now = at(spec.now_ms);
     let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {
@@ -198,7 +197,8 @@ fn run_spec(path: &Path) {
         probes: &probes,
         now,
     };
-    let topology = build(&obs, &previous, &mut history);
+    let mut topology = build(&obs, &previous, &mut history);
+    topology.switch_points = std::sync::Arc::new(spec.timeline_history.iter().map(|(tl, l)| (*tl, lsn(l))).collect());
 
     let e = &spec.expect_topology;
     assert_eq!(

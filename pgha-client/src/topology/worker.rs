@@ -36,7 +36,8 @@ pub(crate) struct Worker {
     learned: Vec<Url>,
     scope: discovery::ScopeRule,
     history: PrimaryHistory,
-    /// Patroni's `/history` as last read, with the system identifier it belongs to.
+    /// Patroni's `/history` as last read, with the system identifier it belongs to: the one
+    /// place the timeline history lives; every snapshot of the same database gets it.
     switch_points: (Option<String>, Arc<BTreeMap<u64, crate::patroni::Lsn>>),
     handles: HashMap<Address, Arc<MemberHandle>>,
     counters: HashMap<String, Arc<MemberCounters>>,
@@ -258,7 +259,7 @@ impl Worker {
             debug!(note, "topology");
         }
         let (sysid, points) = &self.switch_points;
-        if *sysid == next.system_identifier && points.len() > next.switch_points.len() {
+        if *sysid == next.system_identifier {
             next.switch_points = points.clone();
         }
         // Where each ended timeline ended, once the current one needs it: read after publishing
