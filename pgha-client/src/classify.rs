@@ -12,15 +12,16 @@
 //! ¹ retried instead when the operation was declared idempotent.
 //! ² the statement was rolled back, but earlier statements of the same `run` closure may have
 //!   committed; retried when the operation was declared idempotent.
-//! ³ reads run read-only (a standby, or a `READ ONLY` transaction on the primary): a write inside
-//!   a read intent fails at once instead of being replayed.
+//! ³ reads run read-only (a standby; on the primary, a `READ ONLY` transaction or a session whose
+//!   `default_transaction_read_only` is on): a write inside a read intent fails at once instead
+//!   of being replayed.
 //!
 //! Recovery conflicts on standbys are reported as `40001`, so reads retry them, preferably on
 //! another member.
 
 use tokio_postgres::error::SqlState;
 
-use crate::error::{Error, Kind};
+use crate::error::{causes, Error, Kind};
 
 /// Where in an attempt a failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,17 +73,14 @@ pub(crate) fn is_connection_error(e: &tokio_postgres::Error) -> bool {
 /// An `std::io::Error` in the error's sources, other than the `InvalidInput`/`InvalidData` of
 /// a message that could not be encoded (the session is intact then).
 fn io_failure(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut next = e.source();
-    while let Some(cause) = next {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return !matches!(
+    causes(e)
+        .find_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            !matches!(
                 io.kind(),
                 std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData
-            );
-        }
-        next = cause.source();
-    }
-    false
+            )
+        })
 }
 
 /// A connection refused for a reason no retry can fix: the password or the role
@@ -97,18 +95,13 @@ pub(crate) fn is_permanent_connect_error(error: &Error) -> bool {
         ]
         .contains(code);
     }
-    let mut next = std::error::Error::source(error);
-    while let Some(cause) = next {
-        let io_inner = cause
+    causes(error).any(|cause| {
+        let inside_io = cause
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-        if cause.downcast_ref::<rustls::Error>().or(io_inner).is_some() {
-            return true;
-        }
-        next = cause.source();
-    }
-    false
+        cause.downcast_ref::<rustls::Error>().or(inside_io).is_some()
+    })
 }
 
 /// SQLSTATEs that mean the statement was rejected without running.
@@ -152,8 +145,8 @@ pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
                 return Verdict::Fail;
             };
             match pg.code() {
-                // A read intent runs read-only (on a standby, or in a READ ONLY transaction on
-                // the primary): a write in it is the caller's mistake, not a role change.
+                // A read intent runs read-only (on a standby, or in a read-only transaction or
+                // session on the primary): a write in it is the caller's mistake, not a role change.
                 Some(code) if code == &SqlState::READ_ONLY_SQL_TRANSACTION && op == OpKind::Read => Verdict::Fail,
                 Some(code) if not_executed_sqlstate(code) => retry(code == &SqlState::READ_ONLY_SQL_TRANSACTION),
                 Some(code) if session_ending_sqlstate(code) => session_lost(),

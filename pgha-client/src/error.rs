@@ -264,16 +264,21 @@ impl std::error::Error for Error {
 /// part — "invalid peer certificate: UnknownIssuer", "connection refused" — in the sources).
 pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
-    let mut next = error.source();
-    while let Some(e) = next {
+    for e in causes(error) {
         let part = e.to_string();
         if !text.contains(&part) {
             text.push_str(": ");
             text.push_str(&part);
         }
-        next = e.source();
     }
     text
+}
+
+/// The causes of an error, nearest first (`error.source()`, its source, …).
+pub(crate) fn causes<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(error.source(), |e| e.source())
 }
 
 #[cfg(test)]
