@@ -182,6 +182,31 @@ impl ReadSample {
     }
 }
 
+/// The heartbeats acknowledged after `seen`; `heartbeats` are `(seq, acknowledged at)` in
+/// sequence order (one writer, so acknowledgement times rise with the sequence).
+pub(crate) fn heartbeats_after(heartbeats: &[(i64, Instant)], seen: i64) -> &[(i64, Instant)] {
+    &heartbeats[heartbeats.partition_point(|(s, _)| *s <= seen)..]
+}
+
+/// The rule for a stale read, shared by the demo, the benchmarks and the fault-injection
+/// verdict: a read that saw heartbeat `seen` and started at `started` was stale if it missed a
+/// heartbeat that `survived` and was acknowledged more than `bound` before it started. Returns
+/// the first such heartbeat. (A heartbeat the failover lost is a lost write, not a reason to call
+/// a read stale.)
+pub(crate) fn missed_surviving_heartbeat(
+    heartbeats: &[(i64, Instant)],
+    seen: i64,
+    started: Instant,
+    bound: Duration,
+    survived: impl Fn(i64) -> bool,
+) -> Option<(i64, Instant)> {
+    heartbeats_after(heartbeats, seen)
+        .iter()
+        .take_while(|(_, acked)| *acked + bound < started)
+        .find(|(s, _)| survived(*s))
+        .copied()
+}
+
 /// A client under test in a round: its driver, its table and its heartbeat row.
 pub type Contender = (Arc<dyn Driver>, String, i32);
 
@@ -472,10 +497,8 @@ impl Workload {
                                 // A suspect if the next heartbeat (the earliest acknowledged one
                                 // it missed) was acknowledged more than `bound` before the read
                                 // started; stale if a surviving one was (see `judge`).
-                                let first = log.heartbeat.partition_point(|(s, _)| *s <= sample.seq);
-                                if log
-                                    .heartbeat
-                                    .get(first)
+                                if heartbeats_after(&log.heartbeat, sample.seq)
+                                    .first()
                                     .is_some_and(|(_, acked)| *acked + bound < started)
                                 {
                                     log.suspects.push(Suspect { started, sample });
@@ -568,22 +591,13 @@ impl WorkloadLog {
     /// read is stale if a surviving heartbeat after the one it saw was acknowledged more than
     /// the bound before it started. Returns (stale reads, their explanations, heartbeats lost).
     fn judge(&self, surviving: &[i64]) -> (u64, Vec<String>, u64) {
-        let kept: Vec<(i64, Instant)> = self
-            .log
-            .heartbeat
-            .iter()
-            .filter(|(s, _)| *s == self.seq0 || surviving.binary_search(s).is_ok())
-            .copied()
-            .collect();
-        let lost = (self.log.heartbeat.len() - kept.len()) as u64;
+        let survived = |s: i64| s == self.seq0 || surviving.binary_search(&s).is_ok();
+        let lost = self.log.heartbeat.iter().filter(|(s, _)| !survived(*s)).count() as u64;
         let mut stale = 0;
         let mut samples = Vec::new();
         for Suspect { started, sample } in &self.log.suspects {
-            let next = kept.partition_point(|(s, _)| *s <= sample.seq);
-            let Some((missed, acked)) = kept.get(next) else {
-                continue;
-            };
-            if *acked + self.bound < *started {
+            let missed = missed_surviving_heartbeat(&self.log.heartbeat, sample.seq, *started, self.bound, survived);
+            if let Some((missed, acked)) = missed {
                 stale += 1;
                 if samples.len() < 5 {
                     samples.push(format!(
@@ -594,7 +608,7 @@ impl WorkloadLog {
                         sample.lsn,
                         sample.seq,
                         missed,
-                        started.saturating_duration_since(*acked),
+                        started.saturating_duration_since(acked),
                         self.bound
                     ));
                 }
@@ -603,9 +617,22 @@ impl WorkloadLog {
         (stale, samples, lost)
     }
 
+    /// Reads what survived on the primary (acknowledged inserts, heartbeats) and builds the
+    /// report of `fault`.
+    pub async fn report_from(
+        &self,
+        client: &Client,
+        fault: &str,
+        promotion: Option<Duration>,
+    ) -> pgha_client::Result<RoundReport> {
+        let lost = count_lost(client, &self.table, &self.acked_ids()).await?;
+        let surviving = surviving_heartbeats(client, self).await?;
+        Ok(self.report(fault, promotion, lost, &surviving))
+    }
+
     /// Builds the report: `lost` is the number of acknowledged writes missing afterwards,
     /// `surviving` the heartbeat values found in the log table afterwards (sorted).
-    pub fn report(&self, fault: &str, promotion: Option<Duration>, lost: u64, surviving: &[i64]) -> RoundReport {
+    fn report(&self, fault: &str, promotion: Option<Duration>, lost: u64, surviving: &[i64]) -> RoundReport {
         let (stale_reads, stale_samples, heartbeats_lost) = self.judge(surviving);
         let gap = self.write_gap().as_secs_f64();
         let promotion_s = promotion.map(|p| p.as_secs_f64());
@@ -632,7 +659,7 @@ impl WorkloadLog {
 }
 
 /// The heartbeat values of `row` that survived (are in the log table on the primary), sorted.
-pub async fn surviving_heartbeats(client: &Client, log: &WorkloadLog) -> pgha_client::Result<Vec<i64>> {
+async fn surviving_heartbeats(client: &Client, log: &WorkloadLog) -> pgha_client::Result<Vec<i64>> {
     let (row, seq0) = (log.row, log.seq0);
     client
         .run(Intent::Primary, async move |c| {
@@ -1026,9 +1053,7 @@ pub async fn run_fault<I: Injector>(
     let after = client.topology().primary().map(|m| m.name.clone());
     let mut reports = Vec::new();
     for log in &logs {
-        let lost = count_lost(client, &log.table, &log.acked_ids()).await?;
-        let surviving = surviving_heartbeats(client, log).await?;
-        let mut report = log.report(fault.name(), promotion, lost, &surviving);
+        let mut report = log.report_from(client, fault.name(), promotion).await?;
         report.primary_before = before.clone();
         report.primary_after = after.clone();
         reports.push(report);

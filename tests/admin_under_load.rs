@@ -53,11 +53,10 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let log = workload.stop().await;
-    let lost = harness::count_lost(&client, harness::TABLE, &log.acked_ids())
+    let report = log
+        .report_from(&client, "switchover + rolling restart", None)
         .await
-        .expect("count");
-    let surviving = harness::surviving_heartbeats(&client, &log).await.expect("heartbeats");
-    let report = log.report("switchover + rolling restart", None, lost, &surviving);
+        .expect("what survived");
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     assert_eq!(
         report.errors_surfaced, 0,

@@ -122,12 +122,10 @@ pub(super) fn judge(
         }
     }
     for (seen, started) in &log.stale_candidates {
-        let missed = log
-            .heartbeats_after(*seen)
-            .iter()
-            .take_while(|(_, acked)| *acked + bound < *started)
-            .any(|(s, _)| last.heartbeats.contains(s));
-        if missed {
+        let missed = crate::harness::missed_surviving_heartbeat(&log.heartbeat, *seen, *started, bound, |s| {
+            last.heartbeats.contains(&s)
+        });
+        if missed.is_some() {
             v.stale_at.push(*started);
         }
     }

@@ -50,7 +50,7 @@ pub(super) struct Log {
 impl Log {
     /// The heartbeats acknowledged after `seen`, in order (they are recorded in sequence order).
     pub(super) fn heartbeats_after(&self, seen: i64) -> &[(i64, Instant)] {
-        &self.heartbeat[self.heartbeat.partition_point(|(s, _)| *s <= seen)..]
+        crate::harness::heartbeats_after(&self.heartbeat, seen)
     }
 }
 
