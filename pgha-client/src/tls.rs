@@ -24,71 +24,66 @@ fn read_pem_certs(path: &std::path::Path) -> Result<Vec<rustls::pki_types::Certi
 /// The TLS connector used for every PostgreSQL connection, verifying what libpq's `sslmode`
 /// verifies: nothing for `prefer` and `require` (unless `sslrootcert` is set, which makes
 /// `require` check the chain, as libpq does with a root certificate file), the chain for
-/// `verify-ca`, the chain and the host name for `verify-full`.
+/// `verify-ca` (which needs `sslrootcert`), the chain and the host name for `verify-full` —
+/// rustls's own verifier, the others the lenient [`Verifier`] around it.
 pub(crate) fn postgres_tls(settings: &Settings) -> Result<MakeRustlsConnect> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let check = match settings.ssl_mode {
-        SslMode::Disable | SslMode::Prefer => Check::Nothing,
-        SslMode::Require if settings.ssl_ca_file.is_none() => Check::Nothing,
-        SslMode::Require | SslMode::VerifyCa => Check::Chain,
-        SslMode::VerifyFull => Check::ChainAndName,
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS: {e}")))?;
+    let chain_only = |roots| -> Result<Arc<Verifier>> {
+        let webpki = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+            .build()
+            .map_err(|e| Error::config(format!("TLS: {e}")))?;
+        Ok(Arc::new(Verifier {
+            webpki: Some(webpki),
+            provider: provider.clone(),
+        }))
     };
-    if settings.ssl_mode == SslMode::VerifyCa && settings.ssl_ca_file.is_none() {
-        // Checking the chain but not the name against public roots would accept any publicly
-        // issued certificate for any host; libpq refuses verify-ca without a root file too.
-        return Err(Error::config(
-            "sslmode verify-ca needs sslrootcert (the CA to verify against)",
-        ));
-    }
-    let webpki = match check {
-        Check::Nothing => None,
-        Check::Chain | Check::ChainAndName => {
-            let mut roots = rustls::RootCertStore::empty();
-            match &settings.ssl_ca_file {
-                Some(path) => {
-                    for cert in read_pem_certs(path)? {
-                        roots
-                            .add(cert)
-                            .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
-                    }
-                }
-                None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-            }
-            Some(
-                rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                    .build()
-                    .map_err(|e| Error::config(format!("TLS: {e}")))?,
-            )
+    let config = match (settings.ssl_mode, &settings.ssl_ca_file) {
+        (SslMode::VerifyFull, _) => builder.with_root_certificates(root_store(settings)?),
+        (SslMode::VerifyCa, None) => {
+            // Checking the chain but not the name against public roots would accept any publicly
+            // issued certificate for any host; libpq refuses verify-ca without a root file too.
+            return Err(Error::config(
+                "sslmode verify-ca needs sslrootcert (the CA to verify against)",
+            ));
+        }
+        (SslMode::VerifyCa, Some(_)) | (SslMode::Require, Some(_)) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(chain_only(root_store(settings)?)?),
+        (SslMode::Disable | SslMode::Prefer | SslMode::Require, _) => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(Verifier {
+                webpki: None,
+                provider: provider.clone(),
+            }))
         }
     };
-    let verifier = Arc::new(Verifier {
-        webpki,
-        check_name: check == Check::ChainAndName,
-        provider: provider.clone(),
-    });
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::config(format!("TLS: {e}")))?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
-    Ok(MakeRustlsConnect::new(config))
+    Ok(MakeRustlsConnect::new(config.with_no_client_auth()))
 }
 
-/// What a TLS handshake verifies of the server's certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Check {
-    Nothing,
-    Chain,
-    ChainAndName,
+/// The CA file's certificates, or the WebPKI roots without one.
+fn root_store(settings: &Settings) -> Result<rustls::RootCertStore> {
+    let mut roots = rustls::RootCertStore::empty();
+    match &settings.ssl_ca_file {
+        Some(path) => {
+            for cert in read_pem_certs(path)? {
+                roots
+                    .add(cert)
+                    .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    Ok(roots)
 }
 
-/// The server-certificate check of one `sslmode`. The handshake's own signatures are always
-/// verified: only the trust decision about the certificate differs.
+/// The server-certificate check of `prefer`, `require` and `verify-ca`: with `webpki`, the
+/// chain is verified but not the host name; without, nothing. The handshake's own signatures are
+/// always verified: only the trust decision about the certificate differs.
 #[derive(Debug)]
 struct Verifier {
     webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
-    check_name: bool,
     provider: Arc<rustls::crypto::CryptoProvider>,
 }
 
@@ -108,7 +103,7 @@ impl rustls::client::danger::ServerCertVerifier for Verifier {
         match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(TlsError::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if !self.check_name => Ok(rustls::client::danger::ServerCertVerified::assertion()),
+            )) => Ok(rustls::client::danger::ServerCertVerified::assertion()),
             other => other,
         }
     }
