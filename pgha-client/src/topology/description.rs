@@ -238,16 +238,6 @@ struct Sample {
     lsn: Lsn,
 }
 
-impl Sample {
-    /// Whether a member on `timeline` (no earlier than the sample's) that replayed up to
-    /// `replay` has every write this sample covers, compared by position: on an earlier
-    /// timeline positions are shared up to the switch point, and a sample beyond it covers
-    /// writes lost for every member alike (the member has every write that survived).
-    fn replayed_by(&self, timeline: u64, replay: Lsn) -> bool {
-        self.timeline <= timeline && self.lsn <= replay
-    }
-}
-
 impl PrimaryHistory {
     const MAX_SAMPLES: usize = 1024;
 
@@ -284,10 +274,13 @@ impl PrimaryHistory {
         if self.samples.iter().any(|s| s.timeline > timeline) {
             return None;
         }
+        // Every sample is now on the member's timeline or an earlier one, compared by position:
+        // positions are shared up to a switch point, and a sample beyond it covers writes lost
+        // for every member alike (the member has every write that survived).
         self.samples
             .iter()
             .rev()
-            .find(|s| s.replayed_by(timeline, replay))
+            .find(|s| s.lsn <= replay)
             .map(|s| observed_at.saturating_duration_since(s.at))
     }
 }
