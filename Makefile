@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test bench chaos fuzz lint fmt unit clean-clusters
+.PHONY: deps build demo test unit bench chaos fuzz lint doc fmt clean-clusters
 
 FAULTS ?= 54
 SEED ?= 11
@@ -33,6 +33,13 @@ test: deps lint
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --bench failover -- --quick
 
+## The fast tier: every test that needs no cluster (unit, spec-table, property, recorded-fixture,
+## hostile-endpoint, CLI-parsing and redaction tests) and the doctests. Starts no cluster and
+## needs no installed PostgreSQL or Patroni. (`.config/nextest.toml`, profile `unit`.)
+unit:
+	$(CARGO) nextest run --workspace --profile unit
+	$(CARGO) test --workspace --doc
+
 ## The benchmarks of BENCHMARKS.md (release build, ~15 min; add ARGS="--json" for one JSON document).
 bench: deps
 	$(CARGO) bench --bench failover -- $(ARGS)
@@ -48,10 +55,14 @@ chaos: deps
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS)
 
-lint:
+lint: doc
 	$(CARGO) fmt --all -- --check
 	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## The API docs, with broken intra-doc links and other rustdoc warnings as errors.
+doc:
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 
 fmt:
 	$(CARGO) fmt --all

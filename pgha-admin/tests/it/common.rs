@@ -1,19 +1,17 @@
 //! Shared by the integration tests: a real cluster, and the `pgha` binary pointed at it.
 
-#![allow(dead_code, unreachable_pub)]
-
 use std::process::Stdio;
 use std::time::Duration;
 
 use pgha_testkit::LocalCluster;
 use serde_json::Value;
 
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     pgha_testkit::init_test_tracing("pgha_admin=info,pgha_testkit=info");
 }
 
 /// A 3-member cluster with pgBackRest.
-pub async fn cluster() -> LocalCluster {
+pub(crate) async fn cluster() -> LocalCluster {
     init_tracing();
     LocalCluster::builder()
         .members(3)
@@ -25,7 +23,7 @@ pub async fn cluster() -> LocalCluster {
 
 /// The `pgha` environment for a cluster (flags are tested separately; the environment is how
 /// cron jobs usually configure it).
-pub fn env(cluster: &LocalCluster) -> Vec<(String, String)> {
+pub(crate) fn env(cluster: &LocalCluster) -> Vec<(String, String)> {
     let creds = cluster.credentials();
     let info = cluster.info();
     let mut env = vec![
@@ -51,18 +49,18 @@ pub fn env(cluster: &LocalCluster) -> Vec<(String, String)> {
 
 /// What one `pgha` run produced.
 #[derive(Debug)]
-pub struct Run {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Run {
+    pub(crate) code: i32,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 impl Run {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
     }
 
-    pub fn ok(self) -> Self {
+    pub(crate) fn ok(self) -> Self {
         assert_eq!(self.code, 0, "pgha failed: {self:?}");
         self
     }
@@ -70,7 +68,7 @@ impl Run {
 
 /// Runs `pgha <args>` with `env` (and nothing else from this process's environment but PATH),
 /// stdin closed, bounded by 5 minutes.
-pub async fn pgha(env: &[(String, String)], args: &[&str]) -> Run {
+pub(crate) async fn pgha(env: &[(String, String)], args: &[&str]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgha"));
     cmd.args(args)
         .env_clear()
@@ -96,14 +94,14 @@ pub async fn pgha(env: &[(String, String)], args: &[&str]) -> Run {
 }
 
 /// `pgha --format json <args>`, which must succeed.
-pub async fn pgha_json(env: &[(String, String)], args: &[&str]) -> Value {
+pub(crate) async fn pgha_json(env: &[(String, String)], args: &[&str]) -> Value {
     let mut all = vec!["--format", "json"];
     all.extend_from_slice(args);
     pgha(env, &all).await.ok().json()
 }
 
 /// A superuser connection to the leader's application database.
-pub async fn superuser(cluster: &LocalCluster) -> tokio_postgres::Client {
+pub(crate) async fn superuser(cluster: &LocalCluster) -> tokio_postgres::Client {
     let leader = cluster.leader().await.expect("a leader");
     cluster
         .connect_superuser(&leader, &cluster.database())

@@ -2,17 +2,15 @@
 //! cancelled), maintenance mode, restarts (scheduled, cancelled, pending-only), reload,
 //! configuration patches, reinitialize, failover and the rolling restart.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{pgha, pgha_json};
+use crate::common::{pgha, pgha_json};
 use pgha_admin::exit_codes;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_operations_change_the_cluster_as_asked() {
-    let cluster = common::cluster().await;
-    let env = common::env(&cluster);
+    let cluster = crate::common::cluster().await;
+    let env = crate::common::env(&cluster);
     let leader = cluster.leader().await.expect("leader");
     let members = cluster.member_names();
     let others: Vec<String> = members.iter().filter(|m| **m != leader).cloned().collect();

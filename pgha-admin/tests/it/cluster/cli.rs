@@ -2,9 +2,7 @@
 //! queries, pgvector indexes, tuning — and bad input, which must give a typed error and the
 //! documented exit code, never a panic.
 
-mod common;
-
-use common::{pgha, pgha_json};
+use crate::common::{pgha, pgha_json};
 use pgha_admin::exit_codes;
 use serde_json::Value;
 
@@ -16,8 +14,8 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_covers_the_runbook_against_a_real_cluster() {
-    let cluster = common::cluster().await;
-    let env = common::env(&cluster);
+    let cluster = crate::common::cluster().await;
+    let env = crate::common::env(&cluster);
     let leader = cluster.leader().await.expect("leader");
 
     // --- cluster status and history -----------------------------------------------------------
@@ -146,7 +144,7 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     );
 
     // --- maintenance ---------------------------------------------------------------------------
-    let db = common::superuser(&cluster).await;
+    let db = crate::common::superuser(&cluster).await;
     db.batch_execute(
         "CREATE TABLE items (id bigint PRIMARY KEY, name text, embedding vector(3)); \
          INSERT INTO items SELECT g, 'item ' || g, ARRAY[g, g * 2, g % 7]::real[]::vector FROM generate_series(1, 2000) g; \

@@ -4,17 +4,15 @@
 //! PITR to the noted time, the rows are back and every member streams on the new timeline. Then
 //! the "all nodes lost" restore: everything archived comes back.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::pgha;
+use crate::common::pgha;
 use pgha_admin::pitr::RecoveryTarget;
 use pgha_testkit::LocalCluster;
 
 async fn count(cluster: &LocalCluster) -> i64 {
-    common::superuser(cluster)
+    crate::common::superuser(cluster)
         .await
         .query_one("SELECT count(*) FROM precious", &[])
         .await
@@ -24,7 +22,7 @@ async fn count(cluster: &LocalCluster) -> i64 {
 
 /// Inserts `n` more rows, notes the time, then deletes everything; returns the noted time.
 async fn insert_note_delete(cluster: &LocalCluster, n: i64) -> String {
-    let db = common::superuser(cluster).await;
+    let db = crate::common::superuser(cluster).await;
     db.execute(
         "INSERT INTO precious SELECT (SELECT coalesce(max(id), 0) FROM precious) + g FROM generate_series(1, $1::int8) g",
         &[&n],
@@ -91,10 +89,10 @@ fn devcluster() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
-    let cluster = common::cluster().await;
+    let cluster = crate::common::cluster().await;
     let admin = cluster.admin().expect("admin");
     let pgbackrest = cluster.pgbackrest_handle().expect("pgBackRest");
-    common::superuser(&cluster)
+    crate::common::superuser(&cluster)
         .await
         .batch_execute("CREATE TABLE precious (id bigint PRIMARY KEY)")
         .await
@@ -157,7 +155,7 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("pgha.toml");
     std::fs::write(&file, config).expect("config file");
-    let mut env = common::env(&cluster);
+    let mut env = crate::common::env(&cluster);
     env.push(("PGHA_CONFIG".into(), file.display().to_string()));
 
     let dry = pgha(&env, &["--format", "json", "--dry-run", "pitr", "--time", &noted])
@@ -188,7 +186,7 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
         .ok()
         .json();
     assert_eq!(dry["target"]["type"], "latest", "{dry}");
-    common::superuser(&cluster)
+    crate::common::superuser(&cluster)
         .await
         .execute(
             "INSERT INTO precious SELECT 1000 + g FROM generate_series(1, 10) g",

@@ -1,11 +1,9 @@
 //! `pgha check` (and `Admin::check`) follow the cluster's real health: zero when healthy,
 //! non-zero when a replica's replay is stuck past the threshold or a replica is down.
 
-mod common;
-
 use std::time::Duration;
 
-use common::pgha;
+use crate::common::pgha;
 use pgha_admin::{exit_codes, CheckOptions, Level};
 use serde_json::Value;
 
@@ -43,8 +41,8 @@ async fn eventually(env: &[(String, String)], extra: &[&str], code: i32) -> Valu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_exit_code_follows_cluster_health() {
-    let cluster = common::cluster().await;
-    let env = common::env(&cluster);
+    let cluster = crate::common::cluster().await;
+    let env = crate::common::env(&cluster);
     let admin = cluster.admin().expect("admin");
     let leader = cluster.leader().await.expect("leader");
     let replica = cluster
@@ -70,7 +68,7 @@ async fn check_exit_code_follows_cluster_health() {
     // Replay stuck on one replica while the leader writes 8 MB: its replay lag passes the
     // threshold (Patroni's own `lag` stays 0: it measures received WAL).
     cluster.pause_replay(&replica).expect("pause replay");
-    let db = common::superuser(&cluster).await;
+    let db = crate::common::superuser(&cluster).await;
     db.batch_execute("CREATE TABLE filler AS SELECT g, repeat('x', 1000) AS pad FROM generate_series(1, 8000) g")
         .await
         .expect("write WAL");

@@ -2,15 +2,13 @@
 //! `replay_lag`…) behind HTTPS with basic auth, and PostgreSQL with TLS verified against the
 //! cluster's CA: the same commands work, and without the CA they fail with a clear error.
 
-mod common;
-
-use common::{pgha, pgha_json};
+use crate::common::{pgha, pgha_json};
 use pgha_admin::exit_codes;
 use pgha_testkit::{LocalCluster, PatroniFlavor};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patroni_4_over_https_with_tls_to_postgres() {
-    common::init_tracing();
+    crate::common::init_tracing();
     let cluster = LocalCluster::builder()
         .members(3)
         .patroni(PatroniFlavor::V4)
@@ -20,7 +18,7 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
         .expect("cluster");
     let ca = cluster.ca_file().expect("a CA").display().to_string();
     assert!(cluster.patroni_urls().iter().all(|u| u.starts_with("https://")));
-    let mut env: Vec<(String, String)> = common::env(&cluster)
+    let mut env: Vec<(String, String)> = crate::common::env(&cluster)
         .into_iter()
         .filter(|(k, _)| k != "PGHA_SSLMODE")
         .collect();

@@ -1,0 +1,6 @@
+//! End to end against real clusters: failover under load, admin operations under load, and the
+//! short fault-injection runs.
+
+mod admin_under_load;
+mod chaos;
+mod failover;
