@@ -1,0 +1,223 @@
+//! Fault injection: nodes and etcd stopped, started, killed or frozen, replay paused, REST blocked, partitions.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use super::LocalCluster;
+use crate::error::{Error, Result};
+use crate::process::{children_of, cmdline, node_processes, postmaster, spawn_logged, ProcRef};
+
+/// The cgroup of one node's processes.
+fn node_group(scope: &str, member: &str) -> String {
+    format!("pgha-{scope}-{member}")
+}
+
+impl LocalCluster {
+    /// Stops etcd (SIGTERM, then SIGKILL after 10 s). Patroni loses its DCS.
+    pub fn stop_etcd(&self) -> Result<()> {
+        let proc = self.lock_state().etcd.proc.take();
+        let proc = proc.ok_or_else(|| Error::NotRunning("etcd".into()))?;
+        proc.terminate(Duration::from_secs(10));
+        self.reap_child("etcd");
+        self.lock_state().save()
+    }
+
+    /// Starts etcd again on the same data directory and ports, and waits until it is healthy.
+    pub async fn start_etcd_again(&self) -> Result<()> {
+        if self.lock_state().etcd.proc.is_some_and(|p| p.is_alive()) {
+            return Ok(());
+        }
+        self.start_etcd().await
+    }
+
+    /// Starts a member's Patroni (which starts its PostgreSQL). Does not wait.
+    pub fn start_node(&self, member: &str) -> Result<()> {
+        let mut state = self.lock_state();
+        let bin = state.patroni_bin.clone();
+        let group = node_group(&state.scope, member);
+        let m = state.member_mut(member)?;
+        if m.patroni.is_some_and(|p| p.is_alive()) {
+            return Ok(());
+        }
+        let mut cmd = self.user.command(&bin);
+        cmd.arg(m.config_file()).current_dir(&m.dir);
+        let (child, proc) = spawn_logged(cmd, &m.log_file(), &format!("patroni {member}"))?;
+        // Each node in a cgroup of its own from the start (PostgreSQL inherits it), so that its
+        // sockets — even long-lived ones — can be told apart by `partition_node`. Best effort:
+        // without root or cgroup v2 only partitions are unavailable.
+        if let Err(e) = crate::cgroup::enter(&group, &[proc.pid]) {
+            tracing::debug!(member, error = %e, "node not placed in a cgroup");
+        }
+        m.patroni = Some(proc);
+        state.save()?;
+        drop(state);
+        self.lock_children().insert(member.to_owned(), child);
+        Ok(())
+    }
+
+    /// Stops a member cleanly: SIGTERM to Patroni, which shuts PostgreSQL down and releases the
+    /// leader key if it holds it. SIGKILL after 30 s.
+    pub fn stop_node(&self, member: &str) -> Result<()> {
+        let (patroni, data_dir) = {
+            let mut state = self.lock_state();
+            let m = state.member_mut(member)?;
+            (m.patroni.take(), m.data_dir())
+        };
+        let patroni = patroni.ok_or_else(|| Error::NotRunning(format!("Patroni on {member}")))?;
+        patroni.signal_group(Signal::SIGCONT);
+        patroni.terminate(Duration::from_secs(30));
+        if let Some(pm) = postmaster(&data_dir) {
+            pm.terminate(Duration::from_secs(10));
+        }
+        self.reap_child(member);
+        self.lock_state().save()
+    }
+
+    /// Kills a whole node with SIGKILL: its Patroni and its postmaster (with all backends), as a
+    /// power loss would. The leader key stays in etcd until its TTL runs out.
+    pub fn kill_node(&self, member: &str) -> Result<()> {
+        let (patroni, data_dir) = {
+            let mut state = self.lock_state();
+            let m = state.member_mut(member)?;
+            (m.patroni.take(), m.data_dir())
+        };
+        let procs = node_processes(patroni, &data_dir);
+        if procs.is_empty() {
+            return Err(Error::NotRunning(format!("node {member}")));
+        }
+        for p in &procs {
+            p.signal_group(Signal::SIGKILL);
+        }
+        for p in &procs {
+            p.wait_gone(Duration::from_secs(10));
+        }
+        self.reap_child(member);
+        self.lock_state().save()
+    }
+
+    /// Kills only a member's postmaster (SIGKILL); Patroni stays up and restarts it in place.
+    pub fn kill_postmaster(&self, member: &str) -> Result<()> {
+        let data_dir = self.lock_state().member(member)?.data_dir();
+        let pm = postmaster(&data_dir).ok_or_else(|| Error::NotRunning(format!("PostgreSQL on {member}")))?;
+        pm.signal(Signal::SIGKILL);
+        pm.wait_gone(Duration::from_secs(10));
+        Ok(())
+    }
+
+    fn signal_node(&self, member: &str, sig: Signal) -> Result<()> {
+        let (patroni, data_dir) = {
+            let state = self.lock_state();
+            let m = state.member(member)?;
+            (m.patroni, m.data_dir())
+        };
+        let procs = node_processes(patroni, &data_dir);
+        if procs.is_empty() {
+            return Err(Error::NotRunning(format!("node {member}")));
+        }
+        for p in &procs {
+            p.signal_group(sig);
+        }
+        Ok(())
+    }
+
+    /// Freezes a node: SIGSTOP to its Patroni, its postmaster and every PostgreSQL backend.
+    /// Past the TTL, the other members elect a new leader. Undo with [`thaw_node`](Self::thaw_node).
+    pub fn freeze_node(&self, member: &str) -> Result<()> {
+        self.signal_node(member, Signal::SIGSTOP)
+    }
+
+    /// Continues a frozen node (SIGCONT).
+    pub fn thaw_node(&self, member: &str) -> Result<()> {
+        self.signal_node(member, Signal::SIGCONT)
+    }
+
+    /// The startup (recovery) process of a standby: the one that replays WAL.
+    fn startup_process(&self, member: &str) -> Result<ProcRef> {
+        let data_dir = self.lock_state().member(member)?.data_dir();
+        let pm = postmaster(&data_dir).ok_or_else(|| Error::NotRunning(format!("PostgreSQL on {member}")))?;
+        children_of(&pm)
+            .into_iter()
+            // PostgreSQL titles it "postgres: <cluster_name>: startup recovering <segment>".
+            .find(|p| cmdline(p).contains(": startup "))
+            .ok_or_else(|| Error::NotRunning(format!("a startup (recovery) process on {member}: is it a standby?")))
+    }
+
+    /// Stops WAL replay on a standby while it keeps receiving WAL, so its replay lag grows.
+    ///
+    /// `pg_wal_replay_pause()` is no use here: on PostgreSQL 14+ Patroni resumes a paused replay in
+    /// its next HA loop (unless the cluster is in maintenance mode). So the testkit freezes the
+    /// standby's startup process (SIGSTOP), which replays WAL; the WAL receiver keeps streaming,
+    /// queries keep working, and `pg_last_wal_replay_lsn()` stops moving — a replay stuck as by a
+    /// long recovery conflict. Undo with [`resume_replay`](Self::resume_replay).
+    pub fn pause_replay(&self, member: &str) -> Result<()> {
+        self.startup_process(member)?.signal(Signal::SIGSTOP);
+        Ok(())
+    }
+
+    /// Resumes WAL replay stopped by [`pause_replay`](Self::pause_replay).
+    pub fn resume_replay(&self, member: &str) -> Result<()> {
+        self.startup_process(member)?.signal(Signal::SIGCONT);
+        Ok(())
+    }
+
+    fn rest_port(&self, member: &str) -> Result<u16> {
+        Ok(self.lock_state().member(member)?.rest_port)
+    }
+
+    /// Makes a member's Patroni REST API unreachable (iptables drops packets to its port, so
+    /// requests hang until they time out) while Patroni and PostgreSQL keep running. Needs root.
+    /// Undone by [`restore_rest_api`](Self::restore_rest_api) and by teardown.
+    pub fn block_rest_api(&self, member: &str) -> Result<()> {
+        crate::firewall::drop_port(&self.scope(), self.rest_port(member)?)
+    }
+
+    /// Cuts `member` off from etcd and from its peers (both ways), as a network partition would,
+    /// while clients can still reach it: each node's processes go into a cgroup of their own,
+    /// iptables drops the traffic between them by cgroup, and the connections already open
+    /// between them are aborted (`ss -K`). Needs root and cgroup v2. Undone by
+    /// [`heal_partition`](Self::heal_partition) and by teardown.
+    pub fn partition_node(&self, member: &str) -> Result<()> {
+        let (scope, etcd_port, nodes) = {
+            let state = self.lock_state();
+            let nodes: Vec<(String, Vec<i32>, u16, u16)> = state
+                .members
+                .iter()
+                .map(|m| {
+                    let pids = node_processes(m.patroni.filter(|p| p.is_alive()), &m.data_dir())
+                        .iter()
+                        .map(|p| p.pid)
+                        .collect();
+                    (m.name.clone(), pids, m.pg_port, m.rest_port)
+                })
+                .collect();
+            (state.scope.clone(), state.etcd.client_port, nodes)
+        };
+        let me = nodes
+            .iter()
+            .find(|n| n.0 == member)
+            .ok_or_else(|| Error::UnknownMember(member.to_owned()))?;
+        let group = |name: &str| node_group(&scope, name);
+        // Processes started before the groups existed (or whose group was lost) join now; their
+        // already open sockets keep the group they were created in.
+        for (name, pids, _, _) in &nodes {
+            crate::cgroup::enter(&group(name), pids)?;
+        }
+        let mut cut_off_from = vec![etcd_port];
+        for (name, _, pg, rest) in nodes.iter().filter(|n| n.0 != member) {
+            cut_off_from.extend([*pg, *rest]);
+            crate::firewall::cut_from_cgroup(&scope, &group(name), &[me.2, me.3])?;
+        }
+        crate::firewall::cut_from_cgroup(&scope, &group(member), &cut_off_from)
+    }
+
+    /// Undoes [`partition_node`](Self::partition_node).
+    pub fn heal_partition(&self) -> Result<()> {
+        crate::firewall::remove_cgroup_rules(&self.scope())
+    }
+
+    /// Undoes [`block_rest_api`](Self::block_rest_api).
+    pub fn restore_rest_api(&self, member: &str) -> Result<()> {
+        crate::firewall::allow_port(&self.scope(), self.rest_port(member)?)
+    }
+}
