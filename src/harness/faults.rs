@@ -1,0 +1,163 @@
+//! Faults and their injectors (local cluster, REST API), settling a cluster, its client builder.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use pgha_client::Client;
+
+/// A fault a round can inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// kill -9 of the leader's Patroni and PostgreSQL (local clusters).
+    KillLeader,
+    /// A switchover through the Patroni REST API.
+    Switchover,
+    /// SIGSTOP of the leader's Patroni and PostgreSQL until a new leader is elected (local
+    /// clusters); it is continued (SIGCONT) after the round.
+    FreezeLeader,
+    /// Nothing: someone else injects the fault; the round only measures for this long.
+    None(Duration),
+}
+
+impl Fault {
+    /// The name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::KillLeader => "kill-9-leader",
+            Self::Switchover => "switchover",
+            Self::FreezeLeader => "freeze-leader",
+            Self::None(_) => "none",
+        }
+    }
+}
+
+/// Injects faults into a cluster and undoes them.
+pub trait Injector {
+    /// Injects `fault` against the current leader `leader`.
+    fn inject(&self, fault: Fault, leader: &str) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+    /// Brings the cluster back to full strength after `fault` (for example restarts a killed node).
+    fn recover(&self, fault: Fault, old_leader: &str) -> impl std::future::Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl Injector for pgha_testkit::LocalCluster {
+    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
+        match fault {
+            Fault::KillLeader => self.kill_node(leader)?,
+            Fault::FreezeLeader => self.freeze_node(leader)?,
+            Fault::Switchover => {
+                self.switchover(None).await?;
+            }
+            Fault::None(_) => {}
+        }
+        Ok(())
+    }
+
+    async fn recover(&self, fault: Fault, old_leader: &str) -> anyhow::Result<()> {
+        match fault {
+            Fault::KillLeader => self.start_node(old_leader)?,
+            Fault::FreezeLeader => self.thaw_node(old_leader)?,
+            _ => {}
+        }
+        if matches!(fault, Fault::None(_)) {
+            return Ok(());
+        }
+        settle(self).await.map(drop)
+    }
+}
+
+/// Waits until the cluster is back to one leader and every replica streaming. A thawed leader
+/// may even take the lock back (Patroni 3.0.2), so this waits for the whole cluster, not for one
+/// member; Patroni 3.0.2 can also leave a member unable to follow (a diverged timeline pg_rewind
+/// does not fix): those are re-cloned, as an operator would. Returns the members re-cloned.
+pub async fn settle(cluster: &pgha_testkit::LocalCluster) -> anyhow::Result<Vec<String>> {
+    let mut recloned = Vec::new();
+    if let Err(e) = cluster.wait_ready(Duration::from_secs(90)).await {
+        let leader = cluster.leader().await?;
+        for member in cluster.member_names().into_iter().filter(|m| *m != leader) {
+            if !cluster.is_streaming(&member).await.unwrap_or(false) {
+                tracing::warn!(member, error = %e, "member does not stream: reinitializing it");
+                cluster.reinitialize(&member).await?;
+                recloned.push(member);
+            }
+        }
+        cluster.wait_ready(Duration::from_secs(180)).await?;
+    }
+    Ok(recloned)
+}
+
+/// A client builder for a local cluster: its Patroni URLs and REST credentials, the application
+/// role and database, TLS with the cluster's CA when it has one.
+pub fn client_builder(cluster: &pgha_testkit::LocalCluster) -> pgha_client::ClientBuilder {
+    let creds = cluster.credentials();
+    let mut builder = Client::builder()
+        .patroni(cluster.patroni_urls())
+        .user(creds.app.username.clone())
+        .password(creds.app.password.expose())
+        .dbname(cluster.database());
+    builder = match cluster.ca_file() {
+        Some(ca) => builder
+            .patroni_ca_file(&ca)
+            .ssl_ca_file(&ca)
+            .ssl_mode(pgha_client::SslMode::VerifyFull),
+        None => builder.ssl_mode(pgha_client::SslMode::Disable),
+    };
+    if let Some(rest) = &creds.rest {
+        builder = builder.patroni_auth(rest.username.clone(), rest.password.expose());
+    }
+    builder
+}
+
+/// Faults on a cluster pgha did not start: only what the REST API allows.
+#[derive(Debug)]
+pub struct RestInjector {
+    http: reqwest::Client,
+    client: Client,
+    auth: Option<(String, String)>,
+}
+
+impl RestInjector {
+    /// Switchovers through the REST API of `client`'s cluster, with optional basic auth.
+    pub fn new(client: Client, auth: Option<(String, String)>) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            client,
+            auth,
+        }
+    }
+}
+
+impl Injector for RestInjector {
+    async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
+        match fault {
+            Fault::Switchover => {
+                let topology = self.client.topology();
+                let url = topology
+                    .member(leader)
+                    .and_then(|m| m.api_url.clone())
+                    .context("the leader's Patroni URL is unknown")?;
+                let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
+                let mut request = self
+                    .http
+                    .post(&url)
+                    .json(&serde_json::json!({ "leader": leader }))
+                    .timeout(Duration::from_secs(60));
+                if let Some((user, password)) = &self.auth {
+                    request = request.basic_auth(user, Some(password));
+                }
+                let response = request.send().await.context("POST /switchover")?;
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                if !status.is_success() {
+                    bail!("switchover refused: HTTP {status}: {text}");
+                }
+                Ok(())
+            }
+            Fault::KillLeader | Fault::FreezeLeader => bail!("{} needs a local cluster (omit --patroni)", fault.name()),
+            Fault::None(_) => Ok(()),
+        }
+    }
+
+    async fn recover(&self, _fault: Fault, _old_leader: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
