@@ -11,9 +11,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use pgha::testkit::{LocalCluster, MemberStatus};
+use pgha::testkit::{LocalCluster, PatroniMember};
 
-async fn print_members(cluster: &LocalCluster, title: &str) -> anyhow::Result<Vec<MemberStatus>> {
+async fn print_members(cluster: &LocalCluster, title: &str) -> anyhow::Result<Vec<PatroniMember>> {
     let members = cluster.cluster_status().await?;
     println!("\n{title}");
     println!(

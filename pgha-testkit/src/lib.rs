@@ -56,11 +56,11 @@ mod state;
 mod tls;
 
 pub use builder::{LocalClusterBuilder, PatroniFlavor};
-pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberInfo};
+pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberAddress};
 pub use error::{Error, Result};
 pub use hostile::{HostilePatroni, Misbehaviour};
 pub use process::ProcRef;
-pub use rest::MemberStatus;
+pub use rest::PatroniMember;
 pub use state::{ClusterCredentials, Credentials, Secret, Timing};
 
 /// Installs a `tracing` subscriber that writes to the test harness's captured output, filtered

@@ -13,7 +13,7 @@ use crate::state::Credentials;
 
 /// A member as reported by Patroni's `GET /cluster`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MemberStatus {
+pub struct PatroniMember {
     /// Member name.
     pub name: String,
     /// `leader`, `replica`, `sync_standby`, `quorum_standby` or `standby_leader`.
@@ -40,7 +40,7 @@ fn lag_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Opti
 
 #[derive(Debug, Deserialize)]
 struct ClusterDoc {
-    members: Vec<MemberStatus>,
+    members: Vec<PatroniMember>,
 }
 
 pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client> {
@@ -59,7 +59,7 @@ pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::
 }
 
 /// `GET {api_url}/cluster`.
-pub(crate) async fn cluster(http: &reqwest::Client, api_url: &str) -> Result<Vec<MemberStatus>> {
+pub(crate) async fn cluster(http: &reqwest::Client, api_url: &str) -> Result<Vec<PatroniMember>> {
     let url = format!("{api_url}/cluster");
     let rest_err = |message: String| Error::Rest {
         url: url.clone(),

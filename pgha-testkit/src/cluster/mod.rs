@@ -52,7 +52,7 @@ pub struct ClusterInfo {
     /// The application database.
     pub database: String,
     /// One entry per member.
-    pub members: Vec<MemberInfo>,
+    pub members: Vec<MemberAddress>,
     /// All credentials.
     pub credentials: ClusterCredentials,
     /// The pgBackRest configuration file, when pgBackRest is set up.
@@ -63,7 +63,7 @@ pub struct ClusterInfo {
 
 /// How to reach one member.
 #[derive(Debug, Clone, Serialize)]
-pub struct MemberInfo {
+pub struct MemberAddress {
     /// Member name.
     pub name: String,
     /// Patroni REST API base URL.
@@ -549,7 +549,7 @@ impl LocalCluster {
             members: state
                 .members
                 .iter()
-                .map(|m| MemberInfo {
+                .map(|m| MemberAddress {
                     name: m.name.clone(),
                     api_url: m.api_url(),
                     host: "127.0.0.1".into(),

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::{mkdir, write_file, LocalCluster};
 use crate::error::{Error, Result};
 use crate::process::postmaster;
-use crate::rest::{self, MemberStatus};
+use crate::rest::{self, PatroniMember};
 
 const ETCDCTL_BIN: &str = "/usr/bin/etcdctl";
 
@@ -15,7 +15,7 @@ impl LocalCluster {
     // ----- Patroni views -----------------------------------------------------------------------
 
     /// `GET /cluster` from the first member that answers.
-    pub async fn cluster_status(&self) -> Result<Vec<MemberStatus>> {
+    pub async fn cluster_status(&self) -> Result<Vec<PatroniMember>> {
         let mut last = None;
         for url in self.patroni_urls() {
             match rest::cluster(&self.http, &url).await {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::LocalCluster;
 use crate::error::{Error, Result};
-use crate::rest::MemberStatus;
+use crate::rest::PatroniMember;
 
 /// Polls `probe` every 200 ms until it returns `Ok(Some(_))` or `timeout` passes.
 ///
@@ -96,7 +96,7 @@ impl LocalCluster {
 
     /// Whether `member` streams (checked with SQL) and Patroni shows it running on the leader's
     /// timeline.
-    async fn follows_leader(&self, status: &[MemberStatus], member: &str) -> Result<bool> {
+    async fn follows_leader(&self, status: &[PatroniMember], member: &str) -> Result<bool> {
         let leader_tl = status.iter().find(|m| m.role == "leader").and_then(|m| m.timeline);
         let known = status
             .iter()
