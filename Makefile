@@ -69,4 +69,4 @@ fmt:
 
 ## Stops and removes test clusters left behind by killed runs (by recorded PID).
 clean-clusters:
-	$(CARGO) run -q -p pgha-testkit --bin pgha-devcluster -- reap
+	$(CARGO) run -q -p pgha-testkit --features cli --bin pgha-devcluster -- reap

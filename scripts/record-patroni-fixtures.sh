@@ -7,7 +7,7 @@
 #   e.g. scripts/record-patroni-fixtures.sh 4.1.5-sync 4 1
 #
 # Needs root (the cluster runs as `postgres`), curl, psql and a built pgha-devcluster
-# (cargo build -p pgha-testkit). Ports and scopes differ per recording; tests assert on shapes.
+# (cargo build -p pgha-testkit --features cli). Ports and scopes differ per recording; tests assert on shapes.
 set -euo pipefail
 label=$1; flavor=$2; sync=${3:-0}
 root=$(cd "$(dirname "$0")/.." && pwd)

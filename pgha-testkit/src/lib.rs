@@ -33,6 +33,15 @@
 //! dead owner; the next [`LocalCluster::builder`]`.start()` stops what it recorded and removes it.
 //! Ports are picked free at start, so parallel runs never collide.
 //!
+//! ## Features
+//! | feature | adds |
+//! |---|---|
+//! | `admin` | `LocalCluster::admin()` and `pgbackrest_handle()` (pgha-admin handles on the cluster), and `LocalCluster` as pgha-admin's `NodeControl` for point-in-time recovery |
+//! | `cli` | the `pgha-devcluster` binary |
+//!
+//! Without features the testkit depends on none of pgha's own crates, so a change in the code
+//! under test never stops the testkit from building.
+//!
 //! ## Environment
 //! | variable | meaning |
 //! |---|---|
@@ -41,6 +50,7 @@
 //! | `PGHA_TESTKIT_DIR` | root of cluster directories (default `/tmp/pgha-testkit`) |
 #![deny(missing_docs)]
 
+#[cfg(feature = "admin")]
 mod admin;
 mod builder;
 mod cgroup;

@@ -76,12 +76,13 @@ impl OsUser {
         cmd
     }
 
-    /// Gives a path (and everything below it) to this user.
     /// Whether processes are started as another user.
+    #[cfg(feature = "admin")]
     pub(crate) fn switches(&self) -> bool {
         self.switch
     }
 
+    /// Gives a path (and everything below it) to this user.
     pub(crate) fn own(&self, path: &Path) -> Result<()> {
         if !self.switch {
             return Ok(());

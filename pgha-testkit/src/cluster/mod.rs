@@ -580,6 +580,7 @@ impl LocalCluster {
     }
 
     /// The OS user cluster processes run as, when it differs from the current one.
+    #[cfg(feature = "admin")]
     pub(crate) fn os_user_switch(&self) -> Option<String> {
         self.user.switches().then(|| self.user.name.clone())
     }

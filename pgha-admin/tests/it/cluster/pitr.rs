@@ -78,7 +78,7 @@ fn devcluster() -> PathBuf {
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "pgha-testkit", "--bin", "pgha-devcluster"])
+            .args(["build", "-p", "pgha-testkit", "--features=cli", "--bin=pgha-devcluster"])
             .status()
             .expect("cargo build");
         assert!(status.success(), "building pgha-devcluster failed");
