@@ -9,11 +9,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Connection settings come from flags, environment variables (shown with each flag) or a TOML
 /// file (--config). Data goes to stdout (--format json for scripts); progress and logs to
-/// stderr. Exit codes: 0 ok; check: 1 WARNING, 2 CRITICAL, 3 UNKNOWN; 10 refused by a
-/// pre-flight check, 11 not found, 12 Patroni error, 13 unreachable, 14 timeout, 15 database
-/// error, 16 pgBackRest error, 17 bad response, 64 bad input.
+/// stderr. The exit code says what happened (listed below).
 #[derive(Debug, Parser)]
-#[command(name = "pgha", version, max_term_width = 100)]
+#[command(name = "pgha", version, max_term_width = 100, after_help = pgha_admin::exit_codes::help_text())]
 pub(crate) struct Cli {
     #[command(flatten)]
     pub(crate) global: Global,
@@ -498,4 +496,54 @@ pub(crate) struct TuneArgs {
 pub(crate) enum StorageArg {
     Ssd,
     Hdd,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_exit_code() {
+        let help = Cli::command().render_long_help().to_string();
+        for (code, meaning) in pgha_admin::exit_codes::TABLE {
+            let line = format!("{code:>2}  {}", meaning.replace('`', ""));
+            assert!(help.contains(&line), "--help lacks {line:?}:\n{help}");
+        }
+    }
+
+    #[test]
+    fn global_flags_parse_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "pgha",
+            "status",
+            "--patroni",
+            "http://a:8008,http://b:8008",
+            "--timeout",
+            "90s",
+        ])
+        .expect("parses");
+        assert_eq!(cli.global.patroni, ["http://a:8008", "http://b:8008"]);
+        assert_eq!(cli.global.timeout, std::time::Duration::from_secs(90));
+        assert!(matches!(cli.command, Command::Status));
+    }
+
+    #[test]
+    fn bad_input_is_a_usage_error_not_a_panic() {
+        for args in [
+            &["pgha", "status", "--timeout", "soon"][..],
+            &["pgha", "no-such-command"],
+            &["pgha", "failover"],
+        ] {
+            let err = Cli::try_parse_from(args).expect_err("refused");
+            // main exits with exit_codes::USAGE for every error clap prints on stderr.
+            assert!(err.use_stderr(), "{args:?}: {err}");
+        }
+    }
 }

@@ -40,9 +40,9 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgha: cannot start the async runtime: {e}");
-            return ExitCode::from(70);
+            return ExitCode::from(exit_codes::INTERNAL as u8);
         }
     };
     let code = runtime.block_on(commands::run(cli));
-    ExitCode::from(u8::try_from(code).unwrap_or(70))
+    ExitCode::from(u8::try_from(code).unwrap_or(exit_codes::INTERNAL as u8))
 }
