@@ -52,6 +52,28 @@ impl ErrorKind {
         }
     }
 
+    /// A stable, kebab-case name for machine-readable output (`pgha --format json` puts it in
+    /// the error object's `kind`): `usage`, `not-found`, `precondition`, `patroni`,
+    /// `unreachable`, `timeout`, `database`, `backup`, `protocol`, `node-control`.
+    ///
+    /// ```
+    /// assert_eq!(pgha_admin::ErrorKind::NotFound.as_str(), "not-found");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Usage => "usage",
+            Self::NotFound => "not-found",
+            Self::Precondition => "precondition",
+            Self::Patroni => "patroni",
+            Self::Unreachable => "unreachable",
+            Self::Timeout => "timeout",
+            Self::Database => "database",
+            Self::Backup => "backup",
+            Self::Protocol => "protocol",
+            Self::NodeControl => "node-control",
+        }
+    }
+
     fn describe(self) -> &'static str {
         match self {
             Self::Usage => "invalid input",
@@ -75,6 +97,7 @@ pub struct Error {
     message: String,
     http_status: Option<u16>,
     pgbackrest_code: Option<i32>,
+    settings: &'static [&'static str],
     source: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
 
@@ -88,6 +111,7 @@ impl Error {
             message: message.into(),
             http_status: None,
             pgbackrest_code: None,
+            settings: &[],
             source: None,
         }
     }
@@ -130,6 +154,12 @@ impl Error {
         self
     }
 
+    /// Names the configuration keys whose values would fix this error.
+    pub(crate) fn with_settings(mut self, keys: &'static [&'static str]) -> Self {
+        self.settings = keys;
+        self
+    }
+
     /// Puts `context` in front of the message.
     pub(crate) fn prefixed(mut self, context: impl Into<String>) -> Self {
         let context = context.into();
@@ -169,6 +199,13 @@ impl Error {
     /// pgBackRest's own error code (its exit status), for [`ErrorKind::Backup`].
     pub fn pgbackrest_code(&self) -> Option<i32> {
         self.pgbackrest_code
+    }
+
+    /// The configuration keys (as in [`ClientConfig`](pgha_client::ClientConfig), e.g.
+    /// `patroni_user`) whose values would fix this error; empty when none would. Messages name
+    /// these keys; the `pgha` CLI adds the flags and environment variables that set them.
+    pub fn settings(&self) -> &[&'static str] {
+        self.settings
     }
 
     /// The SQLSTATE of a database error.
@@ -228,6 +265,7 @@ impl fmt::Debug for Error {
             .field("message", &self.message)
             .field("http_status", &self.http_status)
             .field("pgbackrest_code", &self.pgbackrest_code)
+            .field("settings", &self.settings)
             .field("source", &self.source)
             .finish()
     }
@@ -243,25 +281,42 @@ impl std::error::Error for Error {
 mod tests {
     use super::*;
 
+    const KINDS: [ErrorKind; 10] = [
+        ErrorKind::Usage,
+        ErrorKind::NotFound,
+        ErrorKind::Precondition,
+        ErrorKind::Patroni,
+        ErrorKind::Unreachable,
+        ErrorKind::Timeout,
+        ErrorKind::Database,
+        ErrorKind::Backup,
+        ErrorKind::Protocol,
+        ErrorKind::NodeControl,
+    ];
+
     #[test]
-    fn every_kind_has_a_distinct_nonzero_exit_code() {
-        let kinds = [
-            ErrorKind::Usage,
-            ErrorKind::NotFound,
-            ErrorKind::Precondition,
-            ErrorKind::Patroni,
-            ErrorKind::Unreachable,
-            ErrorKind::Timeout,
-            ErrorKind::Database,
-            ErrorKind::Backup,
-            ErrorKind::Protocol,
-            ErrorKind::NodeControl,
-        ];
-        let codes: std::collections::HashSet<i32> = kinds.iter().map(|k| k.exit_code()).collect();
-        assert_eq!(codes.len(), kinds.len());
-        assert!(codes
-            .iter()
-            .all(|&c| c >= 10 && c != exit_codes::WARNING && c != exit_codes::CRITICAL));
+    fn every_kind_has_a_distinct_documented_exit_code_of_10_or_more() {
+        let codes: std::collections::HashSet<i32> = KINDS.iter().map(|k| k.exit_code()).collect();
+        assert_eq!(codes.len(), KINDS.len());
+        for code in codes {
+            assert!(code >= 10, "{code} is reserved for check");
+            assert!(
+                exit_codes::TABLE.iter().any(|(c, _)| *c == code),
+                "{code} is not in TABLE"
+            );
+        }
+    }
+
+    #[test]
+    fn every_kind_has_a_distinct_kebab_case_name() {
+        let names: std::collections::HashSet<&str> = KINDS.iter().map(|k| k.as_str()).collect();
+        assert_eq!(names.len(), KINDS.len());
+        for name in names {
+            assert!(
+                !name.is_empty() && name.chars().all(|c| c.is_ascii_lowercase() || c == '-'),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -147,9 +147,7 @@ pub(crate) async fn get_any(connector: &Connector, endpoints: &[String], path: &
         }
     }
     if failures.is_empty() {
-        return Err(Error::usage(
-            "no Patroni URL configured (--patroni or PGHA_PATRONI_URLS)",
-        ));
+        return Err(Error::usage("no Patroni URL configured (`patroni`)").with_settings(&["patroni"]));
     }
     Err(Error::new(
         ErrorKind::Unreachable,
@@ -164,10 +162,11 @@ pub(crate) fn expect_success(what: &str, reply: Reply) -> Result<Reply> {
         401 => Err(Error::patroni(
             401,
             format!(
-                "{what}: authentication failed ({}); set --patroni-user/--patroni-password",
+                "{what}: authentication failed ({}); set `patroni_user` and `patroni_password`",
                 reply.text()
             ),
-        )),
+        )
+        .with_settings(&["patroni_user", "patroni_password"])),
         403 => Err(Error::patroni(
             403,
             format!(
@@ -206,7 +205,8 @@ mod tests {
         assert_eq!((e.kind(), e.http_status()), (ErrorKind::Patroni, Some(412)));
         assert!(e.to_string().contains("sync_standby"), "{e}");
         let e = expect_success("restart", reply(401, "not authenticated")).expect_err("must be refused");
-        assert!(e.to_string().contains("--patroni-user"), "{e}");
+        assert!(e.to_string().contains("`patroni_user`"), "{e}");
+        assert_eq!(e.settings(), ["patroni_user", "patroni_password"]);
         assert!(expect_success("reload", reply(202, "reload scheduled")).is_ok());
     }
 

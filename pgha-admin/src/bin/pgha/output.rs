@@ -8,6 +8,20 @@ use serde_json::Value;
 
 use crate::args::Format;
 
+/// The flag and environment variable that set a configuration key, read from the command-line
+/// definition itself (an argument's id is its configuration key): `patroni_user` →
+/// "--patroni-user or PGHA_PATRONI_USER". `None` for a key the command line does not set.
+fn how_to_set(key: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let command = crate::args::Cli::command();
+    let arg = command.get_arguments().find(|a| a.get_id() == key)?;
+    let flag = format!("--{}", arg.get_long()?);
+    Some(match arg.get_env() {
+        Some(env) => format!("{flag} or {}", env.to_string_lossy()),
+        None => flag,
+    })
+}
+
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
@@ -35,9 +49,14 @@ impl Output {
     /// Prints an error: always on stderr, and as a JSON object on stdout for scripts.
     pub(crate) fn error(&self, e: &Error) {
         eprintln!("pgha: error: {e}");
+        let hints: Vec<String> = e.settings().iter().filter_map(|key| how_to_set(key)).collect();
+        if !hints.is_empty() {
+            eprintln!("pgha: hint: set {}", hints.join("; "));
+        }
         if self.json {
             let v = serde_json::json!({"error": {
-                "kind": format!("{:?}", e.kind()),
+                "kind": e.kind().as_str(),
+                "settings": e.settings(),
                 "message": e.to_string(),
                 "exit_code": e.exit_code(),
                 "http_status": e.http_status(),
@@ -85,5 +104,24 @@ pub(crate) fn confirm(yes: bool, what: &str) -> Result<(), Error> {
         Ok(())
     } else {
         Err(Error::new(ErrorKind::Precondition, format!("{what}: not confirmed")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configuration_keys_named_by_the_library_map_to_flags() {
+        assert_eq!(how_to_set("patroni").as_deref(), Some("--patroni or PGHA_PATRONI_URLS"));
+        assert_eq!(
+            how_to_set("patroni_user").as_deref(),
+            Some("--patroni-user or PGHA_PATRONI_USER")
+        );
+        assert_eq!(
+            how_to_set("patroni_password").as_deref(),
+            Some("--patroni-password or PGHA_PATRONI_PASSWORD")
+        );
+        assert_eq!(how_to_set("no_such_key"), None);
     }
 }
