@@ -117,6 +117,7 @@
 //! (with `pgvector`) [`pgvector`].
 #![deny(missing_docs)]
 
+mod address;
 mod classify;
 mod client;
 mod config;

@@ -10,7 +10,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::topology::description::Address;
+use crate::address::Address;
 
 /// A member's pool and counters, shared by every snapshot that lists the member.
 pub(crate) struct MemberHandle {

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+pub(crate) use crate::address::Address;
 use crate::patroni::{ClusterView, Lsn, Role, State};
 
 /// Where the current topology came from.
@@ -210,15 +211,6 @@ pub(crate) struct Probe {
 pub(crate) enum ProbeResult {
     Ok(Probe),
     Failed(String),
-}
-
-/// A member's address as pgha knows it between refreshes (from Patroni or the seed hosts).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(crate) struct Address {
-    pub(crate) name: String,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    pub(crate) api_url: Option<String>,
 }
 
 /// Samples of the primary's WAL position over time, used to turn a standby's replay position
