@@ -133,7 +133,7 @@ mod retry;
 mod time;
 mod tls;
 mod token;
-pub mod topology;
+mod topology;
 #[cfg(feature = "pgvector")]
 pub mod vector;
 
@@ -146,9 +146,11 @@ pub use ident::Ident;
 pub use intent::{Balance, Intent, LagBound};
 pub use metrics::{MemberMetrics, Metrics};
 pub use token::{TokenParseError, WalToken};
-pub use topology::{MemberInfo, MemberStatus, Source, Topology};
+pub use topology::{Exclusion, MemberInfo, MemberStatus, Source, Topology};
 
 pub use deadpool_postgres;
+/// The HTTP client [`Connector::http`] returns (Patroni's REST API).
+pub use reqwest;
 #[cfg(feature = "pgvector")]
 pub use pgvector;
 pub use tokio_postgres;
