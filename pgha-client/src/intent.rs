@@ -69,7 +69,7 @@ pub struct LagBound {
     /// Maximum staleness in time.
     #[serde(
         default,
-        with = "crate::config::opt_duration",
+        with = "crate::duration::opt_duration",
         skip_serializing_if = "Option::is_none"
     )]
     pub time: Option<Duration>,

@@ -122,6 +122,7 @@ mod classify;
 mod client;
 mod config;
 mod connector;
+mod duration;
 mod error;
 mod events;
 mod ident;
@@ -138,13 +139,15 @@ mod topology;
 pub mod vector;
 
 pub use client::{Client, Connection, Op, Transaction};
-pub use config::{parse_duration, ClientBuilder, ClientConfig, RetryPolicy, Secret, SslMode};
+pub use config::{ClientBuilder, ClientConfig, Secret, SslMode};
 pub use connector::Connector;
+pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use events::TopologyEvent;
 pub use ident::Ident;
 pub use intent::{Balance, Intent, LagBound};
 pub use metrics::{MemberMetrics, Metrics};
+pub use retry::RetryPolicy;
 pub use token::{TokenParseError, WalToken};
 pub use topology::{Exclusion, MemberInfo, MemberStatus, Source, Topology};
 

@@ -1,11 +1,46 @@
-//! Backoff with jitter and the client-wide retry budget.
+//! The [`RetryPolicy`], backoff with jitter and the client-wide retry budget.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
-use crate::config::RetryPolicy;
+use crate::duration::duration;
+
+/// Retry behaviour across failovers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Total time an operation may take, retries and waiting for a new primary included
+    /// (default 30 s). An attempt still running at the deadline is abandoned.
+    #[serde(with = "duration")]
+    pub deadline: Duration,
+    /// First backoff after a failed attempt (default 10 ms); doubles each time, with jitter.
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// Longest backoff (default 250 ms). A new topology snapshot ends a backoff early.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Retry budget for immediate retries (serialization failures, deadlocks, recovery
+    /// conflicts; retries that wait for a new topology are paced by the refresh rate instead):
+    /// at most this many in a burst across the whole client (default 100)…
+    pub budget_burst: u32,
+    /// …refilled at this many per second (default 20), so a dead cluster cannot cause a storm.
+    pub budget_per_second: u32,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(250),
+            budget_burst: 100,
+            budget_per_second: 20,
+        }
+    }
+}
 
 /// Exponential backoff with full jitter: a random duration in `[base/2, base]` where `base`
 /// doubles from `initial` up to `max`.

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::duration::opt_duration;
 use crate::error::{Error, Result};
 use crate::intent::{Balance, Intent, LagBound};
+use crate::retry::RetryPolicy;
 
 /// A password or other secret: never printed by `Debug` or `Display`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,40 +90,6 @@ impl FromStr for SslMode {
             "verify-full" => Self::VerifyFull,
             other => return Err(Error::config(format!("unknown sslmode {other:?}"))),
         })
-    }
-}
-
-/// Retry behaviour across failovers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RetryPolicy {
-    /// Total time an operation may take, retries and waiting for a new primary included
-    /// (default 30 s). An attempt still running at the deadline is abandoned.
-    #[serde(with = "duration")]
-    pub deadline: Duration,
-    /// First backoff after a failed attempt (default 10 ms); doubles each time, with jitter.
-    #[serde(with = "duration")]
-    pub initial_backoff: Duration,
-    /// Longest backoff (default 250 ms). A new topology snapshot ends a backoff early.
-    #[serde(with = "duration")]
-    pub max_backoff: Duration,
-    /// Retry budget for immediate retries (serialization failures, deadlocks, recovery
-    /// conflicts; retries that wait for a new topology are paced by the refresh rate instead):
-    /// at most this many in a burst across the whole client (default 100)…
-    pub budget_burst: u32,
-    /// …refilled at this many per second (default 20), so a dead cluster cannot cause a storm.
-    pub budget_per_second: u32,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_secs(30),
-            initial_backoff: Duration::from_millis(10),
-            max_backoff: Duration::from_millis(250),
-            budget_burst: 100,
-            budget_per_second: 20,
-        }
     }
 }
 
@@ -753,79 +721,10 @@ fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> {
     Ok(config)
 }
 
-/// Parses a duration as the connection string and the configuration file write them:
-/// `250ms`, `2s`, `1.5s`, `3m`, `2h`, or a bare number of milliseconds.
-///
-/// ```
-/// use std::time::Duration;
-/// assert_eq!(pgha_client::parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-/// assert_eq!(pgha_client::parse_duration("2h"), Ok(Duration::from_secs(7200)));
-/// assert!(pgha_client::parse_duration("3 parsecs").is_err());
-/// ```
-pub fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("invalid duration {s:?}"))?;
-    let secs = match unit.trim() {
-        "ms" | "" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {s:?} (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {s:?}"))
-}
-
-fn format_duration(d: Duration) -> String {
-    format!("{}ms", d.as_millis())
-}
-
-/// serde for `Duration` as `"250ms"`/`"2s"` strings or a number of milliseconds.
-pub(crate) mod duration {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(&format_duration(*d))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Duration, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Millis(u64),
-            Text(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Millis(ms) => Ok(Duration::from_millis(ms)),
-            Raw::Text(s) => parse_duration(&s).map_err(serde::de::Error::custom),
-        }
-    }
-}
-
-/// serde for `Option<Duration>`, as [`duration`].
-pub(crate) mod opt_duration {
-    use super::*;
-    use serde::{Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> std::result::Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => s.serialize_some(&format_duration(*d)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<Duration>, D::Error> {
-        #[derive(Deserialize)]
-        struct Wrap(#[serde(with = "super::duration")] Duration);
-        Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::duration::parse_duration;
 
     fn settings(b: ClientBuilder) -> Result<Settings> {
         b.settings()
