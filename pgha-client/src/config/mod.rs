@@ -1,97 +1,26 @@
-//! Configuration: the [`ClientBuilder`] (infallible setters, one validating `build`), the serde
-//! [`ClientConfig`] (TOML/env friendly) and libpq-style multi-host URLs.
+//! Configuration: the serde [`ClientConfig`] (TOML/env friendly, every field optional), its
+//! validation into the [`Settings`] a client runs with, and the submodules for the
+//! [`ClientBuilder`], libpq-style URLs, [`Secret`] and [`SslMode`].
+
+mod builder;
+mod secret;
+mod ssl_mode;
+mod url;
 
 use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::builder::ClientBuilder;
+pub use self::secret::Secret;
+pub use self::ssl_mode::SslMode;
+use self::url::{parse_host_port, redact_url};
 use crate::duration::opt_duration;
 use crate::error::{Error, Result};
 use crate::intent::{Balance, Intent, LagBound};
 use crate::retry::RetryPolicy;
-
-/// A password or other secret: never printed by `Debug` or `Display`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself (only for handing it to a connection).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"<redacted>\"")
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(s: &str) -> Self {
-        Self::new(s)
-    }
-}
-
-impl From<String> for Secret {
-    fn from(s: String) -> Self {
-        Self(s)
-    }
-}
-
-/// TLS to PostgreSQL, with libpq's `sslmode` meanings (pgha offers no `allow`: it is read as
-/// `prefer`).
-///
-/// | mode | TLS | certificate checked |
-/// |---|---|---|
-/// | `disable` | never | – |
-/// | `prefer` (default) | if the server offers it, else plain TCP | no |
-/// | `require` | always | no; the chain, when `sslrootcert` is set (as libpq with a root certificate) |
-/// | `verify-ca` | always | the chain, against `sslrootcert` (required) |
-/// | `verify-full` | always | the chain (`sslrootcert`, else the WebPKI roots) and the host name |
-///
-/// Unlike libpq, a default `~/.postgresql/root.crt` is not read: name the CA with
-/// `sslrootcert`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-#[non_exhaustive]
-pub enum SslMode {
-    /// Plain TCP.
-    Disable,
-    /// TLS if the server offers it, without checking its certificate (default).
-    #[default]
-    Prefer,
-    /// TLS required; the certificate is checked only against `sslrootcert`, when set.
-    Require,
-    /// TLS required, certificate chain verified (not the host name).
-    VerifyCa,
-    /// TLS required, certificate chain and host name verified.
-    VerifyFull,
-}
-
-impl FromStr for SslMode {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Ok(match s {
-            "disable" => Self::Disable,
-            "prefer" | "allow" => Self::Prefer,
-            "require" => Self::Require,
-            "verify-ca" => Self::VerifyCa,
-            "verify-full" => Self::VerifyFull,
-            other => return Err(Error::config(format!("unknown sslmode {other:?}"))),
-        })
-    }
-}
 
 /// The validated settings a client runs with.
 #[derive(Clone, Debug)]
@@ -121,226 +50,6 @@ pub(crate) struct Settings {
     pub(crate) read_your_writes_wait: Duration,
     pub(crate) tcp_user_timeout: Duration,
     pub(crate) retry: RetryPolicy,
-}
-
-/// Builds a [`Client`](crate::Client). Setters never fail; [`build`](Self::build) and
-/// [`connect`](Self::connect) validate everything at once.
-///
-/// ```no_run
-/// # async fn demo() -> pgha_client::Result<()> {
-/// use std::time::Duration;
-/// use pgha_client::{Client, LagBound};
-///
-/// let client = Client::builder()
-///     .patroni(["http://10.0.0.1:8008", "http://10.0.0.2:8008", "http://10.0.0.3:8008"])
-///     .user("app")
-///     .password("secret")
-///     .dbname("app")
-///     .lag_bound(LagBound::time(Duration::from_secs(2)))
-///     .connect()
-///     .await?;
-/// # Ok(()) }
-/// ```
-#[must_use]
-#[derive(Debug, Clone, Default)]
-pub struct ClientBuilder {
-    config: ClientConfig,
-    errors: Vec<String>,
-}
-
-impl ClientBuilder {
-    /// Patroni REST API base URLs (`http://host:8008`); more members are learned from `/cluster`.
-    pub fn patroni<I, S>(mut self, urls: I) -> Self
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        self.config.patroni.extend(urls.into_iter().map(Into::into));
-        self
-    }
-
-    /// Basic-auth credentials for the Patroni REST API.
-    pub fn patroni_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
-        self.config.patroni_user = Some(user.into());
-        self.config.patroni_password = Some(password.into());
-        self
-    }
-
-    /// A PEM CA certificate to trust for HTTPS to Patroni.
-    pub fn patroni_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.patroni_ca_file = Some(path.into());
-        self
-    }
-
-    /// The Patroni cluster name (`scope`). Answers of endpoints that report another scope are
-    /// ignored. Without it, the client adopts the scope most endpoints report in their first
-    /// answers (Patroni before 3.2 reports none).
-    pub fn patroni_scope(mut self, scope: impl Into<String>) -> Self {
-        self.config.patroni_scope = Some(scope.into());
-        self
-    }
-
-    /// PostgreSQL `host:port` pairs probed directly when no Patroni endpoint answers (before
-    /// Patroni has ever answered, or when all of its APIs are down).
-    pub fn seed_host(mut self, host: impl Into<String>, port: u16) -> Self {
-        self.config.hosts.push(format!("{}:{port}", host.into()));
-        self
-    }
-
-    /// Applies a libpq-style URL: `postgresql://user:password@h1:p1,h2:p2/db?options`, with
-    /// options `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
-    /// `connect_timeout` (seconds) and pgha's own `patroni` (comma-separated REST URLs) and
-    /// `patroni_scope`.
-    /// Hosts become seed hosts.
-    pub fn url(mut self, url: &str) -> Self {
-        match parse_url(url) {
-            Ok(parsed) => self.config.merge(parsed),
-            Err(e) => self.errors.push(e),
-        }
-        self
-    }
-
-    /// Database user.
-    pub fn user(mut self, user: impl Into<String>) -> Self {
-        self.config.user = Some(user.into());
-        self
-    }
-
-    /// Database password.
-    pub fn password(mut self, password: impl Into<Secret>) -> Self {
-        self.config.password = Some(password.into());
-        self
-    }
-
-    /// Database name (default: the user name).
-    pub fn dbname(mut self, dbname: impl Into<String>) -> Self {
-        self.config.dbname = Some(dbname.into());
-        self
-    }
-
-    /// `application_name` of every connection (default `pgha`).
-    pub fn application_name(mut self, name: impl Into<String>) -> Self {
-        self.config.application_name = Some(name.into());
-        self
-    }
-
-    /// TLS mode to PostgreSQL.
-    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
-        self.config.sslmode = Some(mode);
-        self
-    }
-
-    /// A PEM CA certificate to verify PostgreSQL servers with (instead of the WebPKI roots).
-    pub fn ssl_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.config.sslrootcert = Some(path.into());
-        self
-    }
-
-    /// The intent of [`Client::run_default`](crate::Client::run_default) (default `Write`).
-    pub fn default_intent(mut self, intent: Intent) -> Self {
-        self.config.default_intent = Some(intent);
-        self
-    }
-
-    /// Default staleness bound for standby reads (default 2 s); each call can override it.
-    pub fn lag_bound(mut self, bound: LagBound) -> Self {
-        self.config.lag_bound = Some(bound);
-        self
-    }
-
-    /// Whether `Standby` reads fall back to the primary when no standby is under the bound
-    /// (default true; a tracing event says so each time).
-    pub fn fallback_to_primary(mut self, yes: bool) -> Self {
-        self.config.fallback_to_primary = Some(yes);
-        self
-    }
-
-    /// How standbys are balanced.
-    pub fn balance(mut self, balance: Balance) -> Self {
-        self.config.balance = Some(balance);
-        self
-    }
-
-    /// How often the topology is refreshed when nothing happens (default 500 ms). Every refresh
-    /// polls Patroni and probes each member with one SQL query.
-    pub fn refresh_interval(mut self, every: Duration) -> Self {
-        self.config.refresh_interval = Some(every);
-        self
-    }
-
-    /// Minimum time between two refreshes triggered by errors (default 200 ms).
-    pub fn min_refresh_interval(mut self, every: Duration) -> Self {
-        self.config.min_refresh_interval = Some(every);
-        self
-    }
-
-    /// Timeout of one Patroni REST request (default 1 s).
-    pub fn patroni_timeout(mut self, timeout: Duration) -> Self {
-        self.config.patroni_timeout = Some(timeout);
-        self
-    }
-
-    /// Timeout of one SQL probe, connection included (default 1 s).
-    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
-        self.config.probe_timeout = Some(timeout);
-        self
-    }
-
-    /// Timeout to open one PostgreSQL connection (default 2 s).
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
-        self.config.connect_timeout = Some(timeout);
-        self
-    }
-
-    /// Maximum connections in each member's pool (default 16).
-    pub fn pool_max_size(mut self, size: usize) -> Self {
-        self.config.pool_max_size = Some(size);
-        self
-    }
-
-    /// How long a read carrying a [`WalToken`](crate::WalToken) waits for a standby to replay it
-    /// before running on the primary (default 100 ms).
-    pub fn read_your_writes_wait(mut self, wait: Duration) -> Self {
-        self.config.read_your_writes_wait = Some(wait);
-        self
-    }
-
-    /// How long data sent to a member may stay unacknowledged before the connection is
-    /// dropped (`TCP_USER_TIMEOUT`, default 10 s; keepalives probe idle connections at the same
-    /// pace), so a partitioned member cannot hold a query for longer. A frozen server still
-    /// acknowledges at the TCP level: the operation's deadline covers that case.
-    pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
-        self.config.tcp_user_timeout = Some(timeout);
-        self
-    }
-
-    /// Retry policy (deadline, backoff, budget).
-    pub fn retry(mut self, policy: RetryPolicy) -> Self {
-        self.config.retry = Some(policy);
-        self
-    }
-
-    /// Validates the settings and starts the client; operations wait for the first topology.
-    /// Must be called inside a Tokio runtime.
-    pub fn build(self) -> Result<crate::Client> {
-        let settings = self.settings()?;
-        crate::Client::start(settings)
-    }
-
-    /// Like [`build`](Self::build), then waits (up to the connect timeout plus the Patroni
-    /// timeout) for the first topology refresh.
-    pub async fn connect(self) -> Result<crate::Client> {
-        let client = self.build()?;
-        client.wait_for_first_refresh().await?;
-        Ok(client)
-    }
-
-    pub(crate) fn settings(self) -> Result<Settings> {
-        if let Some(first) = self.errors.into_iter().next() {
-            return Err(Error::config(first));
-        }
-        self.config.validate()
-    }
 }
 
 /// The serde form of the configuration: every field optional, so it loads from TOML, JSON or
@@ -466,40 +175,6 @@ impl fmt::Debug for ClientConfig {
         option_fields!(show);
         d.finish()
     }
-}
-
-/// A connection URL with its password (in the user info or a `password=` option) replaced.
-pub(crate) fn redact_url(url: &str) -> String {
-    let (head, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, hosts)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:<redacted>@{hosts}"),
-                    None => format!("{userinfo}@{hosts}"),
-                },
-                None => authority.to_owned(),
-            };
-            match path {
-                Some(p) => format!("{scheme}://{authority}/{p}"),
-                None => format!("{scheme}://{authority}"),
-            }
-        }
-        None => "<not a URL>".to_owned(),
-    };
-    if !query.is_empty() {
-        let params: Vec<String> = query
-            .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
-                _ => kv.to_owned(),
-            })
-            .collect();
-        out.push('?');
-        out.push_str(&params.join("&"));
-    }
-    out
 }
 
 impl ClientConfig {
@@ -630,97 +305,6 @@ impl ClientConfig {
     }
 }
 
-fn parse_host_port(s: &str) -> std::result::Result<(String, u16), String> {
-    let (host, port) = match s.rsplit_once(':') {
-        Some((h, p)) if !h.is_empty() && !h.ends_with(':') => {
-            (h, p.parse::<u16>().map_err(|_| format!("invalid port in host {s:?}"))?)
-        }
-        _ => (s, 5432),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if host.is_empty() || host.contains(['/', '@', ',', ' ']) {
-        return Err(format!("invalid host {s:?}"));
-    }
-    Ok((host.to_owned(), port))
-}
-
-/// Parses `postgres[ql]://[user[:password]@][host[:port][,host[:port]…]][/dbname][?k=v&…]`.
-fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> {
-    let decode = |s: &str| {
-        percent_encoding::percent_decode_str(s)
-            .decode_utf8()
-            .map(|c| c.into_owned())
-            .map_err(|_| "URL component is not valid UTF-8 after percent-decoding".to_owned())
-    };
-    let rest = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
-        .ok_or_else(|| "URL must start with postgresql:// or postgres://".to_owned())?;
-    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
-    let (userinfo, hosts) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let mut config = ClientConfig::default();
-    if let Some(userinfo) = userinfo {
-        let (user, password) = match userinfo.split_once(':') {
-            Some((u, p)) => (u, Some(p)),
-            None => (userinfo, None),
-        };
-        if !user.is_empty() {
-            config.user = Some(decode(user)?);
-        }
-        if let Some(p) = password {
-            config.password = Some(Secret(decode(p)?));
-        }
-    }
-    for host in hosts.split(',').filter(|h| !h.is_empty()) {
-        let host = decode(host)?;
-        parse_host_port(&host)?;
-        config.hosts.push(host);
-    }
-    if !db.is_empty() {
-        config.dbname = Some(decode(db)?);
-    }
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match &*key {
-            "target_session_attrs" => {
-                config.default_intent = Some(
-                    Intent::from_target_session_attrs(&value)
-                        .ok_or_else(|| format!("unknown target_session_attrs {value:?}"))?,
-                );
-            }
-            "sslmode" => config.sslmode = Some(value.parse().map_err(|e: Error| e.to_string())?),
-            "sslrootcert" => config.sslrootcert = Some(value.into()),
-            "application_name" => config.application_name = Some(value),
-            "connect_timeout" => {
-                let secs: u64 = value
-                    .parse()
-                    .map_err(|_| format!("connect_timeout {value:?} is not seconds"))?;
-                config.connect_timeout = Some(Duration::from_secs(secs.max(1)));
-            }
-            // libpq's meaning: milliseconds (0, the system default, is not offered here).
-            "tcp_user_timeout" => {
-                let ms: u64 = value
-                    .parse()
-                    .map_err(|_| format!("tcp_user_timeout {value:?} is not milliseconds"))?;
-                config.tcp_user_timeout = Some(Duration::from_millis(ms));
-            }
-            "patroni" => config.patroni.extend(value.split(',').map(str::to_owned)),
-            "patroni_scope" => config.patroni_scope = Some(value),
-            "user" => config.user = Some(value),
-            "password" => config.password = Some(Secret(value)),
-            "dbname" => config.dbname = Some(value),
-            "host" => config.hosts.extend(value.split(',').map(str::to_owned)),
-            "load_balance_hosts" => {}
-            other => return Err(format!("unknown URL option {other:?}")),
-        }
-    }
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,58 +312,6 @@ mod tests {
 
     fn settings(b: ClientBuilder) -> Result<Settings> {
         b.settings()
-    }
-
-    #[test]
-    fn urls_are_redacted_in_debug() {
-        assert_eq!(
-            redact_url("postgresql://app:p%40ss@db1:5433,db2/shop?sslmode=disable&password=x"),
-            "postgresql://app:<redacted>@db1:5433,db2/shop?sslmode=disable&password=<redacted>"
-        );
-        assert_eq!(redact_url("postgres://app@db1"), "postgres://app@db1");
-        assert_eq!(redact_url("garbage:secret"), "<not a URL>");
-        let config = ClientConfig {
-            url: Some("postgresql://u:hunter2@h/db".into()),
-            ..ClientConfig::default()
-        };
-        assert!(!format!("{config:?}").contains("hunter2"));
-        assert!(!format!("{:?}", config.into_builder()).contains("hunter2"));
-    }
-
-    #[test]
-    fn multi_host_url_maps_onto_settings() {
-        let s = settings(ClientBuilder::default().url(
-            "postgresql://app:p%40ss@db1:5433,db2,[::1]:5434/shop?target_session_attrs=prefer-standby&sslmode=disable\
-             &patroni=http://db1:8008,http://db2:8008&application_name=api",
-        ))
-        .expect("valid URL");
-        assert_eq!(s.user, "app");
-        assert_eq!(s.password.as_ref().map(Secret::expose), Some("p@ss"));
-        assert_eq!(s.dbname, "shop");
-        assert_eq!(
-            s.seed_hosts,
-            vec![("db1".into(), 5433), ("db2".into(), 5432), ("::1".into(), 5434)]
-        );
-        assert_eq!(s.default_intent, Intent::PreferStandby);
-        assert_eq!(s.ssl_mode, SslMode::Disable);
-        assert_eq!(s.patroni_urls.len(), 2);
-        assert_eq!(s.application_name, "api");
-    }
-
-    #[test]
-    fn target_session_attrs_values_map_onto_intents() {
-        for (attrs, intent) in [
-            ("read-write", Intent::Write),
-            ("primary", Intent::Write),
-            ("read-only", Intent::Standby),
-            ("standby", Intent::Standby),
-            ("prefer-standby", Intent::PreferStandby),
-            ("any", Intent::Any),
-        ] {
-            let s = settings(ClientBuilder::default().url(&format!("postgres://u@h/d?target_session_attrs={attrs}")))
-                .expect("valid");
-            assert_eq!(s.default_intent, intent, "{attrs}");
-        }
     }
 
     #[test]

@@ -1,0 +1,230 @@
+//! [`ClientBuilder`]: infallible setters over a [`ClientConfig`], validated at once by `build`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::url::parse_url;
+use super::{ClientConfig, Secret, Settings, SslMode};
+use crate::error::{Error, Result};
+use crate::intent::{Balance, Intent, LagBound};
+use crate::retry::RetryPolicy;
+
+/// Builds a [`Client`](crate::Client). Setters never fail; [`build`](Self::build) and
+/// [`connect`](Self::connect) validate everything at once.
+///
+/// ```no_run
+/// # async fn demo() -> pgha_client::Result<()> {
+/// use std::time::Duration;
+/// use pgha_client::{Client, LagBound};
+///
+/// let client = Client::builder()
+///     .patroni(["http://10.0.0.1:8008", "http://10.0.0.2:8008", "http://10.0.0.3:8008"])
+///     .user("app")
+///     .password("secret")
+///     .dbname("app")
+///     .lag_bound(LagBound::time(Duration::from_secs(2)))
+///     .connect()
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[must_use]
+#[derive(Debug, Clone, Default)]
+pub struct ClientBuilder {
+    pub(super) config: ClientConfig,
+    errors: Vec<String>,
+}
+
+impl ClientBuilder {
+    /// Patroni REST API base URLs (`http://host:8008`); more members are learned from `/cluster`.
+    pub fn patroni<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.patroni.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Basic-auth credentials for the Patroni REST API.
+    pub fn patroni_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.config.patroni_user = Some(user.into());
+        self.config.patroni_password = Some(password.into());
+        self
+    }
+
+    /// A PEM CA certificate to trust for HTTPS to Patroni.
+    pub fn patroni_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.patroni_ca_file = Some(path.into());
+        self
+    }
+
+    /// The Patroni cluster name (`scope`). Answers of endpoints that report another scope are
+    /// ignored. Without it, the client adopts the scope most endpoints report in their first
+    /// answers (Patroni before 3.2 reports none).
+    pub fn patroni_scope(mut self, scope: impl Into<String>) -> Self {
+        self.config.patroni_scope = Some(scope.into());
+        self
+    }
+
+    /// PostgreSQL `host:port` pairs probed directly when no Patroni endpoint answers (before
+    /// Patroni has ever answered, or when all of its APIs are down).
+    pub fn seed_host(mut self, host: impl Into<String>, port: u16) -> Self {
+        self.config.hosts.push(format!("{}:{port}", host.into()));
+        self
+    }
+
+    /// Applies a libpq-style URL: `postgresql://user:password@h1:p1,h2:p2/db?options`, with
+    /// options `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
+    /// `connect_timeout` (seconds) and pgha's own `patroni` (comma-separated REST URLs) and
+    /// `patroni_scope`.
+    /// Hosts become seed hosts.
+    pub fn url(mut self, url: &str) -> Self {
+        match parse_url(url) {
+            Ok(parsed) => self.config.merge(parsed),
+            Err(e) => self.errors.push(e),
+        }
+        self
+    }
+
+    /// Database user.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.config.user = Some(user.into());
+        self
+    }
+
+    /// Database password.
+    pub fn password(mut self, password: impl Into<Secret>) -> Self {
+        self.config.password = Some(password.into());
+        self
+    }
+
+    /// Database name (default: the user name).
+    pub fn dbname(mut self, dbname: impl Into<String>) -> Self {
+        self.config.dbname = Some(dbname.into());
+        self
+    }
+
+    /// `application_name` of every connection (default `pgha`).
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.config.application_name = Some(name.into());
+        self
+    }
+
+    /// TLS mode to PostgreSQL.
+    pub fn ssl_mode(mut self, mode: SslMode) -> Self {
+        self.config.sslmode = Some(mode);
+        self
+    }
+
+    /// A PEM CA certificate to verify PostgreSQL servers with (instead of the WebPKI roots).
+    pub fn ssl_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.sslrootcert = Some(path.into());
+        self
+    }
+
+    /// The intent of [`Client::run_default`](crate::Client::run_default) (default `Write`).
+    pub fn default_intent(mut self, intent: Intent) -> Self {
+        self.config.default_intent = Some(intent);
+        self
+    }
+
+    /// Default staleness bound for standby reads (default 2 s); each call can override it.
+    pub fn lag_bound(mut self, bound: LagBound) -> Self {
+        self.config.lag_bound = Some(bound);
+        self
+    }
+
+    /// Whether `Standby` reads fall back to the primary when no standby is under the bound
+    /// (default true; a tracing event says so each time).
+    pub fn fallback_to_primary(mut self, yes: bool) -> Self {
+        self.config.fallback_to_primary = Some(yes);
+        self
+    }
+
+    /// How standbys are balanced.
+    pub fn balance(mut self, balance: Balance) -> Self {
+        self.config.balance = Some(balance);
+        self
+    }
+
+    /// How often the topology is refreshed when nothing happens (default 500 ms). Every refresh
+    /// polls Patroni and probes each member with one SQL query.
+    pub fn refresh_interval(mut self, every: Duration) -> Self {
+        self.config.refresh_interval = Some(every);
+        self
+    }
+
+    /// Minimum time between two refreshes triggered by errors (default 200 ms).
+    pub fn min_refresh_interval(mut self, every: Duration) -> Self {
+        self.config.min_refresh_interval = Some(every);
+        self
+    }
+
+    /// Timeout of one Patroni REST request (default 1 s).
+    pub fn patroni_timeout(mut self, timeout: Duration) -> Self {
+        self.config.patroni_timeout = Some(timeout);
+        self
+    }
+
+    /// Timeout of one SQL probe, connection included (default 1 s).
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.config.probe_timeout = Some(timeout);
+        self
+    }
+
+    /// Timeout to open one PostgreSQL connection (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Maximum connections in each member's pool (default 16).
+    pub fn pool_max_size(mut self, size: usize) -> Self {
+        self.config.pool_max_size = Some(size);
+        self
+    }
+
+    /// How long a read carrying a [`WalToken`](crate::WalToken) waits for a standby to replay it
+    /// before running on the primary (default 100 ms).
+    pub fn read_your_writes_wait(mut self, wait: Duration) -> Self {
+        self.config.read_your_writes_wait = Some(wait);
+        self
+    }
+
+    /// How long data sent to a member may stay unacknowledged before the connection is
+    /// dropped (`TCP_USER_TIMEOUT`, default 10 s; keepalives probe idle connections at the same
+    /// pace), so a partitioned member cannot hold a query for longer. A frozen server still
+    /// acknowledges at the TCP level: the operation's deadline covers that case.
+    pub fn tcp_user_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tcp_user_timeout = Some(timeout);
+        self
+    }
+
+    /// Retry policy (deadline, backoff, budget).
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.config.retry = Some(policy);
+        self
+    }
+
+    /// Validates the settings and starts the client; operations wait for the first topology.
+    /// Must be called inside a Tokio runtime.
+    pub fn build(self) -> Result<crate::Client> {
+        let settings = self.settings()?;
+        crate::Client::start(settings)
+    }
+
+    /// Like [`build`](Self::build), then waits (up to the connect timeout plus the Patroni
+    /// timeout) for the first topology refresh.
+    pub async fn connect(self) -> Result<crate::Client> {
+        let client = self.build()?;
+        client.wait_for_first_refresh().await?;
+        Ok(client)
+    }
+
+    pub(crate) fn settings(self) -> Result<Settings> {
+        if let Some(first) = self.errors.into_iter().next() {
+            return Err(Error::config(first));
+        }
+        self.config.validate()
+    }
+}
