@@ -128,6 +128,7 @@ mod events;
 mod ident;
 mod intent;
 mod metrics;
+mod op;
 pub mod patroni;
 mod pool;
 mod retry;
@@ -138,7 +139,7 @@ mod topology;
 #[cfg(feature = "pgvector")]
 pub mod vector;
 
-pub use client::{Client, Connection, Op, Transaction};
+pub use client::{Client, Connection, Transaction};
 pub use config::{ClientBuilder, ClientConfig, Secret, SslMode};
 pub use connector::Connector;
 pub use duration::parse_duration;
@@ -147,6 +148,7 @@ pub use events::TopologyEvent;
 pub use ident::Ident;
 pub use intent::{Balance, Intent, LagBound};
 pub use metrics::{MemberMetrics, Metrics};
+pub use op::Op;
 pub use retry::RetryPolicy;
 pub use token::{TokenParseError, WalToken};
 pub use topology::{Exclusion, MemberInfo, MemberStatus, Source, Topology};

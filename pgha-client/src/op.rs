@@ -1,0 +1,675 @@
+//! The retry executor behind [`Op`]: the per-call options, the retry loop (`execute`), one
+//! attempt on one member (`attempt_on`), watching for the member being lost, read-your-writes
+//! checks and WAL tokens.
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tracing::{debug, info, warn, Instrument};
+
+use crate::classify::{classify, OpKind, Phase, Verdict};
+use crate::client::{Client, Connection, Transaction};
+use crate::error::{Error, Kind, Result};
+use crate::intent::{Intent, LagBound};
+use crate::metrics::bump;
+use crate::patroni::Lsn;
+use crate::pool::MemberHandle;
+use crate::retry::backoff;
+use crate::token::WalToken;
+use crate::topology::selection::{select, Request, Selection};
+use crate::topology::{Snapshot, Topology};
+
+/// Attempts still running after this start watching for their member being lost.
+const FAST_ATTEMPT: Duration = Duration::from_millis(20);
+
+const PHASE_CHECKOUT: u8 = 0;
+const PHASE_BODY: u8 = 1;
+const PHASE_COMMIT: u8 = 2;
+
+fn phase_of(cell: &AtomicU8) -> Phase {
+    match cell.load(Ordering::SeqCst) {
+        PHASE_CHECKOUT => Phase::Checkout,
+        PHASE_BODY => Phase::Body,
+        _ => Phase::Commit,
+    }
+}
+
+/// One operation's options; see [`Client::op`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct Op<'a> {
+    pub(crate) client: &'a Client,
+    pub(crate) intent: Intent,
+    pub(crate) bound: Option<LagBound>,
+    pub(crate) token: Option<WalToken>,
+    pub(crate) idempotent: bool,
+    pub(crate) deadline: Option<Duration>,
+}
+
+/// How an attempt ended when it did not return.
+enum Aborted {
+    /// A different member became the primary (or the member became unusable) mid-attempt.
+    MemberLost,
+    /// The operation's deadline passed.
+    Deadline,
+    /// The client was shut down.
+    Shutdown,
+}
+
+impl Aborted {
+    /// The error for an abort while preparing `what`, before any statement of the caller's was
+    /// sent (so the outcome is known: nothing happened).
+    fn before_body(self, what: &str) -> Error {
+        match self {
+            Self::Shutdown => Error::new(Kind::Shutdown),
+            Self::Deadline => Error::new(Kind::Timeout).with_message(format!("the deadline passed while {what}")),
+            Self::MemberLost => {
+                Error::new(Kind::Connect).with_message(format!("the member stopped being usable while {what}"))
+            }
+        }
+    }
+}
+
+impl Op<'_> {
+    /// Overrides the client's lag bound for this read.
+    pub fn max_lag(mut self, bound: LagBound) -> Self {
+        self.bound = Some(bound);
+        self
+    }
+
+    /// Read-your-writes: run on a member that has replayed `token` (or on the primary).
+    pub fn after(mut self, token: WalToken) -> Self {
+        self.token = Some(match self.token {
+            Some(t) => t.max(token),
+            None => token,
+        });
+        self
+    }
+
+    /// Declares the operation idempotent: running it twice has the same effect as once (for
+    /// example an insert with a client-generated key and `ON CONFLICT DO NOTHING`). It is then
+    /// retried even when a failure left its outcome unknown.
+    pub fn idempotent(mut self) -> Self {
+        self.idempotent = true;
+        self
+    }
+
+    /// Overrides the retry deadline for this operation.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Runs `f` with a connection chosen by the intent; statements autocommit.
+    ///
+    /// Failures where nothing ran (no connection, `25006` on a node that just became a
+    /// standby…) are retried until the deadline. Reads are always safe to retry. A write whose
+    /// session was lost part-way may have committed: it fails with
+    /// [`Error::is_outcome_unknown`] unless declared [`idempotent`](Self::idempotent) — use
+    /// [`transaction`](Self::transaction) for writes that should be replayed safely.
+    pub async fn run<T, F>(self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        self.run_with_member(f).await.map(|(v, _)| v)
+    }
+
+    /// Like [`run`](Self::run), and returns the name of the member whose answer it is (the one
+    /// the last, successful attempt ran on) — for logs, metrics and investigations.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client) -> pgha_client::Result<()> {
+    /// use pgha_client::Intent;
+    /// let (n, member): (i64, String) = client
+    ///     .op(Intent::Standby)
+    ///     .run_with_member(async |conn| Ok(conn.query_one("SELECT count(*) FROM items", &[]).await?.get(0)))
+    ///     .await?;
+    /// println!("{n} items, read on {member}");
+    /// # Ok(()) }
+    /// ```
+    pub async fn run_with_member<T, F>(self, mut f: F) -> Result<(T, String)>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let kind = self.op_kind(OpKind::Write {
+            idempotent: self.idempotent,
+        });
+        let (value, member) = self
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                f(conn).await
+            })
+            .await?;
+        Ok((value, member.unwrap_or_default()))
+    }
+
+    /// Like [`transaction`](Self::transaction), and returns the name of the member it committed
+    /// on (see [`run_with_member`](Self::run_with_member)).
+    pub async fn transaction_with_member<T, F>(self, f: F) -> Result<(T, String)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let ((value, _), member) = self.transaction_inner(f, false).await?;
+        Ok((value, member.unwrap_or_default()))
+    }
+
+    /// How long the operation may take: its own deadline, else the client's.
+    fn budget(&self) -> Duration {
+        self.deadline.unwrap_or(self.client.inner.settings.retry.deadline)
+    }
+
+    /// `write` for [`Intent::Write`], [`OpKind::Read`] for every other intent.
+    fn op_kind(&self, write: OpKind) -> OpKind {
+        if self.intent.is_write() {
+            write
+        } else {
+            OpKind::Read
+        }
+    }
+
+    /// Like [`run`](Self::run) on the primary, and returns a [`WalToken`] taken right after
+    /// the statements committed, for read-your-writes reads elsewhere ([`WalToken::UNKNOWN`] if
+    /// the write committed but no position could be read before the deadline).
+    pub async fn run_with_token<T, F>(self, mut f: F) -> Result<(T, WalToken)>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let op = Op {
+            intent: Intent::Write,
+            ..self
+        };
+        let kind = OpKind::Write {
+            idempotent: op.idempotent,
+        };
+        let started = Instant::now();
+        let ((value, token), _) = op
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                let value = f(conn).await?;
+                Ok((value, wal_token(conn).await.ok()))
+            })
+            .await?;
+        Ok((value, op.token_or_fetch(token, started).await))
+    }
+
+    /// Runs `f` inside a transaction (BEGIN … COMMIT) on a member chosen by the intent
+    /// (`Intent::Write` for writes; a read intent gives a consistent multi-statement read,
+    /// possibly on a standby). Any failure before
+    /// COMMIT is sent — connection lost, node demoted, serialization failure, deadlock — rolls
+    /// the transaction back, and the whole closure is run again (on the new primary if there
+    /// is one) until the deadline. A failure after COMMIT was sent is
+    /// [outcome unknown](Error::is_outcome_unknown) unless the operation is idempotent.
+    pub async fn transaction<T, F>(self, f: F) -> Result<T>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        self.transaction_inner(f, false).await.map(|((v, _), _)| v)
+    }
+
+    /// [`transaction`](Self::transaction) on the primary, returning a [`WalToken`] taken
+    /// after COMMIT ([`WalToken::UNKNOWN`] if no position could be read before the deadline).
+    pub async fn transaction_with_token<T, F>(self, f: F) -> Result<(T, WalToken)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let op = Op {
+            intent: Intent::Write,
+            ..self
+        };
+        let again = op.clone();
+        let started = Instant::now();
+        let ((value, token), _) = op.transaction_inner(f, true).await?;
+        Ok((value, again.token_or_fetch(token, started).await))
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn transaction_inner<T, F>(
+        self,
+        mut f: F,
+        with_token: bool,
+    ) -> Result<((T, Option<WalToken>), Option<String>)>
+    where
+        F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
+    {
+        let op = self;
+        let kind = op.op_kind(OpKind::Transaction {
+            idempotent: op.idempotent,
+        });
+        let read_only = !op.intent.is_write();
+        op.execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
+            let tx = conn.build_transaction().read_only(read_only).start().await?;
+            let value = f(&tx).await?;
+            phase.store(PHASE_COMMIT, Ordering::SeqCst);
+            tx.commit().await?;
+            let token = if with_token { wal_token(conn).await.ok() } else { None };
+            Ok((value, token))
+        })
+        .await
+    }
+
+    /// The token read after the commit, or — if that query failed after a successful commit —
+    /// one read from the primary now (any later position is also a valid token), within what is
+    /// left of the operation's deadline. The write committed: if no position can be read,
+    /// [`WalToken::UNKNOWN`] (reads carrying it go to the primary), never an error that would
+    /// invite the caller to write again.
+    async fn token_or_fetch(&self, token: Option<WalToken>, started: Instant) -> WalToken {
+        if let Some(t) = token {
+            return t;
+        }
+        let left = self.budget().saturating_sub(started.elapsed());
+        if left.is_zero() {
+            return WalToken::UNKNOWN;
+        }
+        match self
+            .client
+            .op(Intent::Primary)
+            .deadline(left)
+            .run(async |conn| wal_token(conn).await)
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                warn!(error = %e, "the write committed but its position could not be read: token unknown");
+                WalToken::UNKNOWN
+            }
+        }
+    }
+
+    /// The retry loop shared by `run` and `transaction`.
+    async fn execute<T, F>(&self, kind: OpKind, mut attempt: F) -> Result<(T, Option<String>)>
+    where
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+    {
+        let inner = &self.client.inner;
+        let settings = &inner.settings;
+        bump(&inner.counters.operations);
+        let started = Instant::now();
+        let deadline = crate::time::after(started, self.budget());
+        let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
+        let mut rx = inner.snapshots.clone();
+        let mut attempts: u32 = 0;
+        let mut avoid: Option<String> = None;
+        let mut last_error: Option<Error> = None;
+        let mut force_primary = false;
+        let result = async {
+            loop {
+                let now = Instant::now();
+                if now >= deadline {
+                    let mut e = Error::timeout("the operation", deadline - started);
+                    if let Some(last) = last_error.take() {
+                        e = e.with_source(last);
+                    }
+                    return Err(e);
+                }
+                let snapshot = rx.borrow_and_update().clone();
+                if snapshot.closed {
+                    return Err(Error::new(Kind::Shutdown));
+                }
+                let intent = if force_primary { Intent::Primary } else { self.intent };
+                let selection = {
+                    let request = Request {
+                        intent,
+                        bound: self.bound.unwrap_or(settings.lag_bound),
+                        token: self.token,
+                        fallback_to_primary: settings.fallback_to_primary,
+                        balance: settings.balance,
+                        avoid: avoid.as_deref(),
+                    };
+                    let load = |i: usize| {
+                        snapshot
+                            .handles
+                            .get(i)
+                            .and_then(Option::as_ref)
+                            .map_or(usize::MAX, |h| h.counters.in_flight.load(Ordering::Relaxed))
+                    };
+                    let turn = inner.turn.fetch_add(1, Ordering::Relaxed);
+                    select(&snapshot.topology, &request, now, &load, turn, &mut rand::rng())
+                };
+                let (index, verify_token) = match selection {
+                    Selection::Member {
+                        index,
+                        fallback,
+                        verify_token,
+                    } => {
+                        if fallback.is_some() {
+                            bump(&inner.counters.fallbacks);
+                            let total = inner.counters.fallbacks.load(Ordering::Relaxed);
+                            if inner.fallback_log.allow(Instant::now()) {
+                                info!(
+                                    intent = ?self.intent,
+                                    fallbacks_so_far = total,
+                                    "no standby under the lag bound: reading from the primary"
+                                );
+                            } else {
+                                debug!(intent = ?self.intent, "no standby under the lag bound: reading from the primary");
+                            }
+                        }
+                        (index, verify_token)
+                    }
+                    Selection::Wait(why) => {
+                        if snapshot.topology.generation > 0 {
+                            self.client.request_refresh(why);
+                            last_error = Some(Error::new(Kind::NoMember).with_message(waiting_because(why, &snapshot.topology)));
+                        }
+                        wait_for_change(&mut rx, deadline).await;
+                        continue;
+                    }
+                    Selection::NoMember(why) => return Err(Error::new(Kind::NoMember).with_message(why)),
+                    Selection::WriteLost { timeline, lsn, switch } => {
+                        return Err(Error::new(Kind::WriteLost).with_message(format!(
+                            "the write of token pgha1:{timeline}:{lsn} was lost: timeline {timeline} ended at {switch} \
+                             in a failover (asynchronous replication)"
+                        )))
+                    }
+                };
+                let Some(handle) = snapshot.handles.get(index).cloned().flatten() else {
+                    wait_for_change(&mut rx, deadline).await;
+                    continue;
+                };
+                let member = handle.address.name.clone();
+                attempts += 1;
+                let phase = AtomicU8::new(PHASE_CHECKOUT);
+                let on_primary = snapshot.topology.primary == Some(index);
+                let outcome = self
+                    .attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
+                    .await;
+                let error = match outcome {
+                    Ok(Some(value)) => return Ok((value, Some(member))),
+                    Ok(None) => {
+                        debug!(
+                            member,
+                            "standby did not replay the token in time: reading from the primary"
+                        );
+                        force_primary = true;
+                        continue;
+                    }
+                    Err(e) => e.with_member(member.clone()),
+                };
+                match classify(&error, phase_of(&phase), kind) {
+                    Verdict::Fail => return Err(error),
+                    Verdict::OutcomeUnknown => {
+                        bump(&inner.counters.outcome_unknown);
+                        return Err(error.into_kind(Kind::OutcomeUnknown));
+                    }
+                    Verdict::Retry { rediscover } => {
+                        // Retries that wait for a fresh topology are paced by the refresh rate;
+                        // the budget caps the immediate ones (serialization failures, deadlocks,
+                        // recovery conflicts), which could otherwise storm.
+                        if !rediscover && !inner.budget.try_take(Instant::now()) {
+                            warn!(member, error = %error, "retry budget exhausted");
+                            return Err(Error::new(Kind::BudgetExhausted).with_source(error));
+                        }
+                        bump(&inner.counters.retries);
+                        debug!(member, attempt = attempts, error = %error, "retrying");
+                        let used = snapshot.topology.generation;
+                        if rediscover {
+                            self.client.request_refresh("operation failed on a member");
+                        }
+                        avoid = Some(member);
+                        last_error = Some(error);
+                        let pause = backoff(&settings.retry, attempts.saturating_sub(1), &mut rand::rng());
+                        let least = if rediscover {
+                            settings.min_refresh_interval.saturating_mul(2)
+                        } else {
+                            Duration::ZERO
+                        };
+                        let until = deadline.min(crate::time::after(Instant::now(), pause.max(least)));
+                        wait_for_generation(&mut rx, used, rediscover, pause, until).await;
+                    }
+                }
+            }
+        }
+        .instrument(span.clone())
+        .await;
+        span.record("attempts", attempts);
+        if let Err(e) = &result {
+            bump(&inner.counters.errors_surfaced);
+            debug!(error = %e, attempts, "operation failed");
+        }
+        result
+    }
+
+    /// One attempt on one member. `Ok(None)` means a read-your-writes check did not pass in
+    /// time (try the primary).
+    async fn attempt_on<T, F>(
+        &self,
+        handle: &Arc<MemberHandle>,
+        deadline: Instant,
+        verify_token: bool,
+        phase: &AtomicU8,
+        on_primary: bool,
+        attempt: &mut F,
+    ) -> Result<Option<T>>
+    where
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+    {
+        let inner = &self.client.inner;
+        let _in_flight = handle.track();
+        let needs_primary = !self.intent.allows_standby();
+        let checkout = tokio::time::timeout_at(deadline.into(), handle.pool.get()).await;
+        let mut busy = match checkout {
+            Ok(Ok(conn)) => crate::pool::Busy::new(conn, handle),
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(Error::new(Kind::Timeout).with_message("the deadline passed while waiting for a connection"))
+            }
+        };
+        let Some(conn) = busy.conn() else {
+            return Err(Error::new(Kind::Connect).with_message("no connection"));
+        };
+        let mut rx = inner.snapshots.clone();
+        let name = handle.address.name.clone();
+        let read_only = !self.intent.is_write();
+        if on_primary && handle.session_needs_switch(conn, read_only) {
+            // Every intent but Write runs read-only on the primary too (standbys are read-only
+            // by nature), so a write in a read fails at once with 25006 instead of committing
+            // where a replay could duplicate it. The session default is switched only when this
+            // connection last served the other kind, before anything of the caller's is sent,
+            // under the same deadline and member watch as the attempt (a frozen primary still
+            // acknowledges at the TCP level).
+            let switched = watched(
+                handle.set_session_read_only(conn, read_only),
+                &mut rx,
+                &name,
+                needs_primary,
+                deadline,
+            )
+            .await;
+            match switched {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    busy.release(true);
+                    return Err(e);
+                }
+                // `busy` is dropped unreleased: cancelled on the server, connection closed.
+                Err(aborted) => return Err(aborted.before_body("preparing the session")),
+            }
+        }
+        phase.store(PHASE_BODY, Ordering::SeqCst);
+        if verify_token {
+            if let Some(token) = self.token {
+                // Under the same deadline and member watch as the attempt itself: a frozen or
+                // partitioned standby must not hold the read.
+                let wait = inner.settings.read_your_writes_wait;
+                let check = replayed(
+                    conn,
+                    token.lsn,
+                    wait.min(deadline.saturating_duration_since(Instant::now())),
+                );
+                match watched(check, &mut rx, &name, needs_primary, deadline).await {
+                    Ok(Ok(true)) => {}
+                    Ok(Ok(false)) => {
+                        busy.release(false);
+                        return Ok(None);
+                    }
+                    Ok(Err(e)) => {
+                        busy.release(discard_after(&e));
+                        return Err(e);
+                    }
+                    // `busy` is dropped unreleased: the check is cancelled on the server.
+                    Err(aborted) => return Err(aborted.before_body("checking the read-your-writes token")),
+                }
+            }
+        }
+        // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
+        // costs a registration on the snapshot channel) to be abandoned when their member is lost.
+        let outcome = {
+            let mut work = std::pin::pin!(attempt(conn, phase));
+            match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
+                Ok(r) => Ok(r),
+                Err(_) => watched(&mut work, &mut rx, &name, needs_primary, deadline).await,
+            }
+        };
+        match outcome {
+            Ok(Ok(value)) => {
+                busy.release(false);
+                Ok(Some(value))
+            }
+            Ok(Err(e)) => {
+                busy.release(discard_after(&e));
+                Err(e)
+            }
+            // The attempt was abandoned mid-flight: `busy` is dropped unreleased, so the statement
+            // is cancelled on the server and the connection closed.
+            Err(aborted) => Err(match aborted {
+                Aborted::MemberLost => Error::new(Kind::OutcomeUnknown)
+                    .with_message("the member stopped being usable while the operation ran"),
+                Aborted::Deadline => {
+                    Error::new(Kind::OutcomeUnknown).with_message("the deadline passed while the operation ran")
+                }
+                Aborted::Shutdown => Error::new(Kind::Shutdown),
+            }),
+        }
+    }
+}
+
+/// Why an operation waits, with what each unusable member's last probe said (too many
+/// connections, refused, TLS…), so that a deadline error names the real cause.
+fn waiting_because(why: &str, topology: &Topology) -> String {
+    let reasons: Vec<String> = topology
+        .members
+        .iter()
+        .filter_map(|m| match &m.status {
+            crate::topology::MemberStatus::Unusable(reason) => Some(format!("{}: {reason}", m.name)),
+            _ => None,
+        })
+        .take(5)
+        .collect();
+    if reasons.is_empty() {
+        why.to_owned()
+    } else {
+        format!("{why} ({})", reasons.join("; "))
+    }
+}
+
+/// Whether a connection must not go back to the pool after `e`: its session is gone, or the node
+/// is read-only now (a demoted primary).
+fn discard_after(e: &Error) -> bool {
+    e.as_postgres().is_some_and(crate::classify::is_connection_error)
+        || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
+}
+
+/// Runs `work` until it finishes, `member` can no longer serve the attempt (see
+/// [`member_lost`]) or the deadline passes — whichever comes first.
+async fn watched<T>(
+    work: impl std::future::Future<Output = T>,
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    member: &str,
+    needs_primary: bool,
+    deadline: Instant,
+) -> std::result::Result<T, Aborted> {
+    tokio::select! {
+        r = work => Ok(r),
+        a = member_lost(rx, member, needs_primary) => Err(a),
+        () = tokio::time::sleep_until(deadline.into()) => Err(Aborted::Deadline),
+    }
+}
+
+/// Resolves when `member` can no longer serve the attempt: another member became the verified
+/// primary (for primary intents), the member became unusable (for reads), or the client shut
+/// down. Never resolves otherwise.
+async fn member_lost(rx: &mut watch::Receiver<Arc<Snapshot>>, member: &str, needs_primary: bool) -> Aborted {
+    loop {
+        if rx.changed().await.is_err() {
+            return Aborted::Shutdown;
+        }
+        let snapshot = rx.borrow_and_update().clone();
+        if snapshot.closed {
+            return Aborted::Shutdown;
+        }
+        let topology = &snapshot.topology;
+        let lost = if needs_primary {
+            topology.primary().is_some_and(|p| p.name != member)
+        } else {
+            topology
+                .member(member)
+                .is_none_or(|m| !(m.is_standby() || m.is_primary()))
+        };
+        if lost {
+            return Aborted::MemberLost;
+        }
+    }
+}
+
+async fn wait_for_change(rx: &mut watch::Receiver<Arc<Snapshot>>, deadline: Instant) {
+    let _ = tokio::time::timeout_at(deadline.into(), rx.changed()).await;
+}
+
+/// After a failure: wait for a snapshot newer than `used` if a refresh was requested (but at
+/// least `min_pause`), else just the backoff.
+async fn wait_for_generation(
+    rx: &mut watch::Receiver<Arc<Snapshot>>,
+    used: u64,
+    rediscover: bool,
+    min_pause: Duration,
+    until: Instant,
+) {
+    let pause_end = crate::time::tokio_after(tokio::time::Instant::now(), min_pause);
+    if rediscover {
+        let _ = tokio::time::timeout_at(until.into(), rx.wait_for(|s| s.closed || s.topology.generation > used)).await;
+    }
+    tokio::time::sleep_until(pause_end.min(until.into())).await;
+}
+
+/// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
+/// passes.
+async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
+    let until = crate::time::after(Instant::now(), wait);
+    let target = lsn.to_string();
+    loop {
+        let row = conn
+            .query_one(
+                "SELECT coalesce(pg_last_wal_replay_lsn() >= $1::text::pg_lsn, true)",
+                &[&target],
+            )
+            .await?;
+        if row.try_get::<_, bool>(0)? {
+            return Ok(true);
+        }
+        if Instant::now() >= until {
+            return Ok(false);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+/// The position and timeline of the primary's WAL, for a token. `pg_current_wal_insert_lsn()`,
+/// not the write pointer: with `synchronous_commit = off` a commit is acknowledged before its
+/// record is written, so the write pointer can lie below it.
+async fn wal_token(conn: &Connection) -> Result<WalToken> {
+    let row = conn
+        .query_one(
+            "SELECT pg_current_wal_insert_lsn()::text, \
+             ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8",
+            &[],
+        )
+        .await?;
+    let lsn: String = row.try_get(0)?;
+    let timeline: i64 = row.try_get(1)?;
+    Ok(WalToken {
+        timeline: u64::try_from(timeline).unwrap_or(0),
+        lsn: lsn
+            .parse()
+            .map_err(|e| Error::new(Kind::Db).with_message(format!("unexpected LSN from the server: {e}")))?,
+    })
+}
