@@ -145,7 +145,7 @@ impl Client {
                 Ok(Err(e)) => Error::from(e).with_member(handle.address.name.clone()),
                 Ok(Ok(_)) | Err(_) => continue,
             };
-            if crate::classify::is_permanent_connect_error(&error) {
+            if crate::failure::is_refused_for_good(error.code(), &error) {
                 return Err(error);
             }
             debug!(error = %error, "no usable member after the first refresh");

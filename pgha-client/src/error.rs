@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+use crate::failure::{self, causes};
+
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -155,12 +157,15 @@ impl Error {
     /// [`is_outcome_unknown`](Self::is_outcome_unknown) errors.
     pub fn is_retryable(&self) -> bool {
         match self.kind() {
-            Kind::Connect => !crate::classify::is_permanent_connect_error(self),
+            Kind::Connect => !failure::is_refused_for_good(self.code(), self),
             Kind::NoMember | Kind::Timeout | Kind::BudgetExhausted => true,
             Kind::Db => self.as_postgres().is_some_and(|e| {
-                crate::classify::is_connection_error(e)
+                failure::is_connection_error(e)
                     || e.code().is_some_and(|c| {
-                        crate::classify::not_executed_sqlstate(c) || crate::classify::is_transient_txn_sqlstate(c)
+                        matches!(
+                            failure::class(c),
+                            failure::Class::NotExecuted | failure::Class::TransientTransaction
+                        )
                     })
             }),
             Kind::Config | Kind::OutcomeUnknown | Kind::Shutdown | Kind::User | Kind::WriteLost => false,
@@ -272,13 +277,6 @@ pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
         }
     }
     text
-}
-
-/// The causes of an error, nearest first (`error.source()`, its source, …).
-pub(crate) fn causes<'a>(
-    error: &'a (dyn std::error::Error + 'static),
-) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
-    std::iter::successors(error.source(), |e| e.source())
 }
 
 #[cfg(test)]

@@ -125,6 +125,7 @@ mod connector;
 mod duration;
 mod error;
 mod events;
+mod failure;
 mod ident;
 mod intent;
 mod metrics;
@@ -154,8 +155,8 @@ pub use token::{TokenParseError, WalToken};
 pub use topology::{Exclusion, MemberInfo, MemberStatus, Source, Topology};
 
 pub use deadpool_postgres;
-/// The HTTP client [`Connector::http`] returns (Patroni's REST API).
-pub use reqwest;
 #[cfg(feature = "pgvector")]
 pub use pgvector;
+/// The HTTP client [`Connector::http`] returns (Patroni's REST API).
+pub use reqwest;
 pub use tokio_postgres;

@@ -565,7 +565,7 @@ fn waiting_because(why: &str, topology: &Topology) -> String {
 /// Whether a connection must not go back to the pool after `e`: its session is gone, or the node
 /// is read-only now (a demoted primary).
 fn discard_after(e: &Error) -> bool {
-    e.as_postgres().is_some_and(crate::classify::is_connection_error)
+    e.as_postgres().is_some_and(crate::failure::is_connection_error)
         || e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION)
 }
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 
+use crate::address::Address;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::address::Address;
 
 /// A member's pool and counters, shared by every snapshot that lists the member.
 pub(crate) struct MemberHandle {
