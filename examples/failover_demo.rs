@@ -62,7 +62,7 @@ struct Args {
     #[arg(long, value_enum)]
     fault: Option<FaultArg>,
     /// How long `--fault none` measures (e.g. 60s, 2m).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    #[arg(long, default_value = "60s", value_parser = pgha::client::parse_duration)]
     duration: Duration,
     /// Members of the local cluster.
     #[arg(long, default_value_t = 3)]
@@ -78,14 +78,6 @@ struct Args {
     /// Print one JSON object per round instead of a table.
     #[arg(long)]
     json: bool,
-}
-
-/// `90s`, `5m` (see [`pgha::client::parse_duration`]); a bare number is seconds here.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    match s.trim().parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
-        Err(_) => pgha::client::parse_duration(s),
-    }
 }
 
 fn print_table(reports: &[RoundReport], asynchronous: bool) {

@@ -362,7 +362,7 @@ mod tests {
     #[test]
     fn serde_config_reads_durations_and_bounds() {
         let c: ClientConfig = serde_json::from_str(
-            r#"{"url": "postgres://u:pw@h1,h2/db", "refresh_interval": "250ms", "probe_timeout": 800,
+            r#"{"url": "postgres://u:pw@h1,h2/db", "refresh_interval": "250ms", "probe_timeout": "800ms",
                 "lag_bound": {"time": "1.5s", "bytes": 1048576}, "balance": "round-robin",
                 "retry": {"deadline": "10s"}}"#,
         )
@@ -382,6 +382,20 @@ mod tests {
         assert!(unknown.is_err(), "typos must be rejected");
         assert!(parse_duration("3 parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    /// One rule for every duration: a bare number is refused, as a number or as a string, with
+    /// a message that asks for the unit.
+    #[test]
+    fn a_duration_without_a_unit_is_refused() {
+        for json in [r#"{"probe_timeout": 800}"#, r#"{"probe_timeout": "800"}"#] {
+            let err = serde_json::from_str::<ClientConfig>(json).expect_err(json).to_string();
+            assert!(err.contains("800ms") && err.contains("800s"), "{json}: {err}");
+        }
+        let err = serde_json::from_str::<ClientConfig>(r#"{"retry": {"deadline": 30}}"#).expect_err("bare");
+        assert!(err.to_string().contains("30s"), "{err}");
+        assert!(parse_duration("60").is_err());
+        assert_eq!(parse_duration("60s"), Ok(Duration::from_secs(60)));
     }
 }
 

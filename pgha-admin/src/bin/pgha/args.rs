@@ -65,7 +65,7 @@ pub(crate) struct Global {
     #[arg(long, global = true)]
     pub(crate) dry_run: bool,
     /// How long to wait for the cluster to converge (e.g. 120s, 5m).
-    #[arg(long, global = true, default_value = "120s", value_parser = parse_duration)]
+    #[arg(long, global = true, default_value = "120s", value_parser = pgha_client::parse_duration)]
     pub(crate) timeout: std::time::Duration,
     /// More logging on stderr (-v info, -vv debug).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -103,14 +103,6 @@ pub(crate) enum Format {
     Auto,
     Human,
     Json,
-}
-
-/// `90s`, `5m`, `2h` (see [`pgha_client::parse_duration`]); a bare number is seconds here.
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    match s.trim().parse::<u64>() {
-        Ok(secs) => Ok(std::time::Duration::from_secs(secs)),
-        Err(_) => pgha_client::parse_duration(s),
-    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -268,10 +260,10 @@ pub(crate) struct CheckArgs {
     #[arg(long, default_value_t = 256 << 20)]
     pub(crate) lag_critical_bytes: u64,
     /// Replay lag in time that is WARNING.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = pgha_client::parse_duration)]
     pub(crate) lag_warning: std::time::Duration,
     /// Replay lag in time that is CRITICAL.
-    #[arg(long, default_value = "300s", value_parser = parse_duration)]
+    #[arg(long, default_value = "300s", value_parser = pgha_client::parse_duration)]
     pub(crate) lag_critical: std::time::Duration,
     /// Expected number of members (default: the number of --patroni URLs when more than one).
     #[arg(long)]
@@ -538,6 +530,8 @@ mod tests {
     fn bad_input_is_a_usage_error_not_a_panic() {
         for args in [
             &["pgha", "status", "--timeout", "soon"][..],
+            // A duration needs its unit (one rule for every duration pgha reads).
+            &["pgha", "status", "--timeout", "60"],
             &["pgha", "no-such-command"],
             &["pgha", "failover"],
         ] {
