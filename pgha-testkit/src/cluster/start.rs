@@ -1,0 +1,328 @@
+//! Bringing a cluster up: directories, ports and configuration files, etcd, the Patroni
+//! members, the application role and database, waiting until every replica streams.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{default_root, mkdir, wait_for, write_file, LocalCluster, Teardown, APP_DATABASE, APP_USER};
+use crate::builder::{LocalClusterBuilder, PatroniFlavor};
+use crate::config_files;
+use crate::error::{Error, Result};
+use crate::ports::free_ports;
+use crate::process::{spawn_logged, OsUser, ProcRef};
+use crate::rest;
+use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, EtcdState, MemberState, Timing};
+
+fn random_suffix() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase()
+}
+
+/// The last `n` lines of a log file, for error messages.
+fn log_tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+async fn patroni_version(bin: &Path) -> Result<String> {
+    let out = tokio::process::Command::new(bin)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| {
+            Error::Setup(format!(
+                "running {} --version: {e} (run scripts/install-deps.sh)",
+                bin.display()
+            ))
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .last()
+        .filter(|v| v.chars().next().is_some_and(|c| c.is_ascii_digit()))
+        .map(str::to_owned)
+        .ok_or_else(|| Error::Setup(format!("unexpected `{} --version` output: {text:?}", bin.display())))
+}
+
+/// Fast timings for tests, respecting the minimum `ttl` of 20 s that Patroni enforces from 3.2 on.
+fn default_timing(version: &str) -> Timing {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    let ttl = if (major, minor) >= (3, 2) { 20 } else { 10 };
+    Timing {
+        ttl,
+        loop_wait: 2,
+        retry_timeout: 3,
+    }
+}
+
+impl LocalCluster {
+    pub(crate) async fn start(b: LocalClusterBuilder) -> Result<Self> {
+        let user = OsUser::for_cluster()?;
+        let patroni_bin = b.patroni.binary();
+        if !patroni_bin.exists() {
+            let hint = if b.patroni == PatroniFlavor::V4 {
+                " (run scripts/install-deps.sh)"
+            } else {
+                ""
+            };
+            return Err(Error::Setup(format!(
+                "Patroni not found at {}{hint}",
+                patroni_bin.display()
+            )));
+        }
+        let patroni_version = patroni_version(&patroni_bin).await?;
+        let timing = b.timing.unwrap_or_else(|| default_timing(&patroni_version));
+
+        let scope = b.scope.clone().unwrap_or_else(|| format!("pgha-{}", random_suffix()));
+        let base_dir = match &b.base_dir {
+            Some(dir) => dir.clone(),
+            None => {
+                let root = default_root();
+                mkdir(&root)?;
+                reap_stale(&root);
+                root.join(&scope)
+            }
+        };
+        if base_dir.join(crate::state::STATE_FILE).exists() {
+            return Err(Error::Setup(format!(
+                "{} already holds a cluster; stop it first (pgha-devcluster down) or pick another directory",
+                base_dir.display()
+            )));
+        }
+        mkdir(&base_dir)?;
+
+        let ports = free_ports(2 + 2 * b.members)?;
+        let members = (0..b.members)
+            .map(|i| MemberState {
+                name: format!("node{}", i + 1),
+                pg_port: ports[2 + 2 * i],
+                rest_port: ports[3 + 2 * i],
+                dir: base_dir.join(format!("node{}", i + 1)),
+                patroni: None,
+                https: b.tls,
+            })
+            .collect::<Vec<_>>();
+        let state = ClusterState {
+            scope,
+            base_dir: base_dir.clone(),
+            owner: if b.persistent {
+                None
+            } else {
+                ProcRef::of(std::process::id() as i32)
+            },
+            patroni_bin,
+            patroni_version,
+            timing,
+            pgbackrest: b.pgbackrest,
+            standby_restore_command: b.standby_restore_command,
+            tls: b.tls,
+            app_database: APP_DATABASE.to_owned(),
+            credentials: ClusterCredentials {
+                superuser: Credentials::new("postgres"),
+                replication: Credentials::new("replicator"),
+                app: Credentials::new(APP_USER),
+                rest: b.rest_auth.then(|| Credentials::new("pgha")),
+            },
+            etcd: EtcdState {
+                client_port: ports[0],
+                peer_port: ports[1],
+                proc: None,
+            },
+            members,
+            haproxy: None,
+        };
+
+        let cluster = Self {
+            state: Mutex::new(state),
+            dcs: b.dcs.clone(),
+            user,
+            http: rest::http_client(None)?,
+            children: Mutex::new(HashMap::new()),
+            teardown: Mutex::new(if b.persistent {
+                Teardown::Nothing
+            } else {
+                Teardown::Owned
+            }),
+        };
+        let mut cluster = cluster;
+        match cluster.bring_up(b.start_timeout).await {
+            Ok(()) => Ok(cluster),
+            Err(e) => {
+                *cluster.lock_teardown() = Teardown::KeepDir;
+                let dir = base_dir.display();
+                let logs = cluster.log_summary();
+                drop(cluster);
+                Err(Error::Setup(format!(
+                    "cluster failed to start: {e}\n(logs kept in {dir})\n{logs}"
+                )))
+            }
+        }
+    }
+
+    async fn bring_up(&mut self, timeout: Duration) -> Result<()> {
+        self.write_files()?;
+        let ca = self.lock_state().ca_file();
+        if ca.is_some() {
+            self.http = rest::http_client(ca.as_deref())?;
+        }
+        self.start_etcd().await?;
+        let names = self.member_names();
+        for name in &names {
+            self.start_node(name)?;
+        }
+        self.wait_ready(timeout).await?;
+        self.bootstrap_app().await?;
+        if self.lock_state().pgbackrest {
+            self.pgbackrest(&["stanza-create"]).await?;
+            // Segments completed before the stanza existed failed to archive, and the archiver
+            // backs off for a minute after three failures. `check` switches WAL (which wakes the
+            // archiver) and waits until the segment is archived, so the cluster starts with
+            // working archiving.
+            self.pgbackrest(&["check"]).await?;
+        }
+        tracing::info!(scope = %self.scope(), "local cluster ready");
+        Ok(())
+    }
+
+    fn write_files(&self) -> Result<()> {
+        let state = self.lock_state();
+        mkdir(&state.base_dir.join("etcd"))?;
+        if state.tls {
+            crate::tls::generate(&state.tls_dir())?;
+        }
+        if state.pgbackrest {
+            let dir = state.pgbackrest_dir();
+            for sub in ["repo", "log", "lock", "spool"] {
+                mkdir(&dir.join(sub))?;
+            }
+            write_file(&state.pgbackrest_config(), &config_files::pgbackrest_config(&state))?;
+        }
+        for m in &state.members {
+            mkdir(&m.dir)?;
+            let config = config_files::patroni_config(&state, m, &self.dcs);
+            let text = serde_json::to_string_pretty(&config).map_err(|e| Error::Setup(e.to_string()))?;
+            write_file(&m.config_file(), &text)?;
+        }
+        state.save()?;
+        self.user.own(&state.base_dir)
+    }
+
+    /// A summary of the last log lines of every process, for failure messages.
+    fn log_summary(&self) -> String {
+        let state = self.lock_state();
+        let mut out = format!("--- etcd.log ---\n{}\n", log_tail(&state.base_dir.join("etcd.log"), 10));
+        for m in &state.members {
+            out.push_str(&format!(
+                "--- {}/patroni.log ---\n{}\n",
+                m.name,
+                log_tail(&m.log_file(), 15)
+            ));
+            let pg_log = m.data_dir().join("log/postgresql.log");
+            out.push_str(&format!(
+                "--- {}/postgresql.log ---\n{}\n",
+                m.name,
+                log_tail(&pg_log, 10)
+            ));
+        }
+        out
+    }
+
+    async fn bootstrap_app(&self) -> Result<()> {
+        let leader = self.leader().await?;
+        let (app, db) = (self.credentials().app, self.database());
+        let client = self.connect_superuser(&leader, "postgres").await?;
+        // Passwords are random alphanumerics, so they need no escaping in a literal.
+        let create_role = format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{u}') THEN \
+             CREATE ROLE {u} LOGIN PASSWORD '{p}'; END IF; END $$",
+            u = app.username,
+            p = app.password.expose()
+        );
+        self.sql(&leader, &client, &create_role).await?;
+        let exists = self
+            .sql(
+                &leader,
+                &client,
+                &format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"),
+            )
+            .await?;
+        if exists.is_empty() {
+            self.sql(
+                &leader,
+                &client,
+                &format!("CREATE DATABASE {db} OWNER {}", app.username),
+            )
+            .await?;
+        }
+        let client = self.connect_superuser(&leader, &db).await?;
+        for ext in ["vector", "pg_stat_statements"] {
+            self.sql(&leader, &client, &format!("CREATE EXTENSION IF NOT EXISTS {ext}"))
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn start_etcd(&self) -> Result<()> {
+        let (mut cmd, log) = {
+            let state = self.lock_state();
+            let peer = format!("http://127.0.0.1:{}", state.etcd.peer_port);
+            let mut cmd = self.user.command("etcd");
+            cmd.args(["--name", "etcd0", "--data-dir"])
+                .arg(state.base_dir.join("etcd"))
+                .args([
+                    "--listen-client-urls",
+                    &state.etcd_url(),
+                    "--advertise-client-urls",
+                    &state.etcd_url(),
+                ])
+                .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
+                .args([
+                    "--initial-cluster",
+                    &format!("etcd0={peer}"),
+                    "--initial-cluster-state",
+                    "new",
+                ])
+                .args(["--initial-cluster-token", &state.scope]);
+            (cmd, state.base_dir.join("etcd.log"))
+        };
+        cmd.env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH);
+        let (child, proc) = spawn_logged(cmd, &log, "etcd")?;
+        self.lock_children().insert("etcd".into(), child);
+        let url = {
+            let mut state = self.lock_state();
+            state.etcd.proc = Some(proc);
+            state.save()?;
+            format!("{}/health", state.etcd_url())
+        };
+        wait_for("etcd to become healthy", Duration::from_secs(30), || async {
+            if !proc.is_alive() {
+                return Err(Error::NotRunning(format!("etcd (see {})", log.display())));
+            }
+            let resp = self.http.get(&url).send().await.map_err(|e| Error::Rest {
+                url: url.clone(),
+                message: e.to_string(),
+            })?;
+            Ok(resp.status().is_success().then_some(()))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timing_respects_patroni_minimums() {
+        assert_eq!(default_timing("3.0.2").ttl, 10);
+        assert_eq!(default_timing("3.2.0").ttl, 20);
+        assert_eq!(default_timing("4.1.5").ttl, 20);
+        for v in ["3.0.2", "4.1.5"] {
+            let t = default_timing(v);
+            assert!(t.loop_wait + 2 * t.retry_timeout <= t.ttl, "{v}: {t:?}");
+        }
+    }
+}
