@@ -373,8 +373,11 @@ async fn reaper_helper_start_and_abort() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_run_is_reaped_by_the_next_start() {
+    // The helper's name as the test harness knows it: its module path without the crate's name.
+    let module = module_path!().split_once("::").map_or("", |(_, m)| m);
+    let helper = format!("{module}::reaper_helper_start_and_abort");
     let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
-        .args(["--exact", "reaper_helper_start_and_abort", "--ignored", "--nocapture"])
+        .args(["--exact", &helper, "--ignored", "--nocapture"])
         .env("PGHA_REAPER_HELPER", "1")
         .output()
         .expect("run helper");
