@@ -40,7 +40,7 @@ pub(crate) enum Verdict {
     OutcomeUnknown,
 }
 
-/// The classification table above.
+/// The retry table of the crate documentation ("What is retried" in `lib.rs`), as code.
 pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
     let retry = |rediscover| Verdict::Retry { rediscover };
     let idempotent = match op {

@@ -113,8 +113,8 @@
 //! |---|---|---|
 //! | `pgvector` | yes | [`vector`]: pgvector tables, HNSW/IVFFlat indexes, binary COPY, k-NN search |
 //!
-//! The crates your code names are re-exported: [`tokio_postgres`], [`deadpool_postgres`] and
-//! (with `pgvector`) [`pgvector`].
+//! The crates your code names are re-exported: [`tokio_postgres`], [`deadpool_postgres`],
+//! [`reqwest`] (the HTTP client of [`Connector::http`]) and (with `pgvector`) [`pgvector`].
 #![deny(missing_docs)]
 
 mod address;

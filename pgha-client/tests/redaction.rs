@@ -32,7 +32,8 @@ async fn secrets_stay_out_of_debug_display_and_logs() {
         .with_env_filter("trace")
         .with_writer(move || writer.clone())
         .finish();
-    // Global: the topology task logs from other threads. (This binary has one test.)
+    // Global: the topology task logs from other threads. That is why this test is a binary of
+    // its own rather than a module of tests/it: no other test may install a subscriber first.
     tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
 
     let endpoint = HostilePatroni::start(Misbehaviour::MalformedJson)
