@@ -166,6 +166,11 @@ pub struct ChaosReport {
     pub stale_reads: u64,
     /// Read-your-writes reads that did not see their own write although it survived.
     pub ryw_violations: u64,
+    /// The first stale reads: when, what they missed, and where they ran (member, recovery,
+    /// checkpoint and receiving timeline, replay position).
+    pub stale_samples: Vec<String>,
+    /// The first read-your-writes misses: when, where they ran, and their token.
+    pub ryw_samples: Vec<String>,
     /// Errors surfaced to the application, by kind.
     pub errors_by_kind: BTreeMap<String, u64>,
     /// The longest operation, in milliseconds.
@@ -397,6 +402,8 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
         acked_off_history: verdict.acked_off_history,
         stale_reads: verdict.stale_at.len() as u64,
         ryw_violations: verdict.ryw_at.len() as u64,
+        stale_samples: verdict.stale_samples,
+        ryw_samples: verdict.ryw_samples,
         errors_by_kind: log.errors,
         longest_operation_ms: u64::try_from(log.longest.as_millis()).unwrap_or(u64::MAX),
         deadline_overruns,

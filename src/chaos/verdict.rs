@@ -53,10 +53,17 @@ pub(super) struct Verdict {
     pub(super) failed_but_committed: Vec<i64>,
     /// Start of every stale read.
     pub(super) stale_at: Vec<Instant>,
+    /// Where the first stale reads ran, and what they missed.
+    pub(super) stale_samples: Vec<String>,
     /// Start of every read-your-writes read that missed a write that survived.
     pub(super) ryw_at: Vec<Instant>,
+    /// Where the first of those reads ran, and with which token.
+    pub(super) ryw_samples: Vec<String>,
     pub(super) violations: Vec<String>,
 }
+
+/// How many stale reads and read-your-writes misses the report describes.
+const SAMPLES: usize = 5;
 
 /// Applies the invariants of RELIABILITY.md.
 pub(super) fn judge(
@@ -121,12 +128,20 @@ pub(super) fn judge(
             }
         }
     }
-    for (seen, started) in &log.stale_candidates {
+    for (seen, started, ran) in &log.stale_candidates {
         let missed = crate::harness::missed_surviving_heartbeat(&log.heartbeat, *seen, *started, bound, |s| {
             last.heartbeats.contains(&s)
         });
-        if missed.is_some() {
+        if let Some(missed) = missed {
             v.stale_at.push(*started);
+            if v.stale_samples.len() < SAMPLES {
+                v.stale_samples.push(format!(
+                    "at {:.1} s saw heartbeat {seen}, missed {} (acknowledged at {:.1} s), on {ran}",
+                    since(*started),
+                    missed.0,
+                    since(missed.1)
+                ));
+            }
         }
     }
 
@@ -139,12 +154,13 @@ pub(super) fn judge(
             }
         }
     }
-    v.ryw_at = log
-        .ryw_misses
-        .iter()
-        .filter(|(n, _)| last.ryw.contains(n))
-        .map(|(_, started)| *started)
-        .collect();
+    for (n, started, ran) in log.ryw_misses.iter().filter(|(n, ..)| last.ryw.contains(n)) {
+        v.ryw_at.push(*started);
+        if v.ryw_samples.len() < SAMPLES {
+            v.ryw_samples
+                .push(format!("at {:.1} s missed insert {n} on {ran}", since(*started)));
+        }
+    }
 
     let lost_total = v.acked_writes_lost.len() as u64 + v.heartbeats_lost + v.ryw_writes_lost;
     if synchronous && lost_total > 0 {
@@ -350,7 +366,7 @@ mod tests {
         let log = Log {
             heartbeat: vec![(1, at(1)), (2, at(2)), (3, at(3)), (4, at(20))],
             // Saw 2 at 10 s: heartbeat 3 (acknowledged at 3 s) is missing.
-            stale_candidates: vec![(2, at(10))],
+            stale_candidates: vec![(2, at(10), "node1".into())],
             ..Log::default()
         };
         let windows = [window(FaultKind::PartitionLeader, t0, 2, 15)];
@@ -364,6 +380,12 @@ mod tests {
         survived.heartbeats.insert(3);
         let v = judge(&log, &survived, &windows, false, BOUND, t0);
         assert_eq!(v.stale_at, vec![at(10)]);
+        assert_eq!(v.stale_samples.len(), 1);
+        assert!(
+            v.stale_samples[0].contains("missed 3") && v.stale_samples[0].contains("node1"),
+            "{:?}",
+            v.stale_samples
+        );
         assert!(v.violations.iter().any(|m| m.contains("1 reads beyond their bound")));
     }
 
@@ -373,7 +395,7 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let log = Log {
             ryw_acked: vec![(1, at(11)), (2, at(40))],
-            ryw_misses: vec![(1, at(12)), (2, at(41))],
+            ryw_misses: vec![(1, at(12), "node1".into()), (2, at(41), "node2".into())],
             ..Log::default()
         };
         let windows = [window(FaultKind::FreezeLeader, t0, 10, 30)];
@@ -382,6 +404,11 @@ mod tests {
         let v = judge(&log, &survived, &windows, false, BOUND, t0);
         assert_eq!(v.ryw_writes_lost, 1);
         assert_eq!(v.ryw_at, vec![at(41)]);
+        assert!(
+            v.ryw_samples.len() == 1 && v.ryw_samples[0].contains("node2"),
+            "{:?}",
+            v.ryw_samples
+        );
         assert_eq!(v.violations.len(), 1, "{:?}", v.violations);
         assert!(v.violations[0].contains("missed a write that survived"));
     }

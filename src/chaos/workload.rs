@@ -36,12 +36,13 @@ pub(super) struct Log {
     /// Heartbeats acknowledged, in order.
     pub(super) heartbeat: Vec<(i64, Instant)>,
     /// Bounded reads that missed a heartbeat acknowledged more than the bound before they
-    /// started: `(seen, started)`; stale unless every such heartbeat was lost.
-    pub(super) stale_candidates: Vec<(i64, Instant)>,
+    /// started: `(seen, started, where it ran)`; stale unless every such heartbeat was lost.
+    pub(super) stale_candidates: Vec<(i64, Instant, String)>,
     /// Read-your-writes inserts acknowledged.
     pub(super) ryw_acked: Vec<(i64, Instant)>,
-    /// Read-your-writes reads that did not see their write: a violation unless it was lost.
-    pub(super) ryw_misses: Vec<(i64, Instant)>,
+    /// Read-your-writes reads that did not see their write: `(n, started, where it ran)`; a
+    /// violation unless it was lost.
+    pub(super) ryw_misses: Vec<(i64, Instant, String)>,
     pub(super) errors: BTreeMap<String, u64>,
     pub(super) operations: u64,
     pub(super) longest: Duration,
@@ -52,6 +53,44 @@ impl Log {
     pub(super) fn heartbeats_after(&self, seen: i64) -> &[(i64, Instant)] {
         crate::harness::heartbeats_after(&self.heartbeat, seen)
     }
+}
+
+/// Columns 1–4 of a read, after the value it reads: where it ran, to explain a violation.
+/// `received_tli` is NULL without `pg_read_all_stats` or when no WAL receiver runs.
+macro_rules! where_it_ran_columns {
+    () => {
+        "pg_is_in_recovery(), \
+         (SELECT timeline_id FROM pg_control_checkpoint())::int8, \
+         (SELECT received_tli FROM pg_stat_wal_receiver)::int8, \
+         (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
+    };
+}
+const HEARTBEAT_READ: &str = concat!(
+    "SELECT seq, ",
+    where_it_ran_columns!(),
+    " FROM chaos_heartbeat WHERE id = 1"
+);
+const RYW_READ: &str = concat!(
+    "SELECT EXISTS (SELECT 1 FROM chaos_ryw WHERE n = $1), ",
+    where_it_ran_columns!()
+);
+
+/// `member (standby, checkpoint timeline 3, receiving timeline 4, replay 0/5A3B2C8)`, from the
+/// `where_it_ran_columns!` of `row`.
+fn where_it_ran(member: &str, row: &tokio_postgres::Row) -> Result<String, tokio_postgres::Error> {
+    let standby: bool = row.try_get(1)?;
+    let checkpoint: Option<i64> = row.try_get(2)?;
+    let receiving: Option<i64> = row.try_get(3)?;
+    let lsn: Option<String> = row.try_get(4)?;
+    let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    Ok(format!(
+        "{member} ({}, checkpoint timeline {}, receiving timeline {}, {} {})",
+        if standby { "standby" } else { "primary" },
+        show(checkpoint),
+        show(receiving),
+        if standby { "replay" } else { "at" },
+        lsn.as_deref().unwrap_or("-")
+    ))
 }
 
 pub(super) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
@@ -169,21 +208,19 @@ pub(super) fn spawn_workload(
                 let result = client
                     .op(Intent::Standby)
                     .max_lag(LagBound::time(bound))
-                    .run(async |c| {
-                        Ok(c.query_one("SELECT seq FROM chaos_heartbeat WHERE id = 1", &[])
-                            .await?
-                            .get::<_, i64>(0))
-                    })
+                    .run_with_member(async |c| Ok(c.query_one(HEARTBEAT_READ, &[]).await?))
                     .await;
                 record(&log, started, result.as_ref().err());
-                if let Ok(seen) = result {
+                if let Ok((row, member)) = result {
+                    let seen: i64 = row.get(0);
                     let mut l = lock(&log);
                     // A heartbeat acknowledged more than `bound` before the read started is
                     // missing from what it saw: stale, unless that heartbeat was lost (decided
                     // at the end, from what survived).
                     let missing = l.heartbeats_after(seen).first().filter(|(s, _)| *s == seen + 1);
                     if missing.is_some_and(|(_, acked)| *acked + bound < started) {
-                        l.stale_candidates.push((seen, started));
+                        let at = where_it_ran(&member, &row).unwrap_or_else(|e| format!("{member} ({e})"));
+                        l.stale_candidates.push((seen, started, at));
                     }
                 }
             }
@@ -212,17 +249,14 @@ pub(super) fn spawn_workload(
                 let seen = client
                     .op(Intent::Standby)
                     .after(token)
-                    .run(async move |c| {
-                        Ok(
-                            c.query_one("SELECT EXISTS (SELECT 1 FROM chaos_ryw WHERE n = $1)", &[&n])
-                                .await?
-                                .get::<_, bool>(0),
-                        )
-                    })
+                    .run_with_member(async move |c| Ok(c.query_one(RYW_READ, &[&n]).await?))
                     .await;
                 record(&log, started, seen.as_ref().err());
-                if matches!(seen, Ok(false)) {
-                    lock(&log).ryw_misses.push((n, started));
+                if let Ok((row, member)) = seen {
+                    if !row.get::<_, bool>(0) {
+                        let at = where_it_ran(&member, &row).unwrap_or_else(|e| format!("{member} ({e})"));
+                        lock(&log).ryw_misses.push((n, started, format!("{at}, token {token}")));
+                    }
                 }
             }
         });
