@@ -345,8 +345,10 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
         .collect();
     let mut max_timeline_seen = previous.max_timeline_seen;
     let mut max_timeline_primary = previous.max_timeline_primary.clone();
+    let mut same_cluster = true;
     if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
         if first != prev && sysids.iter().all(|&s| s == first) {
+            same_cluster = false;
             notes.push(format!(
                 "database system identifier changed ({prev} -> {first}): history reset"
             ));
@@ -455,6 +457,19 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     // timeline any member answers from (a member below it did not follow a promotion).
     let reference_tl = primary_tl.or_else(|| addresses.iter().filter_map(|a| probe(&a.name)?.timeline).max());
 
+    // A standby never has WAL its primary has not written. A member that had replayed past the
+    // position the verified primary reported afterwards replayed something else: the deposed
+    // primary's own unacknowledged tail, when Patroni restarts it as a standby before pg_rewind.
+    // It then streams the new timeline (its `received_tli`, and Patroni's timeline, say the
+    // cluster's), so nothing else tells it apart from a standby that followed the promotion.
+    let diverged = |name: &str| -> Option<(Lsn, Lsn)> {
+        let p = primary_probe.filter(|_| same_cluster)?;
+        let primary_at = p.current_lsn?;
+        let before = previous.member(name).filter(|m| m.in_recovery == Some(true))?;
+        let replayed = before.replay_lsn?;
+        (before.observed_at <= p.sent_at && replayed > primary_at).then_some((replayed, primary_at))
+    };
+
     let members: Vec<MemberInfo> = addresses
         .iter()
         .map(|a| {
@@ -470,6 +485,12 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             let is_primary = primary_name.as_deref() == Some(a.name.as_str());
             let status = if is_primary {
                 MemberStatus::Primary
+            } else if let Some((replayed, primary_at)) = diverged(&a.name).filter(|_| pr.is_some_and(|p| p.in_recovery))
+            {
+                MemberStatus::Unusable(format!(
+                    "had replayed {replayed}, past the primary's {primary_at} reported afterwards: its WAL is not \
+                     the primary's (diverged; Patroni rewinds or re-clones it)"
+                ))
             } else {
                 standby_status(obs, a, pm, pr, timeline, reference_tl)
             };

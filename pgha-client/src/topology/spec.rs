@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use rand::SeedableRng;
 use serde::Deserialize;
 
-use super::description::{build, Address, Observations, PrimaryHistory, Probe, ProbeResult, Topology};
+use super::description::{
+    build, Address, MemberInfo, MemberStatus, Observations, PrimaryHistory, Probe, ProbeResult, Topology,
+};
 use super::selection::{select, Request, Selection};
 use crate::intent::{Balance, Intent, LagBound};
 use crate::patroni::{ClusterView, Lsn};
@@ -34,6 +36,9 @@ struct Spec {
     /// Patroni's `/history`: `[timeline, "switch LSN"]` for each ended timeline.
     #[serde(default)]
     timeline_history: Vec<(u64, String)>,
+    /// What the previous refresh found of each member (the members of the previous topology).
+    #[serde(default)]
+    previous: BTreeMap<String, PreviousSpec>,
     now_ms: u64,
     expect_topology: TopologyExpect,
     #[serde(default)]
@@ -65,6 +70,17 @@ struct ProbeSpec {
     #[serde(default)]
     sent_ms: u64,
     #[serde(default)]
+    received_ms: u64,
+}
+
+/// A member as the previous refresh saw it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviousSpec {
+    in_recovery: bool,
+    #[serde(default)]
+    replay: Option<String>,
+    /// When its probe answered.
     received_ms: u64,
 }
 
@@ -189,6 +205,28 @@ fn run_spec(path: &Path) {
     let mut previous = Topology::empty(base);
     previous.max_timeline_seen = spec.max_timeline_seen;
     previous.max_timeline_primary = spec.max_timeline_primary.clone();
+    previous.members = spec
+        .previous
+        .iter()
+        .map(|(name, p)| MemberInfo {
+            name: name.clone(),
+            host: "127.0.0.1".into(),
+            port: 5432,
+            api_url: None,
+            patroni_role: None,
+            patroni_state: None,
+            timeline: None,
+            noloadbalance: false,
+            in_recovery: Some(p.in_recovery),
+            current_lsn: None,
+            replay_lsn: p.replay.as_deref().map(lsn),
+            replay_paused: false,
+            lag_bytes: None,
+            staleness: None,
+            status: MemberStatus::Unusable("previous refresh".into()),
+            observed_at: at(p.received_ms),
+        })
+        .collect();
     let now = at(spec.now_ms);
     let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {
