@@ -457,11 +457,14 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     // timeline any member answers from (a member below it did not follow a promotion).
     let reference_tl = primary_tl.or_else(|| addresses.iter().filter_map(|a| probe(&a.name)?.timeline).max());
 
-    // A standby never has WAL its primary has not written. A member that had replayed past the
-    // position the verified primary reported afterwards replayed something else: the deposed
-    // primary's own unacknowledged tail, when Patroni restarts it as a standby before pg_rewind.
-    // It then streams the new timeline (its `received_tli`, and Patroni's timeline, say the
-    // cluster's), so nothing else tells it apart from a standby that followed the promotion.
+    // A standby never has WAL its primary has not written (walsenders send only flushed WAL, and
+    // the primary's write position only grows). A member that had replayed past the position the
+    // verified primary reported afterwards replayed something else: a deposed primary's own
+    // unacknowledged tail, when Patroni restarts it as a standby before pg_rewind. Its reported
+    // timeline may already be the cluster's (Patroni's, or `received_tli`), and by position it
+    // looks caught up. The previous refresh's answers all arrived before this one's probes were
+    // sent, so the comparison is exact; it needs one earlier answer in recovery, so the first
+    // refresh that sees such a member cannot judge it (RELIABILITY.md, section 4).
     let diverged = |name: &str| -> Option<(Lsn, Lsn)> {
         let p = primary_probe.filter(|_| same_cluster)?;
         let primary_at = p.current_lsn?;
