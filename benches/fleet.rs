@@ -1,0 +1,201 @@
+//! The fleet harness: what idle pgha-client instances cost a Patroni cluster. Each instance is
+//! its own `Client` (its own topology task, Patroni polling and monitoring connections), all in
+//! this process, against one local 3-member cluster. For each fleet size: the cluster's CPU
+//! (etcd, Patroni and PostgreSQL with every backend), client backends per member, topology
+//! refreshes and Patroni requests per second, and this process's memory per instance. See
+//! BENCHMARKS.md ("Fleets").
+//!
+//! ```text
+//! cargo bench --bench fleet                                  # 0, 10, 50, 100 instances
+//! cargo bench --bench fleet -- --instances 10,100 --window 30s --json
+//! ```
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use pgha::client::Client;
+use pgha::harness;
+use pgha::testkit::LocalCluster;
+use serde::Serialize;
+
+#[derive(Debug, Parser)]
+#[command(about = "What idle pgha-client instances cost a Patroni cluster")]
+struct Args {
+    /// Fleet sizes to measure, in order (0 is the cluster alone).
+    #[arg(long, value_delimiter = ',', default_value = "0,10,50,100")]
+    instances: Vec<usize>,
+    /// How long to measure each fleet once it has settled.
+    #[arg(long, default_value = "20s", value_parser = pgha::client::parse_duration)]
+    window: Duration,
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Accepted for `cargo bench`'s own flag.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// One fleet size, measured.
+#[derive(Debug, Serialize)]
+struct Row {
+    instances: usize,
+    /// Cores the cluster's processes (and their children) used while the fleet idled.
+    cluster_cores: f64,
+    /// Client backends (`pg_stat_activity`) on each member, the measuring session excluded.
+    backends_per_member: Vec<(String, i64)>,
+    /// Topology refreshes per second, all instances together.
+    refreshes_per_s: f64,
+    /// Patroni REST requests per second: refreshes × the endpoints each refresh polls.
+    patroni_requests_per_s: f64,
+    /// Resident memory of this process per instance, in KiB (0 for the empty fleet).
+    client_kib_per_instance: f64,
+    /// Instances that found no primary within 60 s of starting.
+    not_ready: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    cluster.wait_ready(Duration::from_secs(90)).await?;
+    let mut rows = Vec::new();
+    for &n in &args.instances {
+        rows.push(measure(&cluster, n, args.window).await?);
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else {
+        println!(
+            "\n{:>9} {:>13} {:>22} {:>12} {:>14} {:>12} {:>9}",
+            "instances",
+            "cluster cores",
+            "backends per member",
+            "refreshes/s",
+            "Patroni req/s",
+            "KiB/instance",
+            "not ready"
+        );
+        for r in &rows {
+            let backends: Vec<String> = r.backends_per_member.iter().map(|(_, n)| n.to_string()).collect();
+            println!(
+                "{:>9} {:>13.3} {:>22} {:>12.1} {:>14.1} {:>12.0} {:>9}",
+                r.instances,
+                r.cluster_cores,
+                backends.join("/"),
+                r.refreshes_per_s,
+                r.patroni_requests_per_s,
+                r.client_kib_per_instance,
+                r.not_ready
+            );
+        }
+    }
+    cluster.shutdown();
+    Ok(())
+}
+
+async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::Result<Row> {
+    let rss_before = rss_kib();
+    let mut clients = Vec::with_capacity(n);
+    for _ in 0..n {
+        clients.push(harness::client_builder(cluster).connect().await?);
+    }
+    let started = Instant::now();
+    let mut not_ready = 0;
+    for client in &clients {
+        let left = Duration::from_secs(60).saturating_sub(started.elapsed());
+        if client.wait_for_topology(left, |t| t.primary().is_some()).await.is_err() {
+            not_ready += 1;
+        }
+    }
+    // Let connection set-up and the first refreshes pass before measuring the idle cost.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let refreshes = |clients: &[Client]| clients.iter().map(|c| c.metrics().refreshes).sum::<u64>();
+    let (cpu0, refreshes0, t0) = (cluster_cpu_ticks(cluster), refreshes(&clients), Instant::now());
+    tokio::time::sleep(window).await;
+    let (cpu1, refreshes1, elapsed) = (cluster_cpu_ticks(cluster), refreshes(&clients), t0.elapsed());
+    let rss_after = rss_kib();
+
+    let mut backends = Vec::new();
+    for member in cluster.member_names() {
+        let rows = cluster
+            .superuser_query(
+                &member,
+                "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            )
+            .await?;
+        backends.push((member, rows.first().map_or(0, |r| r.get::<_, i64>(0))));
+    }
+    for client in clients {
+        client.shutdown().await;
+    }
+
+    let secs = elapsed.as_secs_f64();
+    let refreshes_per_s = (refreshes1 - refreshes0) as f64 / secs;
+    Ok(Row {
+        instances: n,
+        cluster_cores: (cpu1.saturating_sub(cpu0)) as f64 / clock_ticks_per_second() / secs,
+        backends_per_member: backends,
+        refreshes_per_s,
+        patroni_requests_per_s: refreshes_per_s * cluster.member_names().len() as f64,
+        client_kib_per_instance: if n == 0 {
+            0.0
+        } else {
+            rss_after.saturating_sub(rss_before) as f64 / n as f64
+        },
+        not_ready,
+    })
+}
+
+/// CPU time (user + system, in clock ticks) of the cluster's processes and all their
+/// descendants (PostgreSQL backends, Patroni's helpers) that are running now.
+fn cluster_cpu_ticks(cluster: &LocalCluster) -> u64 {
+    let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
+    let mut ticks: HashMap<i32, u64> = HashMap::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Fields after the command name (which may contain spaces), from field 3 on.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        children.entry(field(4) as i32).or_default().push(pid);
+        ticks.insert(pid, field(14) + field(15));
+    }
+    let mut stack: Vec<i32> = cluster.processes().iter().map(|p| p.pid).collect();
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    while let Some(pid) = stack.pop() {
+        if seen.insert(pid) {
+            total += ticks.get(&pid).copied().unwrap_or(0);
+            stack.extend(children.get(&pid).into_iter().flatten());
+        }
+    }
+    total
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // USER_HZ is 100 on every Linux architecture this runs on.
+    100.0
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
