@@ -138,7 +138,7 @@ async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::
     let refreshes_per_s = (refreshes1 - refreshes0) as f64 / secs;
     Ok(Row {
         instances: n,
-        cluster_cores: (cpu1.saturating_sub(cpu0)) as f64 / clock_ticks_per_second() / secs,
+        cluster_cores: (cpu1.saturating_sub(cpu0)) as f64 / CLOCK_TICKS_PER_SECOND / secs,
         backends_per_member: backends,
         refreshes_per_s,
         patroni_requests_per_s: refreshes_per_s * cluster.member_names().len() as f64,
@@ -184,10 +184,8 @@ fn cluster_cpu_ticks(cluster: &LocalCluster) -> u64 {
     total
 }
 
-fn clock_ticks_per_second() -> f64 {
-    // USER_HZ is 100 on every Linux architecture this runs on.
-    100.0
-}
+/// `/proc/<pid>/stat` counts CPU time in USER_HZ ticks, 100 on every Linux architecture this runs on.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
