@@ -20,11 +20,33 @@ fn random_suffix() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 8).to_lowercase()
 }
 
-/// The last `n` lines of a log file, for error messages.
-fn log_tail(path: &Path, n: usize) -> String {
+/// What a failure message shows of a log file: its last `n` lines, preceded by the last `n`
+/// earlier lines that report an error (a process that failed early, such as a postmaster that
+/// could not bind its port, is otherwise hidden behind the traceback of whoever noticed).
+fn log_excerpt(path: &Path, n: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
+    let tail_start = lines.len().saturating_sub(n);
+    let notable: Vec<&str> = lines[..tail_start]
+        .iter()
+        .copied()
+        .filter(|l| reports_error(l))
+        .collect();
+    let mut out = Vec::new();
+    if !notable.is_empty() {
+        out.push("[earlier errors]");
+        out.extend_from_slice(&notable[notable.len().saturating_sub(n)..]);
+        out.push("[last lines]");
+    }
+    out.extend_from_slice(&lines[tail_start..]);
+    out.join("\n")
+}
+
+/// Whether a log line of etcd, Patroni or PostgreSQL reports an error.
+fn reports_error(line: &str) -> bool {
+    ["FATAL", "ERROR", "PANIC", "could not", "Exception", "error:"]
+        .iter()
+        .any(|w| line.contains(w))
 }
 
 async fn patroni_version(bin: &Path) -> Result<String> {
@@ -213,18 +235,21 @@ impl LocalCluster {
     /// A summary of the last log lines of every process, for failure messages.
     fn log_summary(&self) -> String {
         let state = self.lock_state();
-        let mut out = format!("--- etcd.log ---\n{}\n", log_tail(&state.base_dir.join("etcd.log"), 10));
+        let mut out = format!(
+            "--- etcd.log ---\n{}\n",
+            log_excerpt(&state.base_dir.join("etcd.log"), 10)
+        );
         for m in &state.members {
             out.push_str(&format!(
                 "--- {}/patroni.log ---\n{}\n",
                 m.name,
-                log_tail(&m.log_file(), 15)
+                log_excerpt(&m.log_file(), 15)
             ));
             let pg_log = m.data_dir().join("log/postgresql.log");
             out.push_str(&format!(
                 "--- {}/postgresql.log ---\n{}\n",
                 m.name,
-                log_tail(&pg_log, 10)
+                log_excerpt(&pg_log, 10)
             ));
         }
         out
@@ -324,5 +349,24 @@ mod tests {
             let t = default_timing(v);
             assert!(t.loop_wait + 2 * t.retry_timeout <= t.ttl, "{v}: {t:?}");
         }
+    }
+
+    #[test]
+    fn log_excerpt_shows_early_errors_before_the_tail() {
+        let dir = std::env::temp_dir().join(format!("pgha-log-excerpt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("patroni.log");
+        let mut text = String::from("LOG:  starting\nFATAL:  could not bind IPv4 address\n");
+        for i in 0..30 {
+            text.push_str(&format!("traceback line {i}\n"));
+        }
+        std::fs::write(&log, &text).unwrap();
+        let shown = log_excerpt(&log, 5);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(shown.contains("FATAL:  could not bind"), "{shown}");
+        assert!(!shown.contains("LOG:  starting"), "{shown}");
+        assert!(shown.ends_with("traceback line 29"), "{shown}");
+        assert!(!shown.contains("traceback line 24"), "{shown}");
+        assert_eq!(log_excerpt(&dir.join("missing.log"), 5), "");
     }
 }
