@@ -124,6 +124,7 @@ mod config;
 mod connector;
 mod duration;
 mod error;
+mod etcd;
 mod events;
 mod failure;
 mod ident;

@@ -171,19 +171,38 @@ fn keepalive_pace(d: std::time::Duration) -> std::time::Duration {
 
 /// The HTTP client for Patroni: no redirects, timeouts, optional custom CA.
 pub(crate) fn patroni_http(settings: &Settings) -> Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    http_client(settings.patroni_ca_file.as_deref())?
         .timeout(settings.patroni_timeout)
         .connect_timeout(settings.patroni_timeout)
+        .build()
+        .map_err(|e| Error::config(format!("HTTP client: {e}")))
+}
+
+/// The HTTP client for etcd's JSON gateway: like Patroni's, but without a total timeout (a watch
+/// lasts as long as it is healthy; every other request is bounded by the gateway) and with TCP
+/// keepalives, so that a vanished etcd host ends the watch.
+pub(crate) fn etcd_http(settings: &Settings) -> Result<reqwest::Client> {
+    let ca = settings.etcd.as_ref().and_then(|e| e.ca_file.as_deref());
+    http_client(ca)?
+        .connect_timeout(settings.patroni_timeout)
+        .tcp_keepalive(keepalive_pace(settings.tcp_user_timeout / 3))
+        .build()
+        .map_err(|e| Error::config(format!("HTTP client: {e}")))
+}
+
+/// What every HTTP client of pgha has: no redirects, its user agent, the CA file's roots.
+fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::ClientBuilder> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("pgha-client/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = &settings.patroni_ca_file {
+    if let Some(path) = ca_file {
         for cert in read_pem_certs(path)? {
             let cert = reqwest::Certificate::from_der(&cert)
                 .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
             builder = builder.add_root_certificate(cert);
         }
     }
-    builder.build().map_err(|e| Error::config(format!("HTTP client: {e}")))
+    Ok(builder)
 }
 
 #[cfg(test)]

@@ -66,6 +66,51 @@ impl ClientBuilder {
         self
     }
 
+    /// etcd client URLs (`http://host:2379`) of the etcd cluster Patroni uses as its DCS:
+    /// discovery lists Patroni's keys under `/<namespace>/<scope>/` and then watches them, so a
+    /// leader change reaches the client as soon as etcd records it, with one stream per client
+    /// instead of polling every Patroni REST API. Needs [`patroni_scope`](Self::patroni_scope).
+    /// Patroni URLs, if also given, are the fallback while etcd is unreachable (then direct SQL
+    /// probes of the known members).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> pgha_client::Result<()> {
+    /// let client = pgha_client::Client::builder()
+    ///     .etcd(["http://10.0.0.1:2379", "http://10.0.0.2:2379", "http://10.0.0.3:2379"])
+    ///     .patroni_scope("orders")
+    ///     .user("app")
+    ///     .connect()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn etcd<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.config.etcd.extend(urls.into_iter().map(Into::into));
+        self
+    }
+
+    /// Patroni's `namespace` in etcd (default `/service`).
+    pub fn etcd_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.config.etcd_namespace = Some(namespace.into());
+        self
+    }
+
+    /// Credentials for etcd's authentication (a user with read access to the cluster's prefix).
+    pub fn etcd_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
+        self.config.etcd_user = Some(user.into());
+        self.config.etcd_password = Some(password.into());
+        self
+    }
+
+    /// A PEM CA certificate to trust for HTTPS to etcd.
+    pub fn etcd_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config.etcd_ca_file = Some(path.into());
+        self
+    }
+
     /// PostgreSQL `host:port` pairs probed directly when no Patroni endpoint answers (before
     /// Patroni has ever answered, or when all of its APIs are down).
     pub fn seed_host(mut self, host: impl Into<String>, port: u16) -> Self {

@@ -30,6 +30,7 @@ pub(crate) struct Settings {
     pub(crate) patroni_password: Option<Secret>,
     pub(crate) patroni_ca_file: Option<PathBuf>,
     pub(crate) patroni_scope: Option<String>,
+    pub(crate) etcd: Option<EtcdSettings>,
     pub(crate) seed_hosts: Vec<(String, u16)>,
     pub(crate) user: String,
     pub(crate) password: Option<Secret>,
@@ -51,6 +52,19 @@ pub(crate) struct Settings {
     pub(crate) tcp_user_timeout: Duration,
     pub(crate) retry: RetryPolicy,
 }
+
+/// Where Patroni's keys are read from when discovery watches etcd.
+#[derive(Debug, Clone)]
+pub(crate) struct EtcdSettings {
+    pub(crate) urls: Vec<reqwest::Url>,
+    pub(crate) namespace: String,
+    pub(crate) user: Option<String>,
+    pub(crate) password: Option<Secret>,
+    pub(crate) ca_file: Option<PathBuf>,
+}
+
+/// Patroni's default namespace (`namespace` in its configuration).
+pub(crate) const DEFAULT_ETCD_NAMESPACE: &str = "/service";
 
 /// The serde form of the configuration: every field optional, so it loads from TOML, JSON or
 /// environment variables and fills a [`ClientBuilder`] (`url` first, then the other fields).
@@ -79,8 +93,18 @@ pub struct ClientConfig {
     pub patroni_password: Option<Secret>,
     /// CA for HTTPS to Patroni.
     pub patroni_ca_file: Option<PathBuf>,
-    /// The Patroni cluster name (`scope`); answers of other clusters are ignored.
+    /// The Patroni cluster name (`scope`); answers of other clusters are ignored. Required with `etcd`.
     pub patroni_scope: Option<String>,
+    /// etcd client URLs (`http://host:2379`): discovery watches Patroni's keys there.
+    pub etcd: Vec<String>,
+    /// Patroni's `namespace` in etcd (default `/service`).
+    pub etcd_namespace: Option<String>,
+    /// etcd user (read access to the cluster's prefix is enough).
+    pub etcd_user: Option<String>,
+    /// etcd password.
+    pub etcd_password: Option<Secret>,
+    /// CA for HTTPS to etcd.
+    pub etcd_ca_file: Option<PathBuf>,
     /// Seed PostgreSQL hosts as `host:port`.
     pub hosts: Vec<String>,
     /// Database user.
@@ -139,6 +163,10 @@ macro_rules! option_fields {
             patroni_password,
             patroni_ca_file,
             patroni_scope,
+            etcd_namespace,
+            etcd_user,
+            etcd_password,
+            etcd_ca_file,
             user,
             password,
             dbname,
@@ -168,6 +196,7 @@ impl fmt::Debug for ClientConfig {
         let mut d = f.debug_struct("ClientConfig");
         d.field("url", &url);
         d.field("patroni", &self.patroni);
+        d.field("etcd", &self.etcd);
         d.field("hosts", &self.hosts);
         macro_rules! show {
             ($($name:ident),*) => { $( d.field(stringify!($name), &self.$name); )* };
@@ -196,6 +225,7 @@ impl ClientConfig {
         take!(url);
         option_fields!(take);
         self.patroni.extend(other.patroni);
+        self.etcd.extend(other.etcd);
         self.hosts.extend(other.hosts);
     }
 
@@ -215,15 +245,47 @@ impl ClientConfig {
             }
             patroni_urls.push(url);
         }
+        let mut etcd_urls = Vec::new();
+        for raw in &self.etcd {
+            let url = reqwest::Url::parse(raw).map_err(|e| Error::config(format!("etcd URL {raw:?}: {e}")))?;
+            if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() || url.path() != "/" {
+                return Err(Error::config(format!("etcd URL {raw:?} must be http(s)://host[:port]")));
+            }
+            if !url.username().is_empty() || url.password().is_some() {
+                return Err(Error::config(
+                    "put etcd credentials in etcd_user/etcd_password, not in the URL",
+                ));
+            }
+            etcd_urls.push(url);
+        }
+        let etcd = if etcd_urls.is_empty() {
+            None
+        } else {
+            if self.patroni_scope.is_none() {
+                return Err(Error::config(
+                    "etcd needs patroni_scope: Patroni's keys are under /<namespace>/<scope>/",
+                ));
+            }
+            if self.etcd_user.is_some() != self.etcd_password.is_some() {
+                return Err(Error::config("etcd_user and etcd_password go together"));
+            }
+            Some(EtcdSettings {
+                urls: etcd_urls,
+                namespace: self.etcd_namespace.unwrap_or_else(|| DEFAULT_ETCD_NAMESPACE.to_owned()),
+                user: self.etcd_user,
+                password: self.etcd_password,
+                ca_file: self.etcd_ca_file,
+            })
+        };
         let seed_hosts = self
             .hosts
             .iter()
             .map(|h| parse_host_port(h))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(Error::config)?;
-        if patroni_urls.is_empty() && seed_hosts.is_empty() {
+        if patroni_urls.is_empty() && seed_hosts.is_empty() && etcd.is_none() {
             return Err(Error::config(
-                "no Patroni URL and no seed host: nothing to discover the cluster from",
+                "no etcd URL, no Patroni URL and no seed host: nothing to discover the cluster from",
             ));
         }
         let user = self.user.ok_or_else(|| Error::config("no database user"))?;
@@ -272,6 +334,7 @@ impl ClientConfig {
             patroni_password: self.patroni_password,
             patroni_ca_file: self.patroni_ca_file,
             patroni_scope: self.patroni_scope,
+            etcd,
             seed_hosts,
             dbname: self.dbname.unwrap_or_else(|| user.clone()),
             user,
@@ -357,6 +420,63 @@ mod tests {
             assert!(!text.contains("hunter2") && !text.contains("sesame"), "{text}");
             assert!(text.contains("<redacted>"), "{text}");
         }
+    }
+
+    #[test]
+    fn etcd_discovery_is_configured_the_same_way_in_every_form() {
+        let from_builder = ClientBuilder::default()
+            .user("u")
+            .etcd(["http://e1:2379", "https://e2:2379"])
+            .patroni_scope("orders")
+            .etcd_auth("reader", "s3cret")
+            .settings()
+            .expect("valid");
+        let from_url = ClientBuilder::default()
+            .url("postgres://u@/db?etcd=http://e1:2379,https://e2:2379&patroni_scope=orders&etcd_namespace=/pg")
+            .settings()
+            .expect("valid");
+        let from_json = serde_json::from_str::<ClientConfig>(
+            r#"{"user": "u", "etcd": ["http://e1:2379"], "patroni_scope": "orders", "etcd_namespace": "pg"}"#,
+        )
+        .expect("valid config")
+        .into_builder()
+        .settings()
+        .expect("valid settings");
+        for s in [&from_builder, &from_url, &from_json] {
+            let etcd = s.etcd.as_ref().expect("etcd configured");
+            assert_eq!(etcd.urls[0].as_str(), "http://e1:2379/");
+            assert!(s.patroni_urls.is_empty() && s.seed_hosts.is_empty());
+        }
+        assert_eq!(
+            from_builder.etcd.as_ref().map(|e| e.namespace.as_str()),
+            Some("/service")
+        );
+        assert_eq!(from_url.etcd.as_ref().map(|e| e.namespace.as_str()), Some("/pg"));
+        assert!(!format!("{from_builder:?}").contains("s3cret"));
+
+        let refused = |b: ClientBuilder, needle: &str| {
+            let err = b.user("u").settings().expect_err(needle);
+            assert!(err.is_config() && err.to_string().contains(needle), "{err}");
+        };
+        refused(ClientBuilder::default().etcd(["http://e1:2379"]), "patroni_scope");
+        refused(
+            ClientBuilder::default().etcd(["e1:2379"]).patroni_scope("s"),
+            "etcd URL",
+        );
+        refused(
+            ClientBuilder::default().etcd(["http://e1:2379/v3"]).patroni_scope("s"),
+            "etcd URL",
+        );
+        refused(
+            ClientBuilder::default()
+                .etcd(["http://root:pw@e1:2379"])
+                .patroni_scope("s"),
+            "etcd_user",
+        );
+        let mut half = ClientBuilder::default().etcd(["http://e1:2379"]).patroni_scope("s");
+        half.config.etcd_user = Some("reader".into());
+        refused(half, "etcd_password");
+        refused(ClientBuilder::default(), "nothing to discover");
     }
 
     #[test]

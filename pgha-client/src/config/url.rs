@@ -121,6 +121,8 @@ pub(super) fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> 
             }
             "patroni" => config.patroni.extend(value.split(',').map(str::to_owned)),
             "patroni_scope" => config.patroni_scope = Some(value),
+            "etcd" => config.etcd.extend(value.split(',').map(str::to_owned)),
+            "etcd_namespace" => config.etcd_namespace = Some(value),
             "user" => config.user = Some(value),
             "password" => config.password = Some(Secret(value)),
             "dbname" => config.dbname = Some(value),

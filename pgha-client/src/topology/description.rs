@@ -21,6 +21,9 @@ pub enum Source {
     Unknown,
     /// Patroni's `/cluster`, verified by SQL probes of each member.
     Patroni,
+    /// Patroni's keys in etcd, watched (see [`ClientBuilder::etcd`](crate::ClientBuilder::etcd)),
+    /// verified by SQL probes of each member.
+    Dcs,
     /// Every Patroni endpoint was unreachable: the members pgha already knew (and the seed hosts)
     /// were probed with SQL, and the one not in recovery on the highest timeline is the primary.
     SqlProbe,
@@ -282,6 +285,8 @@ impl PrimaryHistory {
 pub(crate) struct Observations<'a> {
     /// Patroni's view (the best of the endpoints' answers), or `None` if none answered.
     pub(crate) view: Option<&'a ClusterView>,
+    /// Where `view` came from: [`Source::Patroni`] (the REST API) or [`Source::Dcs`] (etcd).
+    pub(crate) view_source: Source,
     /// The members this refresh probed: see [`addresses`].
     pub(crate) addresses: &'a [Address],
     /// Probe results by member name.
@@ -531,7 +536,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     Topology {
         generation: previous.generation + 1,
         source: if obs.view.is_some() {
-            Source::Patroni
+            obs.view_source
         } else if members.is_empty() {
             Source::Unknown
         } else {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use proptest::prelude::*;
 use rand::SeedableRng;
 
-use super::description::{self, Address, Observations, PrimaryHistory, Probe, ProbeResult, Topology};
+use super::description::{self, Address, Observations, PrimaryHistory, Probe, ProbeResult, Source, Topology};
 use super::selection::{self, Request, Selection};
 use crate::intent::{Balance, Intent, LagBound};
 use crate::patroni::{ClusterView, Lsn};
@@ -129,6 +129,7 @@ proptest! {
             && members.iter().all(|m| m.probe.is_some_and(|p| p.1 < max_timeline_seen));
         let obs = Observations {
             view: patroni_answers.then_some(&view),
+            view_source: Source::Patroni,
             addresses: &addresses,
             probes: &probes,
             now,

@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use serde::Deserialize;
 
 use super::description::{
-    build, Address, MemberInfo, MemberStatus, Observations, PrimaryHistory, Probe, ProbeResult, Topology,
+    build, Address, MemberInfo, MemberStatus, Observations, PrimaryHistory, Probe, ProbeResult, Source, Topology,
 };
 use super::selection::{select, Request, Selection};
 use crate::intent::{Balance, Intent, LagBound};
@@ -231,6 +231,7 @@ fn run_spec(path: &Path) {
     let addresses = super::description::addresses(view.as_ref(), &known);
     let obs = Observations {
         view: view.as_ref(),
+        view_source: Source::Patroni,
         addresses: &addresses,
         probes: &probes,
         now,

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use reqwest::Url;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -14,9 +14,15 @@ use super::description::{self, Address, Observations, PrimaryHistory, Topology};
 use super::selection::check_standby;
 use super::{discovery, probe::Prober, Snapshot, Source};
 use crate::config::Settings;
+use crate::etcd::DcsState;
 use crate::events::TopologyEvent;
 use crate::metrics::{bump, Counters};
 use crate::pool::{MemberCounters, MemberHandle};
+
+/// How long the last view from etcd is still used after its watch was lost, while the watch task
+/// reconnects to another etcd member (normally well within this); after that, the Patroni REST
+/// APIs are polled, and without an answer the known members are probed with SQL.
+const DCS_GRACE: Duration = Duration::from_secs(3);
 
 /// Messages to the topology task.
 #[derive(Debug)]
@@ -32,6 +38,8 @@ pub(crate) struct Worker {
     http: reqwest::Client,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     prober: Prober,
+    /// What Patroni's keys in etcd say, when discovery watches etcd.
+    dcs: Option<watch::Receiver<Arc<DcsState>>>,
     configured: Vec<Url>,
     learned: Vec<Url>,
     scope: discovery::ScopeRule,
@@ -66,7 +74,9 @@ impl Worker {
         let http = crate::tls::patroni_http(&settings)?;
         let tls = crate::tls::postgres_tls(&settings)?;
         let current = publisher.borrow().topology.clone();
+        let dcs = crate::etcd::watch(&settings)?;
         Ok(Self {
+            dcs,
             configured: settings.patroni_urls.clone(),
             prober: Prober::new(tls.clone()),
             settings,
@@ -90,8 +100,25 @@ impl Worker {
     pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut next = tokio::time::Instant::now();
         let mut last = None::<tokio::time::Instant>;
+        let mut dcs_changes = self.dcs.clone();
+        if let Some(rx) = &mut dcs_changes {
+            // The first refresh uses etcd's first answer (or its first failure) rather than
+            // finding nothing read yet: connecting, listing and opening the watch take a few
+            // requests, each bounded by the Patroni timeout.
+            let first = self.settings.patroni_timeout.saturating_mul(3);
+            let _ = tokio::time::timeout(first, rx.changed()).await;
+        }
         loop {
             tokio::select! {
+                changed = dcs_changed(&mut dcs_changes) => {
+                    if changed {
+                        // A change in etcd (a leader key written or deleted, a member's state):
+                        // confirm it now, not at the next timer.
+                        next = tokio::time::Instant::now();
+                    } else {
+                        dcs_changes = None;
+                    }
+                }
                 () = tokio::time::sleep_until(next) => {
                     let started = tokio::time::Instant::now();
                     let needs_attention = self.refresh().await;
@@ -142,6 +169,18 @@ impl Worker {
         all
     }
 
+    /// The view from etcd, if discovery watches etcd and its view is current: the watch is live,
+    /// or was lost less than `DCS_GRACE` ago.
+    fn dcs_view(&self) -> Result<Arc<DcsState>, Option<String>> {
+        let Some(rx) = &self.dcs else { return Err(None) };
+        let state = rx.borrow().clone();
+        if state.view.is_some() && (state.live || state.since.elapsed() < DCS_GRACE) {
+            Ok(state)
+        } else {
+            Err(state.error.clone())
+        }
+    }
+
     /// Known addresses for when Patroni does not answer: the current members and the seeds.
     fn known(&self) -> Vec<Address> {
         let mut known: Vec<Address> = self
@@ -173,10 +212,30 @@ impl Worker {
     async fn refresh(&mut self) -> bool {
         bump(&self.metrics.refreshes);
         let endpoints = self.endpoints();
-        let poll = if endpoints.is_empty() {
-            discovery::Poll::default()
-        } else {
-            discovery::poll(&self.http, &self.settings, &endpoints).await
+        let dcs = self.dcs_view();
+        let (poll, view_source) = match &dcs {
+            Ok(state) => {
+                let view = state.view.clone().into_iter();
+                let origin = state.endpoint.clone().into_iter();
+                let poll = discovery::Poll {
+                    views: origin.zip(view).collect(),
+                    errors: Vec::new(),
+                };
+                (poll, Source::Dcs)
+            }
+            Err(dcs_error) => {
+                let mut poll = if endpoints.is_empty() {
+                    discovery::Poll::default()
+                } else {
+                    discovery::poll(&self.http, &self.settings, &endpoints).await
+                };
+                if let (Some(error), Some(etcd)) = (dcs_error, &self.settings.etcd) {
+                    if let Some(url) = etcd.urls.first() {
+                        poll.errors.insert(0, (url.clone(), error.clone()));
+                    }
+                }
+                (poll, Source::Patroni)
+            }
         };
         for (url, error) in &poll.errors {
             debug!(endpoint = %url, error, "Patroni endpoint did not answer");
@@ -242,6 +301,7 @@ impl Worker {
         let now = Instant::now();
         let observations = Observations {
             view,
+            view_source,
             addresses: &addresses,
             probes: &probes,
             now,
@@ -258,6 +318,9 @@ impl Worker {
         for note in &next.notes {
             debug!(note, "topology");
         }
+        if let Some(entries) = dcs.as_ref().ok().and_then(|state| state.history.as_deref()) {
+            self.switch_points = (next.system_identifier.clone(), Arc::new(switch_points(entries)));
+        }
         let (sysid, points) = &self.switch_points;
         if *sysid == next.system_identifier {
             next.switch_points = points.clone();
@@ -269,6 +332,7 @@ impl Worker {
             .current_timeline()
             .filter(|&tl| tl > 1 && !next.switch_points.contains_key(&(tl - 1)))
             .and(view)
+            .filter(|_| view_source == Source::Patroni)
             .and_then(|v| poll.views.iter().find(|(_, w)| std::ptr::eq(w, v)))
             .map(|(url, _)| url.clone());
         let needs_attention = next.primary.is_none() || !next.notes.is_empty();
@@ -276,11 +340,7 @@ impl Worker {
         self.publish(next);
         if let Some(url) = history_from {
             if let Some(entries) = discovery::history(&self.http, &self.settings, &url).await {
-                let points = entries
-                    .iter()
-                    .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
-                    .collect();
-                self.switch_points = (sysid, Arc::new(points));
+                self.switch_points = (sysid, Arc::new(switch_points(&entries)));
             }
         }
         needs_attention
@@ -407,5 +467,21 @@ impl Worker {
                 send(TopologyEvent::MemberLeft { name: m.name.clone() });
             }
         }
+    }
+}
+
+/// Where each ended timeline ended, from Patroni's history.
+fn switch_points(entries: &[crate::patroni::HistoryEntry]) -> BTreeMap<u64, crate::patroni::Lsn> {
+    entries
+        .iter()
+        .map(|e| (e.timeline, crate::patroni::Lsn(e.switch_lsn)))
+        .collect()
+}
+
+/// Waits for the next change in etcd; `false` once the watch task is gone (then never again).
+async fn dcs_changed(rx: &mut Option<watch::Receiver<Arc<DcsState>>>) -> bool {
+    match rx {
+        Some(rx) => rx.changed().await.is_ok(),
+        None => std::future::pending().await,
     }
 }

@@ -1,6 +1,7 @@
 //! pgha-client against real Patroni clusters started by pgha-testkit: every test under this
 //! module starts one (`.config/nextest.toml` runs them at most two at a time; `make unit` skips them).
 
+mod etcd;
 mod hostile;
 
 use std::collections::{BTreeMap, HashSet};
