@@ -1,13 +1,13 @@
-//! SQL probes: one query per member per refresh, on a dedicated monitoring connection.
+//! SQL probes: one query per member per refresh, on a connection of the member's own pool.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
-
-use super::description::{Address, Probe, ProbeResult};
+use super::description::{Probe, ProbeResult};
 use crate::config::Settings;
 use crate::patroni::Lsn;
+use crate::pool::{Busy, MemberHandle};
 
 /// Works on primaries and standbys with an unprivileged role: functions that fail on one kind of
 /// node are guarded by `CASE`; `received_tli` is NULL without `pg_read_all_stats`.
@@ -29,104 +29,43 @@ const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
     (SELECT system_identifier::text FROM pg_control_system()), \
     CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END";
 
-struct Conn {
-    client: tokio_postgres::Client,
-    task: JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.task.abort();
+/// Probes every member concurrently, each on a connection of its own pool (no connection is
+/// opened for probing alone) and bounded by `settings.probe_timeout`. A probe abandoned at its
+/// timeout cancels its statement and closes that connection, like an abandoned operation.
+pub(crate) async fn probe_all(settings: &Settings, members: &[Arc<MemberHandle>]) -> HashMap<String, ProbeResult> {
+    let mut set = tokio::task::JoinSet::new();
+    for handle in members {
+        let handle = handle.clone();
+        let timeout = settings.probe_timeout;
+        set.spawn(async move {
+            let outcome = tokio::time::timeout(timeout, probe_one(&handle)).await;
+            let outcome = outcome.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+            (handle.address.name.clone(), outcome)
+        });
     }
-}
-
-/// Monitoring connections, one per member, owned by the topology task.
-pub(crate) struct Prober {
-    conns: HashMap<Address, Conn>,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-}
-
-impl std::fmt::Debug for Prober {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Prober").field("members", &self.conns.len()).finish()
-    }
-}
-
-impl Prober {
-    pub(crate) fn new(tls: tokio_postgres_rustls::MakeRustlsConnect) -> Self {
-        Self {
-            conns: HashMap::new(),
-            tls,
-        }
-    }
-
-    /// Probes every address concurrently, each bounded by `settings.probe_timeout`.
-    pub(crate) async fn probe_all(
-        &mut self,
-        settings: &Settings,
-        addresses: &[Address],
-    ) -> HashMap<String, ProbeResult> {
-        self.conns.retain(|a, _| addresses.contains(a));
-        let mut set = tokio::task::JoinSet::new();
-        for address in addresses {
-            let existing = self.conns.remove(address);
-            let address = address.clone();
-            let settings = settings.clone();
-            let tls = self.tls.clone();
-            set.spawn(async move {
-                let timeout = settings.probe_timeout;
-                let outcome = tokio::time::timeout(timeout, probe_one(&settings, &address, existing, tls)).await;
-                let outcome = outcome.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
-                (address, outcome)
-            });
-        }
-        let mut results = HashMap::new();
-        while let Some(joined) = set.join_next().await {
-            let Ok((address, outcome)) = joined else { continue };
+    let mut results = HashMap::new();
+    while let Some(joined) = set.join_next().await {
+        let Ok((name, outcome)) = joined else { continue };
+        results.insert(
+            name,
             match outcome {
-                Ok((probe, conn)) => {
-                    self.conns.insert(address.clone(), conn);
-                    results.insert(address.name, ProbeResult::Ok(probe));
-                }
-                Err(error) => {
-                    results.insert(address.name, ProbeResult::Failed(error));
-                }
-            }
-        }
-        results
+                Ok(probe) => ProbeResult::Ok(probe),
+                Err(error) => ProbeResult::Failed(error),
+            },
+        );
     }
+    results
 }
 
-async fn connect(
-    settings: &Settings,
-    address: &Address,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-) -> Result<Conn, String> {
-    let config = crate::tls::postgres_config(settings, &address.host, address.port, "monitor");
-    let (client, connection) = config.connect(tls).await.map_err(|e| crate::error::chain(&e))?;
-    let task = tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    Ok(Conn { client, task })
-}
-
-async fn probe_one(
-    settings: &Settings,
-    address: &Address,
-    existing: Option<Conn>,
-    tls: tokio_postgres_rustls::MakeRustlsConnect,
-) -> Result<(Probe, Conn), String> {
-    let conn = match existing {
-        Some(conn) if !conn.client.is_closed() => conn,
-        _ => connect(settings, address, tls).await?,
-    };
+async fn probe_one(handle: &Arc<MemberHandle>) -> Result<Probe, String> {
+    let conn = handle.pool.get().await.map_err(|e| crate::error::chain(&e))?;
+    let mut busy = Busy::new(conn, handle);
+    let conn = busy.conn().ok_or("no connection")?;
+    let statement = conn.prepare_cached(PROBE_SQL).await.map_err(|e| crate::error::chain(&e))?;
     let sent_at = Instant::now();
-    let row = conn
-        .client
-        .query_one(PROBE_SQL, &[])
-        .await
-        .map_err(|e| crate::error::chain(&e))?;
+    let row = conn.query_one(&statement, &[]).await.map_err(|e| crate::error::chain(&e))?;
     let received_at = Instant::now();
+    busy.release(false);
     let lsn = |i: usize| -> Result<Option<Lsn>, String> {
         row.try_get::<_, Option<String>>(i)
             .map_err(|e| e.to_string())?
@@ -141,7 +80,7 @@ async fn probe_one(
     };
     let in_recovery: bool = row.try_get(0).map_err(|e| e.to_string())?;
     let timeline = if in_recovery { int(4)?.max(int(5)?) } else { int(2)? };
-    let probe = Probe {
+    Ok(Probe {
         in_recovery,
         current_lsn: lsn(1)?,
         timeline,
@@ -150,8 +89,7 @@ async fn probe_one(
         system_identifier: row.try_get(6).map_err(|e| e.to_string())?,
         sent_at,
         received_at,
-    };
-    Ok((probe, conn))
+    })
 }
 
 /// How long a probe round may take at most (used to size waits).

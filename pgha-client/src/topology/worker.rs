@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 
 use super::description::{self, Address, Observations, PrimaryHistory, Topology};
 use super::selection::check_standby;
-use super::{discovery, probe::Prober, Snapshot, Source};
+use super::{discovery, probe, Snapshot, Source};
 use crate::config::Settings;
 use crate::etcd::DcsState;
 use crate::events::TopologyEvent;
@@ -37,7 +37,6 @@ pub(crate) struct Worker {
     settings: Settings,
     http: reqwest::Client,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
-    prober: Prober,
     /// What Patroni's keys in etcd say, when discovery watches etcd.
     dcs: Option<watch::Receiver<Arc<DcsState>>>,
     configured: Vec<Url>,
@@ -47,7 +46,8 @@ pub(crate) struct Worker {
     /// Patroni's `/history` as last read, with the system identifier it belongs to: the one
     /// place the timeline history lives; every snapshot of the same database gets it.
     switch_points: (Option<String>, Arc<BTreeMap<u64, crate::patroni::Lsn>>),
-    handles: HashMap<Address, Arc<MemberHandle>>,
+    /// Each member's pool, by name, host and port.
+    handles: HashMap<(String, String, u16), Arc<MemberHandle>>,
     counters: HashMap<String, Arc<MemberCounters>>,
     generations: HashMap<String, u64>,
     current: Arc<Topology>,
@@ -78,7 +78,6 @@ impl Worker {
         Ok(Self {
             dcs,
             configured: settings.patroni_urls.clone(),
-            prober: Prober::new(tls.clone()),
             settings,
             http,
             tls,
@@ -272,7 +271,11 @@ impl Worker {
                 probe_addresses.push(a);
             }
         }
-        let mut by_name = self.prober.probe_all(&self.settings, &probe_addresses).await;
+        let members: Vec<Arc<MemberHandle>> = probe_addresses
+            .iter()
+            .filter_map(|a| self.handle_for(a, false))
+            .collect();
+        let mut by_name = probe::probe_all(&self.settings, &members).await;
         let by_address: HashMap<(String, u16), description::ProbeResult> = probe_addresses
             .iter()
             .filter_map(|a| Some(((a.host.clone(), a.port), by_name.remove(&a.name)?)))
@@ -363,44 +366,14 @@ impl Worker {
             };
             let was_primary = previous.member(&m.name).is_some_and(|p| p.is_primary());
             let demoted = was_primary && !m.is_primary();
-            let existing = self
-                .handles
-                .iter()
-                .find(|(a, _)| a.name == address.name && a.host == address.host && a.port == address.port)
-                .map(|(_, h)| h.clone());
-            let handle = match existing {
-                Some(h) if !demoted => Some(h),
-                old => {
-                    if let Some(old) = &old {
-                        old.pool.close();
-                    }
-                    let generation = self.generations.entry(m.name.clone()).or_insert(0);
-                    *generation += 1;
-                    let generation = *generation;
-                    if demoted {
-                        info!(member = %m.name, generation, "member is no longer the primary: its pool was purged");
-                        let _ = self.events.send(TopologyEvent::PoolPurged {
-                            name: m.name.clone(),
-                            generation,
-                        });
-                    }
-                    let counters = self.counters.entry(m.name.clone()).or_default().clone();
-                    match MemberHandle::new(&self.settings, &self.tls, address.clone(), generation, counters) {
-                        Ok(h) => Some(Arc::new(h)),
-                        Err(e) => {
-                            warn!(member = %m.name, error = %e, "could not create a pool");
-                            None
-                        }
-                    }
-                }
-            };
+            let handle = self.handle_for(&address, demoted);
             if let Some(h) = &handle {
-                keep.insert(address, h.clone());
+                keep.insert(handle_key(&address), h.clone());
             }
             handles.push(handle);
         }
-        for (address, handle) in self.handles.drain() {
-            if !keep.contains_key(&address) {
+        for (key, handle) in self.handles.drain() {
+            if !keep.contains_key(&key) {
                 handle.pool.close();
             }
         }
@@ -410,6 +383,42 @@ impl Worker {
             handles,
             closed: false,
         }));
+    }
+
+    /// The member's handle (its pool): the current one, or a new one (a new generation) when
+    /// there is none or the member was `demoted` from primary, whose pool is purged.
+    fn handle_for(&mut self, address: &Address, demoted: bool) -> Option<Arc<MemberHandle>> {
+        let key = handle_key(address);
+        match self.handles.get(&key) {
+            Some(h) if !demoted => return Some(h.clone()),
+            Some(old) => {
+                old.pool.close();
+                self.handles.remove(&key);
+            }
+            None => {}
+        }
+        let generation = self.generations.entry(address.name.clone()).or_insert(0);
+        *generation += 1;
+        let generation = *generation;
+        if demoted {
+            info!(member = %address.name, generation, "member is no longer the primary: its pool was purged");
+            let _ = self.events.send(TopologyEvent::PoolPurged {
+                name: address.name.clone(),
+                generation,
+            });
+        }
+        let counters = self.counters.entry(address.name.clone()).or_default().clone();
+        match MemberHandle::new(&self.settings, &self.tls, address.clone(), generation, counters) {
+            Ok(h) => {
+                let h = Arc::new(h);
+                self.handles.insert(key, h.clone());
+                Some(h)
+            }
+            Err(e) => {
+                warn!(member = %address.name, error = %e, "could not create a pool");
+                None
+            }
+        }
     }
 
     fn emit_changes(&self, previous: &Topology, next: &Topology, now: Instant) {
@@ -468,6 +477,10 @@ impl Worker {
             }
         }
     }
+}
+
+fn handle_key(address: &Address) -> (String, String, u16) {
+    (address.name.clone(), address.host.clone(), address.port)
 }
 
 /// Where each ended timeline ended, from Patroni's history.
