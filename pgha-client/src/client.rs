@@ -78,6 +78,7 @@ impl Client {
             .map_err(|_| Error::config("pgha_client::Client must be built inside a Tokio runtime"))?;
         let now = Instant::now();
         let (publisher, snapshots) = watch::channel(Arc::new(Snapshot {
+            dormant: false,
             topology: Arc::new(Topology::empty(now)),
             handles: Vec::new(),
             closed: false,
@@ -153,7 +154,9 @@ impl Client {
         Ok(())
     }
 
-    /// The current topology snapshot (members, roles, timelines, staleness).
+    /// The current topology snapshot (members, roles, timelines, staleness). A client idle for
+    /// [`idle_timeout`](crate::ClientBuilder::idle_timeout) keeps its last snapshot until its next
+    /// operation (or [`wait_for_topology`](Self::wait_for_topology)) refreshes it.
     pub fn topology(&self) -> Arc<Topology> {
         self.inner.snapshots.borrow().topology.clone()
     }
@@ -165,7 +168,14 @@ impl Client {
         mut condition: impl FnMut(&Topology) -> bool,
     ) -> Result<Arc<Topology>> {
         let mut rx = self.inner.snapshots.clone();
-        let found = tokio::time::timeout(timeout, rx.wait_for(|s| s.closed || condition(&s.topology))).await;
+        if rx.borrow().dormant {
+            self.request_refresh("waiting for the topology of an idle client");
+        }
+        let found = tokio::time::timeout(
+            timeout,
+            rx.wait_for(|s| s.closed || (!s.dormant && condition(&s.topology))),
+        )
+        .await;
         match found {
             Ok(Ok(s)) if !s.closed => Ok(s.topology.clone()),
             Ok(_) => Err(Error::new(Kind::Shutdown)),

@@ -305,6 +305,12 @@ impl Op<'_> {
                 if snapshot.closed {
                     return Err(Error::new(Kind::Shutdown));
                 }
+                if snapshot.dormant {
+                    // An idle client stopped probing: nothing is routed on its old view.
+                    self.client.request_refresh("an operation on an idle client");
+                    wait_for_change(&mut rx, deadline).await;
+                    continue;
+                }
                 let intent = if force_primary { Intent::Primary } else { self.intent };
                 let selection = {
                     let request = Request {

@@ -98,6 +98,16 @@ impl ClientBuilder {
         self
     }
 
+    /// How long a pooled connection may sit unused before it is closed, and how long a client
+    /// without any operation keeps probing its members (default 30 s). An idle client holds no
+    /// connection and sends no query: with [`etcd`](Self::etcd) it only keeps its watch, with
+    /// Patroni URLs it stops polling. Its next operation first refreshes the topology (one
+    /// probe round, a few milliseconds on a LAN), so nothing is routed on an old view.
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
     /// Credentials for etcd's authentication (a user with read access to the cluster's prefix).
     pub fn etcd_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.config.etcd_user = Some(user.into());

@@ -50,6 +50,7 @@ pub(crate) struct Settings {
     pub(crate) pool_max_size: usize,
     pub(crate) read_your_writes_wait: Duration,
     pub(crate) tcp_user_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     pub(crate) retry: RetryPolicy,
 }
 
@@ -62,6 +63,9 @@ pub(crate) struct EtcdSettings {
     pub(crate) password: Option<Secret>,
     pub(crate) ca_file: Option<PathBuf>,
 }
+
+/// How long a pooled connection may sit unused, and a client without operations keeps probing.
+pub(crate) const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Patroni's default namespace (`namespace` in its configuration).
 pub(crate) const DEFAULT_ETCD_NAMESPACE: &str = "/service";
@@ -150,6 +154,9 @@ pub struct ClientConfig {
     /// TCP user timeout (and keepalive pace) of every connection to a member.
     #[serde(with = "opt_duration")]
     pub tcp_user_timeout: Option<Duration>,
+    /// Idle time after which pooled connections close and the client stops probing.
+    #[serde(with = "opt_duration")]
+    pub idle_timeout: Option<Duration>,
     /// Retry policy.
     pub retry: Option<RetryPolicy>,
 }
@@ -185,6 +192,7 @@ macro_rules! option_fields {
             pool_max_size,
             read_your_writes_wait,
             tcp_user_timeout,
+            idle_timeout,
             retry
         )
     };
@@ -363,6 +371,7 @@ impl ClientConfig {
                 "tcp_user_timeout",
                 self.tcp_user_timeout.unwrap_or(Duration::from_secs(10)),
             )?,
+            idle_timeout: positive("idle_timeout", self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))?,
             retry,
         })
     }

@@ -25,4 +25,7 @@ pub(crate) struct Snapshot {
     pub(crate) handles: Vec<Option<Arc<MemberHandle>>>,
     /// Set once the client is shut down.
     pub(crate) closed: bool,
+    /// The client has been idle (see `idle_timeout`): the topology is no longer refreshed, so an
+    /// operation must ask for a refresh and use the next snapshot.
+    pub(crate) dormant: bool,
 }

@@ -61,9 +61,15 @@ async fn probe_one(handle: &Arc<MemberHandle>) -> Result<Probe, String> {
     let conn = handle.pool.get().await.map_err(|e| crate::error::chain(&e))?;
     let mut busy = Busy::new(conn, handle);
     let conn = busy.conn().ok_or("no connection")?;
-    let statement = conn.prepare_cached(PROBE_SQL).await.map_err(|e| crate::error::chain(&e))?;
+    let statement = conn
+        .prepare_cached(PROBE_SQL)
+        .await
+        .map_err(|e| crate::error::chain(&e))?;
     let sent_at = Instant::now();
-    let row = conn.query_one(&statement, &[]).await.map_err(|e| crate::error::chain(&e))?;
+    let row = conn
+        .query_one(&statement, &[])
+        .await
+        .map_err(|e| crate::error::chain(&e))?;
     let received_at = Instant::now();
     busy.release(false);
     let lsn = |i: usize| -> Result<Option<Lsn>, String> {

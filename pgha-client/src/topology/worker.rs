@@ -107,19 +107,32 @@ impl Worker {
             let first = self.settings.patroni_timeout.saturating_mul(3);
             let _ = tokio::time::timeout(first, rx.changed()).await;
         }
+        let mut activity = Activity::new(self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed));
         loop {
             tokio::select! {
                 changed = dcs_changed(&mut dcs_changes) => {
-                    if changed {
-                        // A change in etcd (a leader key written or deleted, a member's state):
-                        // confirm it now, not at the next timer.
-                        next = tokio::time::Instant::now();
-                    } else {
+                    if !changed {
                         dcs_changes = None;
+                    } else if !activity.dormant {
+                        // A change in etcd (a leader key written or deleted, a member's state):
+                        // confirm it now, not at the next timer. A dormant client reads the
+                        // latest keys when it wakes.
+                        next = tokio::time::Instant::now();
                     }
                 }
                 () = tokio::time::sleep_until(next) => {
                     let started = tokio::time::Instant::now();
+                    self.close_idle_connections();
+                    let operations = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed);
+                    if activity.tick(operations, started, self.settings.idle_timeout) {
+                        info!(idle_timeout = ?self.settings.idle_timeout, "no operation for idle_timeout: probing stops until the next one");
+                        self.set_dormant();
+                    }
+                    if activity.dormant {
+                        // Only idle connections to close until an operation wakes the client.
+                        next = crate::time::tokio_after(started, self.settings.idle_timeout / 2);
+                        continue;
+                    }
                     let needs_attention = self.refresh().await;
                     last = Some(started);
                     let period = if needs_attention {
@@ -131,6 +144,12 @@ impl Worker {
                 }
                 command = commands.recv() => match command {
                     Some(Command::Refresh(reason)) => {
+                        if activity.dormant {
+                            debug!(reason, "an operation woke the idle client: refreshing");
+                            activity.wake(tokio::time::Instant::now());
+                            next = tokio::time::Instant::now();
+                            continue;
+                        }
                         let earliest = last.map_or_else(tokio::time::Instant::now, |l| crate::time::tokio_after(l, self.settings.min_refresh_interval));
                         if earliest < next {
                             debug!(reason, "topology refresh requested");
@@ -144,6 +163,25 @@ impl Worker {
         self.close();
     }
 
+    /// Closes pooled connections unused for `idle_timeout`.
+    fn close_idle_connections(&self) {
+        let idle_timeout = self.settings.idle_timeout;
+        for handle in self.handles.values() {
+            handle.pool.retain(|_, metrics| metrics.last_used() < idle_timeout);
+        }
+    }
+
+    /// Publishes the current snapshot again, marked dormant: operations ask for a refresh first.
+    fn set_dormant(&self) {
+        let current = self.publisher.borrow().clone();
+        self.publisher.send_replace(Arc::new(Snapshot {
+            topology: current.topology.clone(),
+            handles: current.handles.clone(),
+            closed: current.closed,
+            dormant: true,
+        }));
+    }
+
     fn close(&mut self) {
         for handle in self.handles.values() {
             handle.pool.close();
@@ -154,6 +192,7 @@ impl Worker {
             topology,
             handles: Vec::new(),
             closed: true,
+            dormant: false,
         }));
         info!("pgha topology task stopped");
     }
@@ -382,6 +421,7 @@ impl Worker {
             topology: next,
             handles,
             closed: false,
+            dormant: false,
         }));
     }
 
@@ -483,6 +523,42 @@ fn handle_key(address: &Address) -> (String, String, u16) {
     (address.name.clone(), address.host.clone(), address.port)
 }
 
+/// Whether the client is in use: operations counted at each timer tick. After `idle_timeout`
+/// without one it is dormant — no probes, no REST polls — until an operation asks for a refresh.
+#[derive(Debug)]
+struct Activity {
+    operations: u64,
+    last: tokio::time::Instant,
+    dormant: bool,
+}
+
+impl Activity {
+    fn new(operations: u64) -> Self {
+        Self {
+            operations,
+            last: tokio::time::Instant::now(),
+            dormant: false,
+        }
+    }
+
+    /// Records the operation count at `now`; true when the client just became dormant.
+    fn tick(&mut self, operations: u64, now: tokio::time::Instant, idle_timeout: Duration) -> bool {
+        if operations != self.operations {
+            self.operations = operations;
+            self.last = now;
+        }
+        let idle = now.saturating_duration_since(self.last) >= idle_timeout;
+        let fell_asleep = idle && !self.dormant;
+        self.dormant = idle;
+        fell_asleep
+    }
+
+    fn wake(&mut self, now: tokio::time::Instant) {
+        self.dormant = false;
+        self.last = now;
+    }
+}
+
 /// Where each ended timeline ended, from Patroni's history.
 fn switch_points(entries: &[crate::patroni::HistoryEntry]) -> BTreeMap<u64, crate::patroni::Lsn> {
     entries
@@ -496,5 +572,37 @@ async fn dcs_changed(rx: &mut Option<watch::Receiver<Arc<DcsState>>>) -> bool {
     match rx {
         Some(rx) => rx.changed().await.is_ok(),
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_without_operations_for_idle_timeout_is_dormant_until_woken() {
+        let idle = Duration::from_secs(30);
+        let start = tokio::time::Instant::now();
+        let mut activity = Activity::new(0);
+        activity.last = start;
+        assert!(!activity.tick(0, start + Duration::from_secs(29), idle));
+        assert!(!activity.dormant);
+        // An operation counted restarts the clock.
+        assert!(!activity.tick(1, start + Duration::from_secs(29), idle));
+        assert!(!activity.tick(1, start + Duration::from_secs(58), idle));
+        assert!(
+            activity.tick(1, start + Duration::from_secs(59), idle),
+            "falls asleep once"
+        );
+        assert!(activity.dormant);
+        assert!(
+            !activity.tick(1, start + Duration::from_secs(90), idle),
+            "stays asleep, reported once"
+        );
+        assert!(activity.dormant);
+        activity.wake(start + Duration::from_secs(91));
+        assert!(!activity.dormant);
+        assert!(!activity.tick(1, start + Duration::from_secs(120), idle));
+        assert!(activity.tick(1, start + Duration::from_secs(121), idle));
     }
 }

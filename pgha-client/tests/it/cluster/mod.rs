@@ -1024,3 +1024,65 @@ async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Res
     cluster.shutdown();
     Ok(())
 }
+
+/// Backends of `application_name` on every member (the query's own session excluded).
+async fn backends_of(cluster: &LocalCluster, application_name: &str) -> anyhow::Result<BTreeMap<String, i64>> {
+    let mut out = BTreeMap::new();
+    for m in cluster.member_names() {
+        let rows = cluster
+            .superuser_query(
+                &m,
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{application_name}' \
+                     AND pid <> pg_backend_pid()"
+                ),
+            )
+            .await?;
+        out.insert(m, rows[0].get::<_, i64>(0));
+    }
+    Ok(out)
+}
+
+/// An idle client holds no connection and sends nothing: its pooled connections close after
+/// `idle_timeout`, it stops probing, and its next operation refreshes the topology first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idle_client_holds_no_connection_and_wakes_on_its_next_operation() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    let leader = cluster.leader().await?;
+    let ports = port_map(&cluster).await?;
+    let name = "pgha-idle-test";
+    let client = builder_for(&cluster)
+        .application_name(name)
+        .idle_timeout(Duration::from_secs(2))
+        .connect()
+        .await?;
+    client.run(Intent::Write, async |c| whoami(c).await).await?;
+    client.run(Intent::Standby, async |c| whoami(c).await).await?;
+    let busy = backends_of(&cluster, name).await?;
+    assert!(
+        busy.values().all(|&n| n >= 1),
+        "probes and operations use pooled connections: {busy:?}"
+    );
+    // Well past idle_timeout (probes stop after 2 s, their connections close 2 s later):
+    // every connection closed, no refresh any more.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let idle = backends_of(&cluster, name).await?;
+    assert!(
+        idle.values().all(|&n| n == 0),
+        "an idle client holds no connection: {idle:?}"
+    );
+    let refreshes = client.metrics().refreshes;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(client.metrics().refreshes, refreshes, "an idle client does not probe");
+    assert_eq!(backends_of(&cluster, name).await?.values().sum::<i64>(), 0);
+
+    // The next operation wakes it: one refresh, then the operation on the primary.
+    let (port, standby) = client.run(Intent::Write, async |c| whoami(c).await).await?;
+    assert!(!standby);
+    assert_eq!(ports[&port], leader);
+    assert!(client.metrics().refreshes > refreshes);
+    assert_eq!(client.metrics().errors_surfaced, 0);
+    cluster.shutdown();
+    Ok(())
+}
