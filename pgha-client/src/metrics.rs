@@ -17,6 +17,7 @@ pub(crate) struct Counters {
     pub(crate) errors_surfaced: AtomicU64,
     pub(crate) refreshes: AtomicU64,
     pub(crate) patroni_unreachable: AtomicU64,
+    pub(crate) patroni_requests: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {
@@ -43,6 +44,8 @@ pub struct Metrics {
     pub refreshes: u64,
     /// Refreshes in which no Patroni endpoint answered.
     pub patroni_unreachable: u64,
+    /// Requests sent to Patroni REST APIs (`/cluster` polls and `/history` reads).
+    pub patroni_requests: u64,
     /// Per member.
     pub members: Vec<MemberMetrics>,
 }
@@ -78,6 +81,7 @@ impl Counters {
             outcome_unknown: get(&self.outcome_unknown),
             errors_surfaced: get(&self.errors_surfaced),
             refreshes: get(&self.refreshes),
+            patroni_requests: get(&self.patroni_requests),
             patroni_unreachable: get(&self.patroni_unreachable),
             members,
         }

@@ -41,6 +41,10 @@ pub(crate) struct Worker {
     dcs: Option<watch::Receiver<Arc<DcsState>>>,
     configured: Vec<Url>,
     learned: Vec<Url>,
+    /// In steady state (the last refresh confirmed a primary and noted nothing) the one Patroni
+    /// endpoint to poll, picked at random among those that answered, so that a fleet spreads
+    /// over the members; every endpoint is polled again as soon as anything is wrong.
+    steady_endpoint: Option<Url>,
     scope: discovery::ScopeRule,
     history: PrimaryHistory,
     /// Patroni's `/history` as last read, with the system identifier it belongs to: the one
@@ -82,6 +86,7 @@ impl Worker {
             http,
             tls,
             learned: Vec::new(),
+            steady_endpoint: None,
             scope: discovery::ScopeRule::Unknown,
             history: PrimaryHistory::default(),
             switch_points: Default::default(),
@@ -249,7 +254,10 @@ impl Worker {
     /// and the databases disagree).
     async fn refresh(&mut self) -> bool {
         bump(&self.metrics.refreshes);
-        let endpoints = self.endpoints();
+        let endpoints = match self.steady_endpoint.take() {
+            Some(one) => vec![one],
+            None => self.endpoints(),
+        };
         let dcs = self.dcs_view();
         let (poll, view_source) = match &dcs {
             Ok(state) => {
@@ -265,6 +273,9 @@ impl Worker {
                 let mut poll = if endpoints.is_empty() {
                     discovery::Poll::default()
                 } else {
+                    self.metrics
+                        .patroni_requests
+                        .fetch_add(endpoints.len() as u64, std::sync::atomic::Ordering::Relaxed);
                     discovery::poll(&self.http, &self.settings, &endpoints).await
                 };
                 if let (Some(error), Some(etcd)) = (dcs_error, &self.settings.etcd) {
@@ -378,9 +389,20 @@ impl Worker {
             .and_then(|v| poll.views.iter().find(|(_, w)| std::ptr::eq(w, v)))
             .map(|(url, _)| url.clone());
         let needs_attention = next.primary.is_none() || !next.notes.is_empty();
+        if !needs_attention && view_source == Source::Patroni {
+            use rand::seq::IndexedRandom;
+            let answered: Vec<&Url> = poll
+                .views
+                .iter()
+                .filter(|(_, v)| ranked.iter().any(|r| std::ptr::eq(*r, v)))
+                .map(|(url, _)| url)
+                .collect();
+            self.steady_endpoint = answered.choose(&mut rand::rng()).map(|u| (*u).clone());
+        }
         let sysid = next.system_identifier.clone();
         self.publish(next);
         if let Some(url) = history_from {
+            bump(&self.metrics.patroni_requests);
             if let Some(entries) = discovery::history(&self.http, &self.settings, &url).await {
                 self.switch_points = (sysid, Arc::new(switch_points(&entries)));
             }

@@ -1086,3 +1086,47 @@ async fn an_idle_client_holds_no_connection_and_wakes_on_its_next_operation() ->
     cluster.shutdown();
     Ok(())
 }
+
+/// In steady state one Patroni endpoint is polled per refresh, not all of them; when it stops
+/// answering every endpoint is polled again, and another one becomes the steady one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn steady_state_polls_one_patroni_endpoint_and_moves_on_when_it_fails() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    let client = builder_for(&cluster)
+        .patroni_timeout(Duration::from_millis(500))
+        .connect()
+        .await?;
+    let busy = async |client: &Client, for_how_long: Duration| -> anyhow::Result<(u64, u64)> {
+        let before = client.metrics();
+        let until = Instant::now() + for_how_long;
+        while Instant::now() < until {
+            client.run(Intent::Write, async |c| whoami(c).await).await?;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = client.metrics();
+        Ok((
+            after.refreshes - before.refreshes,
+            after.patroni_requests - before.patroni_requests,
+        ))
+    };
+    busy(&client, Duration::from_secs(1)).await?;
+    let (refreshes, requests) = busy(&client, Duration::from_secs(4)).await?;
+    assert!(refreshes >= 4, "an active client keeps refreshing: {refreshes}");
+    assert!(
+        requests <= refreshes + 2,
+        "one endpoint per steady refresh: {requests} requests for {refreshes} refreshes (3 endpoints)"
+    );
+    for m in cluster.member_names().into_iter().take(1) {
+        cluster.block_rest_api(&m)?;
+    }
+    busy(&client, Duration::from_secs(3)).await?;
+    let (refreshes, requests) = busy(&client, Duration::from_secs(4)).await?;
+    assert!(
+        requests <= refreshes + 4,
+        "with one API down the others are polled, one at a time: {requests} requests, {refreshes} refreshes"
+    );
+    assert_eq!(client.metrics().errors_surfaced, 0);
+    cluster.shutdown();
+    Ok(())
+}
