@@ -168,6 +168,8 @@ impl Client {
         mut condition: impl FnMut(&Topology) -> bool,
     ) -> Result<Arc<Topology>> {
         let mut rx = self.inner.snapshots.clone();
+        // A waiter keeps the client refreshing (an idle client would stop), until it returns.
+        let _awake = Waiter::new(&self.inner.counters);
         if rx.borrow().dormant {
             self.request_refresh("waiting for the topology of an idle client");
         }
@@ -285,6 +287,22 @@ impl Client {
 
     pub(crate) fn request_refresh(&self, reason: &'static str) {
         let _ = self.inner.commands.try_send(Command::Refresh(reason));
+    }
+}
+
+/// Counts a `wait_for_topology` caller while it waits.
+struct Waiter<'a>(&'a crate::metrics::Counters);
+
+impl<'a> Waiter<'a> {
+    fn new(counters: &'a crate::metrics::Counters) -> Self {
+        counters.waiters.fetch_add(1, Ordering::Relaxed);
+        Self(counters)
+    }
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -18,6 +18,8 @@ pub(crate) struct Counters {
     pub(crate) refreshes: AtomicU64,
     pub(crate) patroni_unreachable: AtomicU64,
     pub(crate) patroni_requests: AtomicU64,
+    /// Callers inside `wait_for_topology` now (not a metric: it keeps the client awake).
+    pub(crate) waiters: AtomicU64,
 }
 
 pub(crate) fn bump(counter: &AtomicU64) {

@@ -31,14 +31,21 @@ const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
 
 /// Probes every member concurrently, each on a connection of its own pool (no connection is
 /// opened for probing alone) and bounded by `settings.probe_timeout`. A probe abandoned at its
-/// timeout cancels its statement and closes that connection, like an abandoned operation.
-pub(crate) async fn probe_all(settings: &Settings, members: &[Arc<MemberHandle>]) -> HashMap<String, ProbeResult> {
+/// timeout cancels its statement and closes that connection, like an abandoned operation. Unless
+/// `keep`, the connection is closed after the probe: a client that has not run an operation yet
+/// keeps no connection (a fleet starting up would otherwise hold one per instance per member
+/// until `idle_timeout`).
+pub(crate) async fn probe_all(
+    settings: &Settings,
+    members: &[Arc<MemberHandle>],
+    keep: bool,
+) -> HashMap<String, ProbeResult> {
     let mut set = tokio::task::JoinSet::new();
     for handle in members {
         let handle = handle.clone();
         let timeout = settings.probe_timeout;
         set.spawn(async move {
-            let outcome = tokio::time::timeout(timeout, probe_one(&handle)).await;
+            let outcome = tokio::time::timeout(timeout, probe_one(&handle, keep)).await;
             let outcome = outcome.unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
             (handle.address.name.clone(), outcome)
         });
@@ -57,7 +64,7 @@ pub(crate) async fn probe_all(settings: &Settings, members: &[Arc<MemberHandle>]
     results
 }
 
-async fn probe_one(handle: &Arc<MemberHandle>) -> Result<Probe, String> {
+async fn probe_one(handle: &Arc<MemberHandle>, keep: bool) -> Result<Probe, String> {
     let conn = handle.pool.get().await.map_err(|e| crate::error::chain(&e))?;
     let mut busy = Busy::new(conn, handle);
     let conn = busy.conn().ok_or("no connection")?;
@@ -71,7 +78,7 @@ async fn probe_one(handle: &Arc<MemberHandle>) -> Result<Probe, String> {
         .await
         .map_err(|e| crate::error::chain(&e))?;
     let received_at = Instant::now();
-    busy.release(false);
+    busy.release(!keep);
     let lsn = |i: usize| -> Result<Option<Lsn>, String> {
         row.try_get::<_, Option<String>>(i)
             .map_err(|e| e.to_string())?

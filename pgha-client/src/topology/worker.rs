@@ -129,7 +129,9 @@ impl Worker {
                     let started = tokio::time::Instant::now();
                     self.close_idle_connections();
                     let operations = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed);
-                    if activity.tick(operations, started, self.settings.idle_timeout) {
+                    let waiters = self.metrics.waiters.load(std::sync::atomic::Ordering::Relaxed);
+                    // The first refresh always runs (`connect` waits for it).
+                    if last.is_some() && activity.tick(operations, waiters > 0, started, self.settings.idle_timeout) {
                         info!(idle_timeout = ?self.settings.idle_timeout, "no operation for idle_timeout: probing stops until the next one");
                         self.set_dormant();
                     }
@@ -325,7 +327,8 @@ impl Worker {
             .iter()
             .filter_map(|a| self.handle_for(a, false))
             .collect();
-        let mut by_name = probe::probe_all(&self.settings, &members).await;
+        let operated = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        let mut by_name = probe::probe_all(&self.settings, &members, operated).await;
         let by_address: HashMap<(String, u16), description::ProbeResult> = probe_addresses
             .iter()
             .filter_map(|a| Some(((a.host.clone(), a.port), by_name.remove(&a.name)?)))
@@ -546,7 +549,9 @@ fn handle_key(address: &Address) -> (String, String, u16) {
 }
 
 /// Whether the client is in use: operations counted at each timer tick. After `idle_timeout`
-/// without one it is dormant — no probes, no REST polls — until an operation asks for a refresh.
+/// without one — or right after its first refresh, if it has never run an operation — it is
+/// dormant (no probes, no REST polls) until an operation asks for a refresh. A caller waiting in
+/// `wait_for_topology` keeps it awake.
 #[derive(Debug)]
 struct Activity {
     operations: u64,
@@ -563,13 +568,14 @@ impl Activity {
         }
     }
 
-    /// Records the operation count at `now`; true when the client just became dormant.
-    fn tick(&mut self, operations: u64, now: tokio::time::Instant, idle_timeout: Duration) -> bool {
-        if operations != self.operations {
+    /// Records the operation count at `now` (and whether anyone waits for the topology); true
+    /// when the client just became dormant.
+    fn tick(&mut self, operations: u64, waited_on: bool, now: tokio::time::Instant, idle_timeout: Duration) -> bool {
+        if operations != self.operations || waited_on {
             self.operations = operations;
             self.last = now;
         }
-        let idle = now.saturating_duration_since(self.last) >= idle_timeout;
+        let idle = !waited_on && (operations == 0 || now.saturating_duration_since(self.last) >= idle_timeout);
         let fell_asleep = idle && !self.dormant;
         self.dormant = idle;
         fell_asleep
@@ -605,26 +611,26 @@ mod tests {
     fn a_client_without_operations_for_idle_timeout_is_dormant_until_woken() {
         let idle = Duration::from_secs(30);
         let start = tokio::time::Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
         let mut activity = Activity::new(0);
         activity.last = start;
-        assert!(!activity.tick(0, start + Duration::from_secs(29), idle));
-        assert!(!activity.dormant);
-        // An operation counted restarts the clock.
-        assert!(!activity.tick(1, start + Duration::from_secs(29), idle));
-        assert!(!activity.tick(1, start + Duration::from_secs(58), idle));
-        assert!(
-            activity.tick(1, start + Duration::from_secs(59), idle),
-            "falls asleep once"
-        );
+        // Never used: dormant at once, unless someone waits for the topology.
+        assert!(!activity.tick(0, true, at(1), idle));
+        assert!(activity.tick(0, false, at(2), idle));
+        activity.wake(at(3));
+        assert!(!activity.tick(1, false, at(3), idle));
+        assert!(!activity.tick(1, false, at(32), idle));
+        // An operation counted restarts the clock; so does a waiter.
+        assert!(!activity.tick(2, false, at(32), idle));
+        assert!(!activity.tick(2, true, at(61), idle));
+        assert!(!activity.tick(2, false, at(90), idle));
+        assert!(activity.tick(2, false, at(91), idle), "falls asleep once");
         assert!(activity.dormant);
-        assert!(
-            !activity.tick(1, start + Duration::from_secs(90), idle),
-            "stays asleep, reported once"
-        );
+        assert!(!activity.tick(2, false, at(120), idle), "stays asleep, reported once");
         assert!(activity.dormant);
-        activity.wake(start + Duration::from_secs(91));
+        activity.wake(at(121));
         assert!(!activity.dormant);
-        assert!(!activity.tick(1, start + Duration::from_secs(120), idle));
-        assert!(activity.tick(1, start + Duration::from_secs(121), idle));
+        assert!(!activity.tick(2, false, at(150), idle));
+        assert!(activity.tick(2, false, at(151), idle));
     }
 }

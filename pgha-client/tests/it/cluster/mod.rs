@@ -1057,6 +1057,12 @@ async fn an_idle_client_holds_no_connection_and_wakes_on_its_next_operation() ->
         .idle_timeout(Duration::from_secs(2))
         .connect()
         .await?;
+    // Connected, but no operation yet: the probes closed the connections they opened.
+    let fresh = backends_of(&cluster, name).await?;
+    assert!(
+        fresh.values().all(|&n| n == 0),
+        "a client that never ran an operation holds nothing: {fresh:?}"
+    );
     client.run(Intent::Write, async |c| whoami(c).await).await?;
     client.run(Intent::Standby, async |c| whoami(c).await).await?;
     let busy = backends_of(&cluster, name).await?;
