@@ -2,12 +2,28 @@
 
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
-/// A password or other secret: never printed by `Debug` or `Display`.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A password or other secret: never printed by `Debug` or `Display`, and serialized as
+/// `"<redacted>"` (a configuration written out — to a log, a status page — never carries it).
+///
+/// ```
+/// let config: pgha_client::ClientConfig =
+///     serde_json::from_str(r#"{"user": "app", "password": "hunter2", "etcd_password": "sesame"}"#)?;
+/// let written = serde_json::to_string(&config)?;
+/// assert!(!written.contains("hunter2") && !written.contains("sesame"));
+/// assert!(written.contains("<redacted>"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(pub(super) String);
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
 
 impl Secret {
     /// Wraps a secret.

@@ -116,14 +116,16 @@ pub struct Topology {
     /// Index into `members` of the verified primary, if there is one.
     pub primary: Option<usize>,
     /// The highest timeline any primary has been seen on (fencing: no write ever goes to a
-    /// lower one, until that timeline is gone from the cluster — see
-    /// [`max_timeline_primary`](Self::max_timeline_primary)).
-    pub max_timeline_seen: u64,
+    /// lower one, until that timeline is gone from the cluster — see `max_timeline_primary`).
+    /// Private: fencing may change without an API change; [`fence`](Self::fence) shows it.
+    #[serde(skip)]
+    pub(crate) max_timeline_seen: u64,
     /// The member that was the verified primary on `max_timeline_seen`. The fence is lifted only
     /// once this member is back on a lower timeline (rewound or re-cloned) and every member
     /// answers from a lower one: that history is then gone from the cluster, and waiting for it
     /// would block writes for good.
-    pub max_timeline_primary: Option<String>,
+    #[serde(skip)]
+    pub(crate) max_timeline_primary: Option<String>,
     /// Patroni is in maintenance mode (`pause`).
     pub paused: bool,
     /// The database system identifier (`pg_control_system()`), once a member was probed.
@@ -171,6 +173,12 @@ impl Topology {
             Some(p) => p.timeline,
             None => self.standbys().filter_map(|m| m.timeline).max(),
         }
+    }
+
+    /// The fence: no write goes to a primary below this timeline (the highest any verified
+    /// primary was seen on), until that timeline is gone from the cluster. `0` before any.
+    pub fn fence(&self) -> u64 {
+        self.max_timeline_seen
     }
 
     /// The verified primary, if there is one.
