@@ -341,56 +341,151 @@ fn abandoned_timeline(obs: &Observations<'_>, max_seen: u64, holder: Option<&str
     ((holder_listed || holder_expired) && highest > 0 && highest < max_seen).then_some(highest)
 }
 
-/// Builds the next topology from observations. `history` gets the new primary's sample;
-/// `previous` supplies the generation and the highest timeline seen so far.
+/// Builds the next topology from observations, in four named steps: [`Fence::carry`] (the
+/// fence from the previous refresh, reset for a new database, lifted when its timeline is gone),
+/// [`choose_primary`] (Patroni's leader if its database confirms it above the fence, else the
+/// one member out of recovery when Patroni is unreachable), [`Fence::record`] (the primary's
+/// sample and timeline) and [`Judge::member`] (each member's status, lag and staleness).
+/// `history` gets the new primary's sample; `previous` supplies the generation and the fence.
 pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut PrimaryHistory) -> Topology {
-    let addresses = obs.addresses;
     let mut notes = Vec::new();
-    let probe = |name: &str| match obs.probes.get(name) {
+    let mut fence = Fence::carry(obs, previous, history, &mut notes);
+    let primary_name = choose_primary(obs, &fence, &mut notes);
+    let primary = primary_name
+        .as_deref()
+        .and_then(|name| Some((name, probe_of(obs, name)?)));
+    if let Some((name, p)) = primary {
+        fence.record(name, p, history);
+    }
+    let judge = Judge::new(
+        obs,
+        previous,
+        history,
+        primary,
+        fence.same_cluster,
+        primary_name.as_deref(),
+    );
+    let members: Vec<MemberInfo> = obs.addresses.iter().map(|a| judge.member(a)).collect();
+
+    Topology {
+        generation: previous.generation + 1,
+        source: if obs.view.is_some() {
+            obs.view_source
+        } else if members.is_empty() {
+            Source::Unknown
+        } else {
+            Source::SqlProbe
+        },
+        primary: members.iter().position(|m| m.is_primary()),
+        members,
+        max_timeline_seen: fence.max_timeline_seen,
+        max_timeline_primary: fence.max_timeline_primary,
+        paused: obs.view.is_some_and(|v| v.pause),
+        system_identifier: fence.system_identifier.or_else(|| previous.system_identifier.clone()),
+        notes,
+        observed_at: obs.now,
+        // The topology task sets them: it reads the history and owns it.
+        switch_points: std::sync::Arc::default(),
+    }
+}
+
+/// A member's successful probe of this refresh.
+fn probe_of<'a>(obs: &Observations<'a>, name: &str) -> Option<&'a Probe> {
+    match obs.probes.get(name) {
         Some(ProbeResult::Ok(p)) => Some(p),
         _ => None,
-    };
+    }
+}
 
-    // A new system identifier means a different cluster (rebuilt, restored): forget its history.
-    let sysids: Vec<&str> = addresses
-        .iter()
-        .filter_map(|a| probe(&a.name)?.system_identifier.as_deref())
-        .collect();
-    let mut max_timeline_seen = previous.max_timeline_seen;
-    let mut max_timeline_primary = previous.max_timeline_primary.clone();
-    let mut same_cluster = true;
-    if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
-        if first != prev && sysids.iter().all(|&s| s == first) {
-            same_cluster = false;
+/// Fencing state from one refresh to the next: the highest timeline a verified primary was seen
+/// on, and which member that was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fence {
+    pub(crate) max_timeline_seen: u64,
+    pub(crate) max_timeline_primary: Option<String>,
+    /// This refresh saw the database of the previous one (no new system identifier).
+    pub(crate) same_cluster: bool,
+    /// The system identifier the members report, if any was probed.
+    pub(crate) system_identifier: Option<String>,
+}
+
+impl Fence {
+    /// The previous refresh's fence, reset when every member reports a new system identifier (a
+    /// different cluster: rebuilt, restored — its history is forgotten), and lifted to the
+    /// highest timeline any member answers from once the fenced timeline is gone (see
+    /// [`abandoned_timeline`]).
+    pub(crate) fn carry(
+        obs: &Observations<'_>,
+        previous: &Topology,
+        history: &mut PrimaryHistory,
+        notes: &mut Vec<String>,
+    ) -> Self {
+        let sysids: Vec<&str> = obs
+            .addresses
+            .iter()
+            .filter_map(|a| probe_of(obs, &a.name)?.system_identifier.as_deref())
+            .collect();
+        let mut fence = Self {
+            max_timeline_seen: previous.max_timeline_seen,
+            max_timeline_primary: previous.max_timeline_primary.clone(),
+            same_cluster: true,
+            system_identifier: sysids.first().map(|s| (*s).to_owned()),
+        };
+        if let (Some(&first), Some(prev)) = (sysids.first(), previous.system_identifier.as_deref()) {
+            if first != prev && sysids.iter().all(|&s| s == first) {
+                fence.same_cluster = false;
+                notes.push(format!(
+                    "database system identifier changed ({prev} -> {first}): history reset"
+                ));
+                history.clear();
+                fence.max_timeline_seen = 0;
+                fence.max_timeline_primary = None;
+            }
+        }
+        if let Some(lower) = abandoned_timeline(obs, fence.max_timeline_seen, fence.max_timeline_primary.as_deref()) {
             notes.push(format!(
-                "database system identifier changed ({prev} -> {first}): history reset"
+                "timeline {} is gone: its primary {} now follows timeline {lower} or has left the \
+                 cluster, and no member is on it; the fence is lifted",
+                fence.max_timeline_seen,
+                fence.max_timeline_primary.as_deref().unwrap_or_default()
             ));
-            history.clear();
-            max_timeline_seen = 0;
-            max_timeline_primary = None;
+            fence.max_timeline_seen = lower;
+            fence.max_timeline_primary = None;
+        }
+        fence
+    }
+
+    /// Records the verified primary's probe: its WAL position as a sample of `history`, and its
+    /// timeline as the fence when it is the highest seen.
+    pub(crate) fn record(&mut self, name: &str, p: &Probe, history: &mut PrimaryHistory) {
+        if let Some(lsn) = p.current_lsn {
+            history.push(p.sent_at, p.timeline.unwrap_or(0), lsn);
+        }
+        let tl = p.timeline.unwrap_or(0);
+        if tl >= self.max_timeline_seen {
+            self.max_timeline_seen = tl;
+            self.max_timeline_primary = Some(name.to_owned());
         }
     }
-    if let Some(lower) = abandoned_timeline(obs, max_timeline_seen, max_timeline_primary.as_deref()) {
-        notes.push(format!(
-            "timeline {max_timeline_seen} is gone: its primary {} now follows timeline {lower} or has left the \
-             cluster, and no member is on it; the fence is lifted",
-            max_timeline_primary.as_deref().unwrap_or_default()
-        ));
-        max_timeline_seen = lower;
-        max_timeline_primary = None;
-    }
+}
 
+/// The primary: Patroni's leader if its database is out of recovery on a timeline not below the
+/// fence (the fence counts the highest timeline any member out of recovery reports now); without
+/// Patroni, the one member out of recovery on the highest timeline. `None` (with a note saying
+/// why) otherwise.
+pub(crate) fn choose_primary(obs: &Observations<'_>, fence: &Fence, notes: &mut Vec<String>) -> Option<String> {
     // Candidates for primary: members whose database says it is not in recovery.
-    let not_in_recovery: Vec<(&Address, &Probe)> = addresses
+    let not_in_recovery: Vec<(&Address, &Probe)> = obs
+        .addresses
         .iter()
-        .filter_map(|a| probe(&a.name).filter(|p| !p.in_recovery).map(|p| (a, p)))
+        .filter_map(|a| probe_of(obs, &a.name).filter(|p| !p.in_recovery).map(|p| (a, p)))
         .collect();
     let highest_candidate_tl = not_in_recovery
         .iter()
         .filter_map(|(_, p)| p.timeline)
         .max()
         .unwrap_or(0);
-    let fence_tl = max_timeline_seen.max(highest_candidate_tl);
+    let fence_tl = fence.max_timeline_seen.max(highest_candidate_tl);
 
     let leaders = obs.view.map_or(0, |v| {
         v.members
@@ -398,7 +493,7 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
             .filter(|m| matches!(m.role, Role::Leader | Role::StandbyLeader))
             .count()
     });
-    let primary_name: Option<String> = match obs.view {
+    match obs.view {
         // Discovery drops such answers; should one get here, it cannot name a primary.
         Some(_) if leaders > 1 => {
             notes.push(format!("Patroni's answer names {leaders} leaders: no primary"));
@@ -449,26 +544,54 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
                 }
             }
         }
-    };
+    }
+}
 
-    let primary_probe = primary_name.as_deref().and_then(probe);
-    if let (Some(p), Some(name)) = (primary_probe, primary_name.as_deref()) {
-        if let Some(lsn) = p.current_lsn {
-            history.push(p.sent_at, p.timeline.unwrap_or(0), lsn);
-        }
-        let tl = p.timeline.unwrap_or(0);
-        if tl >= max_timeline_seen {
-            max_timeline_seen = tl;
-            max_timeline_primary = Some(name.to_owned());
+/// Judges each member against this refresh's primary: its status, lag and staleness.
+pub(crate) struct Judge<'a> {
+    obs: &'a Observations<'a>,
+    previous: &'a Topology,
+    history: &'a PrimaryHistory,
+    primary_name: Option<&'a str>,
+    /// The verified primary's probe, while the database is the previous refresh's.
+    primary_probe: Option<&'a Probe>,
+    /// When this refresh sampled the primary's position, if it did.
+    sampled_since: Option<Instant>,
+    /// The timeline standbys must be on.
+    reference_tl: Option<u64>,
+}
+
+impl<'a> Judge<'a> {
+    pub(crate) fn new(
+        obs: &'a Observations<'a>,
+        previous: &'a Topology,
+        history: &'a PrimaryHistory,
+        primary: Option<(&'a str, &'a Probe)>,
+        same_cluster: bool,
+        primary_name: Option<&'a str>,
+    ) -> Self {
+        let primary_probe = primary.map(|(_, p)| p);
+        Self {
+            obs,
+            previous,
+            history,
+            primary_name,
+            primary_probe: primary_probe.filter(|_| same_cluster),
+            // Byte lag is measured against this refresh's sample of the primary only: without
+            // one (the primary's probe failed, or there is no primary) it is unknown, never an
+            // old number.
+            sampled_since: primary_probe.filter(|p| p.current_lsn.is_some()).map(|p| p.sent_at),
+            // Standbys must follow the primary's timeline; without a verified primary, the
+            // highest timeline any member answers from (a member below it did not follow a
+            // promotion).
+            reference_tl: primary_probe.and_then(|p| p.timeline).or_else(|| {
+                obs.addresses
+                    .iter()
+                    .filter_map(|a| probe_of(obs, &a.name)?.timeline)
+                    .max()
+            }),
         }
     }
-    let primary_tl = primary_probe.and_then(|p| p.timeline);
-    // Byte lag is measured against this refresh's sample of the primary only: without one (the
-    // primary's probe failed, or there is no primary) it is unknown, never an old number.
-    let sampled_since = primary_probe.filter(|p| p.current_lsn.is_some()).map(|p| p.sent_at);
-    // Standbys must follow the primary's timeline; without a verified primary, the highest
-    // timeline any member answers from (a member below it did not follow a promotion).
-    let reference_tl = primary_tl.or_else(|| addresses.iter().filter_map(|a| probe(&a.name)?.timeline).max());
 
     // A standby never has WAL its primary has not written (walsenders send only flushed WAL, and
     // the primary's write position only grows). A member that had replayed past the position the
@@ -478,91 +601,68 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
     // looks caught up. The previous refresh's answers all arrived before this one's probes were
     // sent, so the comparison is exact; it needs one earlier answer in recovery, so the first
     // refresh that sees such a member cannot judge it (RELIABILITY.md, section 4).
-    let diverged = |name: &str| -> Option<(Lsn, Lsn)> {
-        let p = primary_probe.filter(|_| same_cluster)?;
+    fn diverged(&self, name: &str) -> Option<(Lsn, Lsn)> {
+        let p = self.primary_probe?;
         let primary_at = p.current_lsn?;
-        let before = previous.member(name).filter(|m| m.in_recovery == Some(true))?;
+        let before = self.previous.member(name).filter(|m| m.in_recovery == Some(true))?;
         let replayed = before.replay_lsn?;
         (before.observed_at <= p.sent_at && replayed > primary_at).then_some((replayed, primary_at))
-    };
+    }
 
-    let members: Vec<MemberInfo> = addresses
-        .iter()
-        .map(|a| {
-            let pm = obs.view.and_then(|v| v.member(&a.name));
-            let pr = probe(&a.name);
-            let timeline = match (pr.and_then(|p| p.timeline), pm.and_then(|m| m.timeline)) {
-                (Some(sql), Some(patroni)) if pr.is_some_and(|p| p.in_recovery) => Some(sql.max(patroni)),
-                (Some(sql), _) => Some(sql),
-                (None, patroni) => patroni,
-            };
-            let noloadbalance = pm.is_some_and(|m| m.tags.noloadbalance);
-            let replay_lsn = pr.and_then(|p| p.replay_lsn);
-            let is_primary = primary_name.as_deref() == Some(a.name.as_str());
-            let status = if is_primary {
-                MemberStatus::Primary
-            } else if let Some((replayed, primary_at)) = diverged(&a.name).filter(|_| pr.is_some_and(|p| p.in_recovery))
-            {
-                MemberStatus::Unusable(format!(
-                    "had replayed {replayed}, past the primary's {primary_at} reported afterwards: its WAL is not \
-                     the primary's (diverged; Patroni rewinds or re-clones it)"
-                ))
-            } else {
-                standby_status(obs, a, pm, pr, timeline, reference_tl)
-            };
-            let (lag_bytes, staleness) = match (pr, replay_lsn) {
-                (Some(p), Some(replay)) if p.in_recovery => {
-                    let tl = timeline.unwrap_or(0);
-                    (
-                        sampled_since.and_then(|since| history.lag_bytes(tl, replay, since)),
-                        history.staleness(tl, replay, p.received_at),
-                    )
-                }
-                _ => (None, None),
-            };
-            MemberInfo {
-                name: a.name.clone(),
-                host: a.host.clone(),
-                port: a.port,
-                api_url: a.api_url.clone(),
-                patroni_role: pm.map(|m| m.role.clone()),
-                patroni_state: pm.map(|m| m.state.clone()),
-                timeline,
-                noloadbalance,
-                in_recovery: pr.map(|p| p.in_recovery),
-                current_lsn: pr.and_then(|p| p.current_lsn),
-                replay_lsn,
-                replay_paused: pr.is_some_and(|p| p.replay_paused),
-                lag_bytes,
-                staleness: if is_primary { Some(Duration::ZERO) } else { staleness },
-                status,
-                observed_at: pr.map_or(obs.now, |p| p.received_at),
-            }
-        })
-        .collect();
-
-    Topology {
-        generation: previous.generation + 1,
-        source: if obs.view.is_some() {
-            obs.view_source
-        } else if members.is_empty() {
-            Source::Unknown
+    /// What this refresh says about the member at `a`.
+    pub(crate) fn member(&self, a: &Address) -> MemberInfo {
+        let obs = self.obs;
+        let pm = obs.view.and_then(|v| v.member(&a.name));
+        let pr = probe_of(obs, &a.name);
+        let timeline = match (pr.and_then(|p| p.timeline), pm.and_then(|m| m.timeline)) {
+            (Some(sql), Some(patroni)) if pr.is_some_and(|p| p.in_recovery) => Some(sql.max(patroni)),
+            (Some(sql), _) => Some(sql),
+            (None, patroni) => patroni,
+        };
+        let noloadbalance = pm.is_some_and(|m| m.tags.noloadbalance);
+        let replay_lsn = pr.and_then(|p| p.replay_lsn);
+        let is_primary = self.primary_name == Some(a.name.as_str());
+        let status = if is_primary {
+            MemberStatus::Primary
+        } else if let Some((replayed, primary_at)) =
+            self.diverged(&a.name).filter(|_| pr.is_some_and(|p| p.in_recovery))
+        {
+            MemberStatus::Unusable(format!(
+                "had replayed {replayed}, past the primary's {primary_at} reported afterwards: its WAL is not \
+                 the primary's (diverged; Patroni rewinds or re-clones it)"
+            ))
         } else {
-            Source::SqlProbe
-        },
-        primary: members.iter().position(|m| m.is_primary()),
-        members,
-        max_timeline_seen,
-        max_timeline_primary,
-        paused: obs.view.is_some_and(|v| v.pause),
-        system_identifier: sysids
-            .first()
-            .map(|s| (*s).to_owned())
-            .or_else(|| previous.system_identifier.clone()),
-        notes,
-        observed_at: obs.now,
-        // The topology task sets them: it reads the history and owns it.
-        switch_points: std::sync::Arc::default(),
+            standby_status(obs, a, pm, pr, timeline, self.reference_tl)
+        };
+        let (lag_bytes, staleness) = match (pr, replay_lsn) {
+            (Some(p), Some(replay)) if p.in_recovery => {
+                let tl = timeline.unwrap_or(0);
+                (
+                    self.sampled_since
+                        .and_then(|since| self.history.lag_bytes(tl, replay, since)),
+                    self.history.staleness(tl, replay, p.received_at),
+                )
+            }
+            _ => (None, None),
+        };
+        MemberInfo {
+            name: a.name.clone(),
+            host: a.host.clone(),
+            port: a.port,
+            api_url: a.api_url.clone(),
+            patroni_role: pm.map(|m| m.role.clone()),
+            patroni_state: pm.map(|m| m.state.clone()),
+            timeline,
+            noloadbalance,
+            in_recovery: pr.map(|p| p.in_recovery),
+            current_lsn: pr.and_then(|p| p.current_lsn),
+            replay_lsn,
+            replay_paused: pr.is_some_and(|p| p.replay_paused),
+            lag_bytes,
+            staleness: if is_primary { Some(Duration::ZERO) } else { staleness },
+            status,
+            observed_at: pr.map_or(obs.now, |p| p.received_at),
+        }
     }
 }
 

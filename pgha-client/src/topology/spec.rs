@@ -11,7 +11,8 @@ use rand::SeedableRng;
 use serde::Deserialize;
 
 use super::description::{
-    build, Address, MemberInfo, MemberStatus, Observations, PrimaryHistory, Probe, ProbeResult, Source, Topology,
+    build, choose_primary, Address, Fence, Judge, MemberInfo, MemberStatus, Observations, PrimaryHistory, Probe,
+    ProbeResult, Source, Topology,
 };
 use super::selection::{select, Request, Selection};
 use crate::intent::{Balance, Intent, LagBound};
@@ -236,7 +237,45 @@ fn run_spec(path: &Path) {
         probes: &probes,
         now,
     };
+    // The steps of `build`, run one by one, on the same observations.
+    let mut step_history = history.clone();
+    let mut step_notes = Vec::new();
+    let mut fence = Fence::carry(&obs, &previous, &mut step_history, &mut step_notes);
+    let chosen = choose_primary(&obs, &fence, &mut step_notes);
+    assert_eq!(chosen, spec.expect_topology.primary, "{name}: choose_primary");
+    if let Some(chosen) = chosen.as_deref() {
+        if let Some(ProbeResult::Ok(p)) = probes.get(chosen) {
+            fence.record(chosen, p, &mut step_history);
+        }
+    }
     let mut topology = build(&obs, &previous, &mut history);
+    assert_eq!(
+        fence.max_timeline_seen,
+        topology.fence(),
+        "{name}: the fence after Fence::record"
+    );
+    assert_eq!(step_notes, topology.notes, "{name}: the steps note what build notes");
+    let judge = Judge::new(
+        &obs,
+        &previous,
+        &step_history,
+        chosen.as_deref().and_then(|c| match probes.get(c) {
+            Some(ProbeResult::Ok(p)) => Some((c, p)),
+            _ => None,
+        }),
+        fence.same_cluster,
+        chosen.as_deref(),
+    );
+    for a in &addresses {
+        let judged = judge.member(a);
+        let built = topology.member(&a.name).expect("every address is a member");
+        assert_eq!(
+            (&judged.status, judged.staleness, judged.lag_bytes),
+            (&built.status, built.staleness, built.lag_bytes),
+            "{name}: Judge::member({})",
+            a.name
+        );
+    }
     topology.switch_points = std::sync::Arc::new(spec.timeline_history.iter().map(|(tl, l)| (*tl, lsn(l))).collect());
 
     let e = &spec.expect_topology;
