@@ -354,15 +354,15 @@ mod tests {
     #[test]
     fn log_excerpt_shows_early_errors_before_the_tail() {
         let dir = std::env::temp_dir().join(format!("pgha-log-excerpt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("test dir");
         let log = dir.join("patroni.log");
         let mut text = String::from("LOG:  starting\nFATAL:  could not bind IPv4 address\n");
         for i in 0..30 {
             text.push_str(&format!("traceback line {i}\n"));
         }
-        std::fs::write(&log, &text).unwrap();
+        std::fs::write(&log, &text).expect("write log");
         let shown = log_excerpt(&log, 5);
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("remove test dir");
         assert!(shown.contains("FATAL:  could not bind"), "{shown}");
         assert!(!shown.contains("LOG:  starting"), "{shown}");
         assert!(shown.ends_with("traceback line 29"), "{shown}");
