@@ -61,6 +61,7 @@ impl PatroniFlavor {
 #[must_use]
 pub struct LocalClusterBuilder {
     pub(crate) members: usize,
+    pub(crate) etcd_members: usize,
     pub(crate) patroni: PatroniFlavor,
     pub(crate) timing: Option<Timing>,
     pub(crate) dcs: DcsOptions,
@@ -78,6 +79,7 @@ impl Default for LocalClusterBuilder {
     fn default() -> Self {
         Self {
             members: 3,
+            etcd_members: 3,
             patroni: PatroniFlavor::from_env(),
             timing: None,
             dcs: DcsOptions::default(),
@@ -97,6 +99,17 @@ impl LocalClusterBuilder {
     /// Number of Patroni members (1–9, default 3).
     pub fn members(mut self, n: usize) -> Self {
         self.members = n;
+        self
+    }
+
+    /// Number of etcd members in the DCS: 1, 3 (the default, as in production) or 5. Any other
+    /// count makes [`start`](Self::start) fail with [`Error::EtcdMembers`] before anything starts.
+    ///
+    /// Each member is its own `etcd` process with its own ports, data directory and log
+    /// (`etcd0.log`, …); Patroni's `etcd3.hosts` lists them all. A single member is enough for
+    /// tests that never touch the DCS and want to start a little lighter.
+    pub fn etcd_members(mut self, n: usize) -> Self {
+        self.etcd_members = n;
         self
     }
 
@@ -193,7 +206,7 @@ impl LocalClusterBuilder {
         self
     }
 
-    /// Starts etcd and the Patroni members and returns once a leader is elected and every replica
+    /// Starts the etcd members and the Patroni members and returns once a leader is elected and every replica
     /// streams (checked with SQL on each node), the application role and database exist, and the
     /// pgBackRest stanza is created.
     ///
@@ -206,6 +219,9 @@ impl LocalClusterBuilder {
                 self.members
             )));
         }
+        if ![1, 3, 5].contains(&self.etcd_members) {
+            return Err(Error::EtcdMembers(self.etcd_members));
+        }
         if let Some(s) = &self.scope {
             if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(Error::Setup(format!(
@@ -214,5 +230,27 @@ impl LocalClusterBuilder {
             }
         }
         LocalCluster::start(self).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn etcd_member_counts_other_than_one_three_or_five_are_refused_before_anything_starts() {
+        assert_eq!(LocalClusterBuilder::default().etcd_members, 3);
+        for n in [0, 2, 4, 6, 7] {
+            let dir = std::env::temp_dir().join(format!("pgha-etcd-members-{}-{n}", std::process::id()));
+            let err = LocalCluster::builder()
+                .etcd_members(n)
+                .base_dir(&dir)
+                .start()
+                .await
+                .expect_err("refused");
+            assert!(matches!(err, Error::EtcdMembers(m) if m == n), "{n}: {err}");
+            assert!(err.to_string().contains("1, 3 or 5"), "{err}");
+            assert!(!dir.exists(), "{n}: {} created", dir.display());
+        }
     }
 }

@@ -107,7 +107,9 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
         "log": { "level": "INFO" },
         "restapi": restapi,
         "ctl": ctl,
-        "etcd3": { "hosts": [format!("127.0.0.1:{}", state.etcd.client_port)] },
+        // Every etcd member, as production lists its etcd cluster: Patroni fails over between
+        // them when the one it talks to goes away.
+        "etcd3": { "hosts": state.etcd.iter().map(|e| format!("127.0.0.1:{}", e.client_port)).collect::<Vec<_>>() },
         "bootstrap": {
             "dcs": {
                 "ttl": state.timing.ttl,

@@ -49,6 +49,10 @@ pub enum Error {
     /// No member has this name.
     #[error("no member named {0:?} in this cluster")]
     UnknownMember(String),
+    /// [`LocalClusterBuilder::etcd_members`](crate::LocalClusterBuilder::etcd_members) was given a
+    /// count other than 1, 3 or 5.
+    #[error("etcd_members must be 1, 3 or 5 (an odd quorum that tolerates 0, 1 or 2 lost members), got {0}")]
+    EtcdMembers(usize),
     /// The operation needs a process that is not running.
     #[error("{0} is not running")]
     NotRunning(String),

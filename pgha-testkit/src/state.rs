@@ -71,11 +71,50 @@ pub struct ClusterCredentials {
     pub rest: Option<Credentials>,
 }
 
+/// One member of the cluster's etcd (the DCS): `etcd0`, `etcd1`, …, each with its own ports, data
+/// directory (`<base_dir>/<name>`) and log (`<base_dir>/<name>.log`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct EtcdState {
+pub(crate) struct EtcdMember {
+    /// `etcd<i>`; absent in the state files of testkits that ran a single etcd.
+    #[serde(default = "first_etcd_name")]
+    pub(crate) name: String,
     pub(crate) client_port: u16,
     pub(crate) peer_port: u16,
     pub(crate) proc: Option<ProcRef>,
+}
+
+fn first_etcd_name() -> String {
+    "etcd0".to_owned()
+}
+
+impl EtcdMember {
+    pub(crate) fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+    pub(crate) fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+    pub(crate) fn data_dir(&self, base_dir: &Path) -> PathBuf {
+        base_dir.join(&self.name)
+    }
+    pub(crate) fn log_file(&self, base_dir: &Path) -> PathBuf {
+        base_dir.join(format!("{}.log", self.name))
+    }
+}
+
+/// Reads the etcd members as a list, or as the single object that testkits with one etcd wrote,
+/// so that the stale-run reaper still stops clusters left behind by them.
+fn etcd_members<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<EtcdMember>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        Many(Vec<EtcdMember>),
+        One(EtcdMember),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(members) => members,
+        OneOrMany::One(member) => vec![member],
+    })
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,7 +175,9 @@ pub(crate) struct ClusterState {
     pub(crate) tls: bool,
     pub(crate) app_database: String,
     pub(crate) credentials: ClusterCredentials,
-    pub(crate) etcd: EtcdState,
+    /// The etcd members, in order (`etcd0` first).
+    #[serde(deserialize_with = "etcd_members")]
+    pub(crate) etcd: Vec<EtcdMember>,
     pub(crate) members: Vec<MemberState>,
     /// HAProxy in front of the cluster, when started ([`crate::LocalCluster::start_haproxy`]).
     #[serde(default)]
@@ -178,8 +219,19 @@ impl ClusterState {
         self.pgbackrest_dir().join("pgbackrest.conf")
     }
 
-    pub(crate) fn etcd_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.etcd.client_port)
+    /// The client URL of every etcd member.
+    pub(crate) fn etcd_urls(&self) -> Vec<String> {
+        self.etcd.iter().map(EtcdMember::client_url).collect()
+    }
+
+    pub(crate) fn etcd_member(&self, i: usize) -> Result<&EtcdMember> {
+        self.etcd.get(i).ok_or_else(|| Error::UnknownMember(format!("etcd{i}")))
+    }
+
+    pub(crate) fn etcd_member_mut(&mut self, i: usize) -> Result<&mut EtcdMember> {
+        self.etcd
+            .get_mut(i)
+            .ok_or_else(|| Error::UnknownMember(format!("etcd{i}")))
     }
 
     pub(crate) fn member(&self, name: &str) -> Result<&MemberState> {
@@ -200,14 +252,14 @@ impl ClusterState {
     pub(crate) fn live_processes(&self) -> Vec<ProcRef> {
         let mut procs: Vec<ProcRef> = self.members.iter().filter_map(|m| m.patroni).collect();
         procs.extend(self.members.iter().filter_map(|m| postmaster(&m.data_dir())));
-        procs.extend(self.etcd.proc);
+        procs.extend(self.etcd.iter().filter_map(|e| e.proc));
         procs.extend(self.haproxy);
         procs.retain(ProcRef::is_alive);
         procs
     }
 
     /// Stops everything: Patroni first (it stops PostgreSQL cleanly), then any postmaster left,
-    /// then etcd. Frozen processes are continued first; SIGKILL after `grace`; any PostgreSQL
+    /// then every etcd member. Frozen processes are continued first; SIGKILL after `grace`; any PostgreSQL
     /// backend still alive at the end is killed too.
     pub(crate) fn stop_all(&mut self, grace: Duration) {
         crate::firewall::remove_rules(&self.scope);
@@ -220,7 +272,7 @@ impl ClusterState {
             .members
             .iter()
             .flat_map(|m| node_processes(m.patroni, &m.data_dir()))
-            .chain(self.etcd.proc)
+            .chain(self.etcd.iter().filter_map(|e| e.proc))
             .collect();
         for p in &everything {
             p.signal(Signal::SIGCONT);
@@ -237,9 +289,8 @@ impl ClusterState {
                 pm.terminate(grace);
             }
         }
-        if let Some(etcd) = self.etcd.proc.take() {
-            etcd.terminate(grace);
-        }
+        let etcds: Vec<ProcRef> = self.etcd.iter_mut().filter_map(|e| e.proc.take()).collect();
+        stop_etcd_in_turn(&etcds, grace);
         for p in &everything {
             if p.signal(Signal::SIGKILL) {
                 p.wait_gone(Duration::from_secs(5));
@@ -247,6 +298,24 @@ impl ClusterState {
         }
         // Once everything is gone the groups are empty and can always be removed.
         crate::cgroup::remove_all(&format!("pgha-{}-", self.scope));
+    }
+}
+
+/// Stops etcd members (SIGCONT, then SIGTERM; SIGKILL after `grace`) one after the other.
+///
+/// A raft leader that gets SIGTERM first hands its leadership to a connected follower and waits
+/// until that one leads, for up to 7 s (etcd 3.4's request timeout). Signalled all at once, the
+/// leader would hand over to a follower that is itself stopping and wait out the whole 7 s.
+/// Given a moment each (a handover takes about a heartbeat), a leader hands over to a member that
+/// stays up, and the last one, whose peers are gone, skips the handover.
+pub(crate) fn stop_etcd_in_turn(procs: &[ProcRef], grace: Duration) {
+    for p in procs {
+        p.signal_group(Signal::SIGCONT);
+        p.signal_group(Signal::SIGTERM);
+        p.wait_gone(Duration::from_millis(500));
+    }
+    for p in procs {
+        p.terminate(grace);
     }
 }
 
@@ -283,5 +352,28 @@ mod tests {
         assert!(shown.contains("app"));
         assert!(!shown.contains(c.password.expose()), "password leaked: {shown}");
         assert_eq!(c.password.expose().len(), 24);
+    }
+
+    #[test]
+    fn etcd_members_are_read_as_a_list_or_as_the_single_etcd_of_earlier_state_files() {
+        let proc = r#"{"pid": 42, "start_ticks": 7}"#;
+        let old: Vec<EtcdMember> = etcd_members(&mut serde_json::Deserializer::from_str(&format!(
+            r#"{{"client_port": 1, "peer_port": 2, "proc": {proc}}}"#
+        )))
+        .expect("single object");
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].name, "etcd0");
+        assert_eq!(old[0].proc.map(|p| p.pid), Some(42));
+        let many: Vec<EtcdMember> = etcd_members(&mut serde_json::Deserializer::from_str(
+            r#"[{"name": "etcd0", "client_port": 1, "peer_port": 2, "proc": null},
+                {"name": "etcd1", "client_port": 3, "peer_port": 4, "proc": null}]"#,
+        ))
+        .expect("list");
+        assert_eq!(
+            many.iter()
+                .map(|m| (m.name.as_str(), m.client_port))
+                .collect::<Vec<_>>(),
+            [("etcd0", 1), ("etcd1", 3)]
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! `pgha-devcluster`: a long-lived local Patroni cluster for development.
 //!
 //! ```text
-//! pgha-devcluster up [--members 3] [--patroni 3|4|PATH] [--json]   start it, print how to connect
+//! pgha-devcluster up [--members 3] [--etcd-members 3] [--patroni 3|4|PATH] [--json]
+//!                                                                  start it, print how to connect
 //! pgha-devcluster status [--json]                                  list members, roles, lag
 //! pgha-devcluster down [--json]                                    stop everything it started
 //! pgha-devcluster reap                                             clean up after killed test runs
@@ -44,6 +45,9 @@ enum Command {
         /// Number of members.
         #[arg(long, default_value_t = 3)]
         members: usize,
+        /// Number of etcd members: 1, 3 or 5.
+        #[arg(long, default_value_t = 3)]
+        etcd_members: usize,
         /// Patroni to run: `3` (Debian's), `4` (the 4.x venv) or a path.
         #[arg(long, env = "PGHA_PATRONI", default_value = "3")]
         patroni: String,
@@ -102,6 +106,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     match cli.command {
         Command::Up {
             members,
+            etcd_members,
             patroni,
             synchronous_mode,
             strict,
@@ -112,9 +117,13 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 "4" => PatroniFlavor::V4,
                 path => PatroniFlavor::Binary(path.into()),
             };
-            eprintln!("starting a {members}-member cluster in {} …", cli.state_dir.display());
+            eprintln!(
+                "starting a {members}-member cluster ({etcd_members} etcd members) in {} …",
+                cli.state_dir.display()
+            );
             let cluster = LocalCluster::builder()
                 .members(members)
+                .etcd_members(etcd_members)
                 .patroni(flavor)
                 .base_dir(&cli.state_dir)
                 .persistent(true)
@@ -136,6 +145,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                         .collect::<Vec<_>>()
                         .join(",")
                 );
+                println!("etcd urls: {}", info.etcd_urls.join(","));
                 for m in &info.members {
                     println!(
                         "  {:<6} postgresql://{}:{}@{}:{}/{}",

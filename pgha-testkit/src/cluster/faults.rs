@@ -1,4 +1,5 @@
-//! Fault injection: nodes and etcd stopped, started, killed or frozen, replay paused, REST blocked, partitions.
+//! Fault injection: nodes stopped, started, killed or frozen, replay paused, REST blocked,
+//! partitions. etcd's faults are in `etcd`.
 
 use std::time::Duration;
 
@@ -14,23 +15,6 @@ fn node_group(scope: &str, member: &str) -> String {
 }
 
 impl LocalCluster {
-    /// Stops etcd (SIGTERM, then SIGKILL after 10 s). Patroni loses its DCS.
-    pub fn stop_etcd(&self) -> Result<()> {
-        let proc = self.lock_state().etcd.proc.take();
-        let proc = proc.ok_or_else(|| Error::NotRunning("etcd".into()))?;
-        proc.terminate(Duration::from_secs(10));
-        self.reap_child("etcd");
-        self.lock_state().save()
-    }
-
-    /// Starts etcd again on the same data directory and ports, and waits until it is healthy.
-    pub async fn start_etcd_again(&self) -> Result<()> {
-        if self.lock_state().etcd.proc.is_some_and(|p| p.is_alive()) {
-            return Ok(());
-        }
-        self.start_etcd().await
-    }
-
     /// Starts a member's Patroni (which starts its PostgreSQL). Does not wait.
     pub fn start_node(&self, member: &str) -> Result<()> {
         let mut state = self.lock_state();
@@ -172,13 +156,13 @@ impl LocalCluster {
         crate::firewall::drop_port(&self.scope(), self.rest_port(member)?)
     }
 
-    /// Cuts `member` off from etcd and from its peers (both ways), as a network partition would,
+    /// Cuts `member` off from every etcd member and from its peers (both ways), as a network partition would,
     /// while clients can still reach it: each node's processes go into a cgroup of their own,
     /// iptables drops the traffic between them by cgroup, and the connections already open
     /// between them are aborted (`ss -K`). Needs root and cgroup v2. Undone by
     /// [`heal_partition`](Self::heal_partition) and by teardown.
     pub fn partition_node(&self, member: &str) -> Result<()> {
-        let (scope, etcd_port, nodes) = {
+        let (scope, etcd_ports, nodes) = {
             let state = self.lock_state();
             let nodes: Vec<(String, Vec<i32>, u16, u16)> = state
                 .members
@@ -191,7 +175,8 @@ impl LocalCluster {
                     (m.name.clone(), pids, m.pg_port, m.rest_port)
                 })
                 .collect();
-            (state.scope.clone(), state.etcd.client_port, nodes)
+            let etcd_ports: Vec<u16> = state.etcd.iter().map(|e| e.client_port).collect();
+            (state.scope.clone(), etcd_ports, nodes)
         };
         let me = nodes
             .iter()
@@ -203,7 +188,7 @@ impl LocalCluster {
         for (name, pids, _, _) in &nodes {
             crate::cgroup::enter(&group(name), pids)?;
         }
-        let mut cut_off_from = vec![etcd_port];
+        let mut cut_off_from = etcd_ports;
         for (name, _, pg, rest) in nodes.iter().filter(|n| n.0 != member) {
             cut_off_from.extend([*pg, *rest]);
             crate::firewall::cut_from_cgroup(&scope, &group(name), &[me.2, me.3])?;

@@ -2,7 +2,8 @@
 //!
 //! This file holds the type, its accessors and its lifecycle after start (attach, detach,
 //! shutdown, drop); bringing a cluster up is in `start`, and the other methods are grouped by
-//! concern in `sql`, `wait`, `faults`, `patroni`, `backup` and `haproxy`.
+//! concern in `etcd` (the DCS, its health and faults), `sql`, `wait`, `faults`, `patroni`,
+//! `backup` and `haproxy`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use crate::rest;
 use crate::state::{reap_stale, ClusterCredentials, ClusterState, MemberState, Timing};
 
 mod backup;
+mod etcd;
 mod faults;
 mod haproxy;
 mod patroni;
@@ -45,8 +47,8 @@ pub struct ClusterInfo {
     pub patroni_version: String,
     /// The cluster directory.
     pub base_dir: PathBuf,
-    /// etcd client URL.
-    pub etcd_url: String,
+    /// Client URL of every etcd member (`etcd0` first), as listed in Patroni's `etcd3.hosts`.
+    pub etcd_urls: Vec<String>,
     /// Timing written to the DCS.
     pub timing: Timing,
     /// The application database.
@@ -76,8 +78,9 @@ pub struct MemberAddress {
     pub data_dir: PathBuf,
 }
 
-/// A real local Patroni cluster: one etcd and N Patroni-managed PostgreSQL 15 nodes on loopback,
-/// with pgvector, pg_stat_statements and a pgBackRest stanza.
+/// A real local Patroni cluster: an etcd cluster (3 members by default, as in production) and N
+/// Patroni-managed PostgreSQL 15 nodes on loopback, with pgvector, pg_stat_statements and a
+/// pgBackRest stanza.
 ///
 /// Everything it starts is stopped — by PID — on [`shutdown`](Self::shutdown) or on drop, even when
 /// a test panics. Clusters left behind by a killed test process are reaped by the next start.
@@ -129,7 +132,8 @@ pub fn reap_stale_clusters() {
 }
 
 impl LocalCluster {
-    /// A builder with test-friendly defaults (3 members, fast timings, REST auth, pgBackRest).
+    /// A builder with test-friendly defaults (3 members, 3 etcd members, fast timings, REST auth,
+    /// pgBackRest).
     pub fn builder() -> LocalClusterBuilder {
         LocalClusterBuilder::default()
     }
@@ -249,7 +253,7 @@ impl LocalCluster {
             scope: state.scope.clone(),
             patroni_version: state.patroni_version.clone(),
             base_dir: state.base_dir.clone(),
-            etcd_url: state.etcd_url(),
+            etcd_urls: state.etcd_urls(),
             timing: state.timing,
             database: state.app_database.clone(),
             members: state
@@ -269,8 +273,8 @@ impl LocalCluster {
         }
     }
 
-    /// Every live process this cluster started (etcd, Patroni) or that runs on its data
-    /// directories (postmasters).
+    /// Every live process this cluster started (each etcd member, Patroni, HAProxy) or that runs
+    /// on its data directories (postmasters).
     pub fn processes(&self) -> Vec<ProcRef> {
         self.lock_state().live_processes()
     }
@@ -350,8 +354,8 @@ impl LocalCluster {
         *self.lock_teardown() = Teardown::KeepDir;
     }
 
-    /// Stops every process of the cluster (Patroni, then PostgreSQL, then etcd), by PID, and removes
-    /// the cluster directory. Idempotent; also runs on drop.
+    /// Stops every process of the cluster (Patroni, then PostgreSQL, then every etcd member, frozen
+    /// ones included), by PID, and removes the cluster directory. Idempotent; also runs on drop.
     pub fn shutdown(&self) {
         self.stop_everything(true);
     }

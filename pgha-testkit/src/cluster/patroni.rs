@@ -115,19 +115,22 @@ impl LocalCluster {
         self.user.own(&data_dir)
     }
 
-    /// Removes every key of the cluster from etcd (what `patronictl remove <scope>` does).
+    /// Removes every key of the cluster from etcd (what `patronictl remove <scope>` does), through
+    /// whichever etcd members answer.
     pub fn clear_dcs(&self) -> Result<()> {
-        let (endpoint, prefix) = {
+        let (endpoints, prefix) = {
             let state = self.lock_state();
-            (
-                format!("127.0.0.1:{}", state.etcd.client_port),
-                format!("/pgha/{}/", state.scope),
-            )
+            let endpoints: Vec<String> = state
+                .etcd
+                .iter()
+                .map(|e| format!("127.0.0.1:{}", e.client_port))
+                .collect();
+            (endpoints.join(","), format!("/pgha/{}/", state.scope))
         };
         crate::process::run_to_completion(
             std::process::Command::new(ETCDCTL_BIN).env("ETCDCTL_API", "3").args([
                 "--endpoints",
-                &endpoint,
+                &endpoints,
                 "--command-timeout=10s",
                 "del",
                 "--prefix",

@@ -1,19 +1,19 @@
-//! Bringing a cluster up: directories, ports and configuration files, etcd, the Patroni
-//! members, the application role and database, waiting until every replica streams.
+//! Bringing a cluster up: directories, ports and configuration files, the etcd members, the
+//! Patroni members, the application role and database, waiting until every replica streams.
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{default_root, mkdir, wait_for, write_file, LocalCluster, Teardown, APP_DATABASE, APP_USER};
+use super::{default_root, mkdir, write_file, LocalCluster, Teardown, APP_DATABASE, APP_USER};
 use crate::builder::{LocalClusterBuilder, PatroniFlavor};
 use crate::config_files;
 use crate::error::{Error, Result};
 use crate::ports::free_ports;
-use crate::process::{spawn_logged, OsUser, ProcRef};
+use crate::process::{OsUser, ProcRef};
 use crate::rest;
-use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, EtcdState, MemberState, Timing};
+use crate::state::{reap_stale, ClusterCredentials, ClusterState, Credentials, EtcdMember, MemberState, Timing};
 
 fn random_suffix() -> String {
     use rand::distr::{Alphanumeric, SampleString};
@@ -116,12 +116,22 @@ impl LocalCluster {
         }
         mkdir(&base_dir)?;
 
-        let ports = free_ports(2 + 2 * b.members)?;
+        // A client and a peer port per etcd member, then a PostgreSQL and a REST port per node.
+        let ports = free_ports(2 * b.etcd_members + 2 * b.members)?;
+        let (etcd_ports, node_ports) = ports.split_at(2 * b.etcd_members);
+        let etcd = (0..b.etcd_members)
+            .map(|i| EtcdMember {
+                name: format!("etcd{i}"),
+                client_port: etcd_ports[2 * i],
+                peer_port: etcd_ports[2 * i + 1],
+                proc: None,
+            })
+            .collect();
         let members = (0..b.members)
             .map(|i| MemberState {
                 name: format!("node{}", i + 1),
-                pg_port: ports[2 + 2 * i],
-                rest_port: ports[3 + 2 * i],
+                pg_port: node_ports[2 * i],
+                rest_port: node_ports[2 * i + 1],
                 dir: base_dir.join(format!("node{}", i + 1)),
                 patroni: None,
                 https: b.tls,
@@ -148,11 +158,7 @@ impl LocalCluster {
                 app: Credentials::new(APP_USER),
                 rest: b.rest_auth.then(|| Credentials::new("pgha")),
             },
-            etcd: EtcdState {
-                client_port: ports[0],
-                peer_port: ports[1],
-                proc: None,
-            },
+            etcd,
             members,
             haproxy: None,
         };
@@ -190,7 +196,7 @@ impl LocalCluster {
         if ca.is_some() {
             self.http = rest::http_client(ca.as_deref())?;
         }
-        self.start_etcd().await?;
+        self.start_etcd_again().await?;
         let names = self.member_names();
         for name in &names {
             self.start_node(name)?;
@@ -211,7 +217,6 @@ impl LocalCluster {
 
     fn write_files(&self) -> Result<()> {
         let state = self.lock_state();
-        mkdir(&state.base_dir.join("etcd"))?;
         if state.tls {
             crate::tls::generate(&state.tls_dir())?;
         }
@@ -235,10 +240,14 @@ impl LocalCluster {
     /// A summary of the last log lines of every process, for failure messages.
     fn log_summary(&self) -> String {
         let state = self.lock_state();
-        let mut out = format!(
-            "--- etcd.log ---\n{}\n",
-            log_excerpt(&state.base_dir.join("etcd.log"), 10)
-        );
+        let mut out = String::new();
+        for e in &state.etcd {
+            out.push_str(&format!(
+                "--- {}.log ---\n{}\n",
+                e.name,
+                log_excerpt(&e.log_file(&state.base_dir), 10)
+            ));
+        }
         for m in &state.members {
             out.push_str(&format!(
                 "--- {}/patroni.log ---\n{}\n",
@@ -288,51 +297,6 @@ impl LocalCluster {
                 .await?;
         }
         Ok(())
-    }
-
-    pub(super) async fn start_etcd(&self) -> Result<()> {
-        let (mut cmd, log) = {
-            let state = self.lock_state();
-            let peer = format!("http://127.0.0.1:{}", state.etcd.peer_port);
-            let mut cmd = self.user.command("etcd");
-            cmd.args(["--name", "etcd0", "--data-dir"])
-                .arg(state.base_dir.join("etcd"))
-                .args([
-                    "--listen-client-urls",
-                    &state.etcd_url(),
-                    "--advertise-client-urls",
-                    &state.etcd_url(),
-                ])
-                .args(["--listen-peer-urls", &peer, "--initial-advertise-peer-urls", &peer])
-                .args([
-                    "--initial-cluster",
-                    &format!("etcd0={peer}"),
-                    "--initial-cluster-state",
-                    "new",
-                ])
-                .args(["--initial-cluster-token", &state.scope]);
-            (cmd, state.base_dir.join("etcd.log"))
-        };
-        cmd.env("ETCD_UNSUPPORTED_ARCH", std::env::consts::ARCH);
-        let (child, proc) = spawn_logged(cmd, &log, "etcd")?;
-        self.lock_children().insert("etcd".into(), child);
-        let url = {
-            let mut state = self.lock_state();
-            state.etcd.proc = Some(proc);
-            state.save()?;
-            format!("{}/health", state.etcd_url())
-        };
-        wait_for("etcd to become healthy", Duration::from_secs(30), || async {
-            if !proc.is_alive() {
-                return Err(Error::NotRunning(format!("etcd (see {})", log.display())));
-            }
-            let resp = self.http.get(&url).send().await.map_err(|e| Error::Rest {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-            Ok(resp.status().is_success().then_some(()))
-        })
-        .await
     }
 }
 

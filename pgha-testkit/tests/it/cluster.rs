@@ -175,8 +175,8 @@ async fn three_nodes_replicate_serve_pgvector_back_up_and_leave_nothing_behind()
     // Shutdown stops every process it started, by PID, and removes the directory.
     let procs = cluster.processes();
     assert!(
-        procs.len() >= 8,
-        "etcd + 3 Patroni + 3 postmasters + haproxy, got {procs:?}"
+        procs.len() >= 10,
+        "3 etcd members + 3 Patroni + 3 postmasters + haproxy, got {procs:?}"
     );
     let dir = cluster.base_dir();
     cluster.shutdown();
@@ -282,14 +282,21 @@ async fn fault_api_switchover_replay_pause_freeze_and_etcd_loss() {
     .await
     .expect("caught up");
 
-    // etcd down: without failsafe mode, the leader demotes itself (read-only) once the DCS is gone.
+    // The whole DCS down (every etcd member): without failsafe mode, the leader demotes itself
+    // (read-only) once the DCS is gone.
     cluster.stop_etcd().expect("stop etcd");
+    assert_eq!(cluster.etcd_members_healthy().await, [false, false, false]);
+    assert!(
+        cluster.stop_etcd().is_err(),
+        "stopping an etcd that is down is NotRunning"
+    );
     wait_for("the leader to demote without DCS", READY, || async {
         Ok(matches!(cluster.is_writable_primary(&new).await, Ok(false)).then_some(()))
     })
     .await
     .expect("demotion");
     cluster.start_etcd_again().await.expect("etcd back");
+    assert_eq!(cluster.etcd_members_healthy().await, [true, true, true]);
     let leader = cluster.wait_ready(READY).await.expect("cluster recovers with etcd");
     assert!(cluster.is_writable_primary(&leader).await.expect("sql"));
 
@@ -395,8 +402,8 @@ async fn a_killed_run_is_reaped_by_the_next_start() {
     let orphan = LocalCluster::attach(&dir).expect("state left behind");
     let procs = orphan.processes();
     assert!(
-        procs.len() >= 3,
-        "etcd, Patroni and a postmaster left running: {procs:?}"
+        procs.len() >= 5,
+        "3 etcd members, Patroni and a postmaster left running: {procs:?}"
     );
     drop(orphan); // an attached handle never stops anything
 
