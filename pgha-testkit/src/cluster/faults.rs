@@ -14,6 +14,18 @@ fn node_group(scope: &str, member: &str) -> String {
     format!("pgha-{scope}-{member}")
 }
 
+/// Sends `sig` to each process's group (how a node or an etcd member is frozen and thawed);
+/// [`Error::NotRunning`] naming `what` when there is no process.
+pub(super) fn signal_all(procs: &[ProcRef], sig: Signal, what: &str) -> Result<()> {
+    if procs.is_empty() {
+        return Err(Error::NotRunning(what.to_owned()));
+    }
+    for p in procs {
+        p.signal_group(sig);
+    }
+    Ok(())
+}
+
 impl LocalCluster {
     /// Starts a member's Patroni (which starts its PostgreSQL). Does not wait.
     pub fn start_node(&self, member: &str) -> Result<()> {
@@ -95,14 +107,7 @@ impl LocalCluster {
             let m = state.member(member)?;
             (m.patroni, m.data_dir())
         };
-        let procs = node_processes(patroni, &data_dir);
-        if procs.is_empty() {
-            return Err(Error::NotRunning(format!("node {member}")));
-        }
-        for p in &procs {
-            p.signal_group(sig);
-        }
-        Ok(())
+        signal_all(&node_processes(patroni, &data_dir), sig, &format!("node {member}"))
     }
 
     /// Freezes a node: SIGSTOP to its Patroni, its postmaster and every PostgreSQL backend.

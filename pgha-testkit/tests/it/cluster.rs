@@ -542,3 +542,144 @@ async fn a_partitioned_leader_reaches_neither_etcd_nor_its_standbys_but_still_it
         "firewall rules of {scope} left after the heal"
     );
 }
+
+/// The Patroni leader's member as Patroni reports it, with its timeline.
+async fn leader_and_timeline(cluster: &LocalCluster) -> (String, Option<u64>) {
+    let status = cluster.cluster_status().await.expect("status");
+    let leader = status
+        .into_iter()
+        .find(|m| m.role == "leader")
+        .unwrap_or_else(|| panic!("no leader"));
+    (leader.name, leader.timeline)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_the_etcd_raft_leader_keeps_the_patroni_leader_and_etcd_members_come_back() {
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .pgbackrest(false)
+        .start()
+        .await
+        .expect("cluster starts");
+    let timing = cluster.timing();
+
+    // Three etcd members by default, every one in Patroni's configuration and in the info.
+    let urls = cluster.etcd_urls();
+    assert_eq!(urls.len(), 3, "{urls:?}");
+    assert_eq!(cluster.info().etcd_urls, urls);
+    let config_file = cluster.base_dir().join("node1/patroni.yml");
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_file).expect("patroni.yml")).expect("JSON");
+    let hosts: Vec<String> = urls.iter().map(|u| u.replace("http://", "")).collect();
+    assert_eq!(config["etcd3"]["hosts"], serde_json::json!(hosts));
+    for i in 0..3 {
+        assert!(cluster.base_dir().join(format!("etcd{i}.log")).exists(), "etcd{i}.log");
+    }
+    assert_eq!(cluster.etcd_members_healthy().await, [true, true, true]);
+
+    let (leader, timeline) = leader_and_timeline(&cluster).await;
+    let app = cluster.connect(&leader).await.expect("connect leader");
+    app.batch_execute("CREATE TABLE beat (n int)").await.expect("table");
+
+    // Kill the raft leader: the two others elect a new one, and Patroni, which lists all three,
+    // keeps renewing its leader key through them.
+    let raft = cluster.etcd_leader().await.expect("a raft leader");
+    let killed = Instant::now();
+    cluster.kill_etcd_member(raft).expect("kill the raft leader");
+    assert!(
+        cluster.kill_etcd_member(raft).is_err(),
+        "a killed member is not running"
+    );
+    let new_raft = wait_for("a new raft leader", Duration::from_secs(30), || async {
+        Ok(cluster.etcd_leader().await.filter(|&i| i != raft))
+    })
+    .await
+    .expect("etcd elects a new raft leader");
+    eprintln!(
+        "raft leader etcd{raft} killed; etcd{new_raft} leads after {:?}",
+        killed.elapsed()
+    );
+    let healthy = cluster.etcd_members_healthy().await;
+    assert_eq!(healthy.iter().filter(|h| **h).count(), 2, "{healthy:?}");
+    assert!(!healthy[raft], "{healthy:?}");
+
+    // Longer than the leader key's TTL: a leader that could not renew its key would have lost it
+    // (and a replica would have been promoted onto a new timeline). Meanwhile every write on the
+    // leader succeeds.
+    let hold = Duration::from_secs(u64::from(timing.ttl + 2 * timing.loop_wait) + 2);
+    let mut writes = 0_i32;
+    while killed.elapsed() < hold {
+        writes += 1;
+        app.execute("INSERT INTO beat VALUES ($1)", &[&writes])
+            .await
+            .unwrap_or_else(|e| panic!("write {writes} on {leader} with etcd{raft} down: {e}"));
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        leader_and_timeline(&cluster).await,
+        (leader.clone(), timeline),
+        "the Patroni leader or its timeline changed after the raft leader was killed"
+    );
+    assert!(cluster.is_writable_primary(&leader).await.expect("sql"));
+    eprintln!("{writes} writes on {leader} over {hold:?} with etcd{raft} down");
+
+    // Back on its data directory and ports, it rejoins as a follower.
+    cluster
+        .start_etcd_member(raft)
+        .await
+        .expect("the killed member starts again");
+    assert_eq!(cluster.etcd_members_healthy().await, [true, true, true]);
+    assert!(cluster.etcd_leader().await.is_some());
+
+    // A follower frozen and thawed.
+    let raft_now = cluster.etcd_leader().await;
+    let follower = (0..3).find(|&i| Some(i) != raft_now).expect("a follower");
+    cluster.freeze_etcd_member(follower).expect("freeze");
+    let healthy = cluster.etcd_members_healthy().await;
+    assert!(!healthy[follower], "a frozen member answers: {healthy:?}");
+    assert_eq!(healthy.iter().filter(|h| **h).count(), 2, "{healthy:?}");
+    cluster.thaw_etcd_member(follower).expect("thaw");
+    wait_for("the thawed member to be healthy", Duration::from_secs(30), || async {
+        Ok(cluster.etcd_members_healthy().await[follower].then_some(()))
+    })
+    .await
+    .expect("healthy after thaw");
+    assert!(
+        cluster.freeze_etcd_member(7).is_err(),
+        "there is no etcd7 in a 3-member etcd"
+    );
+    assert_eq!(leader_and_timeline(&cluster).await, (leader.clone(), timeline));
+
+    // A member stopped cleanly: etcdctl (which is given every member) still clears the cluster's
+    // keys through the others; started again, it is healthy.
+    cluster.stop_etcd_member(follower).expect("stop a follower");
+    assert!(!cluster.etcd_members_healthy().await[follower]);
+    cluster.clear_dcs().expect("etcdctl del --prefix with a member down");
+    cluster.start_etcd_member(follower).await.expect("start it again");
+    assert_eq!(cluster.etcd_members_healthy().await, [true, true, true]);
+
+    // Teardown stops every member by PID, a frozen one included.
+    cluster.freeze_etcd_member(follower).expect("freeze before shutdown");
+    let procs = cluster.processes();
+    let dir = cluster.base_dir();
+    cluster.shutdown();
+    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
+    assert!(alive.is_empty(), "still alive after shutdown: {alive:?}");
+    assert!(!dir.exists(), "{} not removed", dir.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_etcd_member_on_request() {
+    let cluster = LocalCluster::builder()
+        .members(1)
+        .etcd_members(1)
+        .pgbackrest(false)
+        .start()
+        .await
+        .expect("cluster starts");
+    assert_eq!(cluster.etcd_urls().len(), 1);
+    assert_eq!(cluster.etcd_members_healthy().await, [true]);
+    assert_eq!(cluster.etcd_leader().await, Some(0));
+    let leader = cluster.leader().await.expect("leader");
+    assert!(cluster.is_writable_primary(&leader).await.expect("sql"));
+}
