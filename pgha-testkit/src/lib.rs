@@ -1,8 +1,9 @@
 //! # pgha-testkit
 //!
-//! A **real** local Patroni cluster for tests, examples and benchmarks: one etcd and N
-//! Patroni-managed PostgreSQL 15 nodes on loopback, with pgvector, pg_stat_statements and a
-//! pgBackRest stanza whose repository lives in the cluster directory.
+//! A **real** local Patroni cluster for tests, examples and benchmarks: an etcd cluster of three
+//! members (as in production) and N Patroni-managed PostgreSQL 15 nodes on loopback, with
+//! pgvector, pg_stat_statements and a pgBackRest stanza whose repository lives in the cluster
+//! directory.
 //!
 //! ```no_run
 //! # async fn demo() -> pgha_testkit::Result<()> {
@@ -19,6 +20,22 @@
 //! cluster.shutdown();                             // also happens on drop
 //! # Ok(()) }
 //! ```
+//!
+//! ## The DCS
+//! etcd runs as 3 members by default (`etcd0`, `etcd1`, `etcd2`; 1 or 5 with
+//! [`LocalClusterBuilder::etcd_members`]), each its own process with its own client and peer port,
+//! data directory and log (`etcd0.log`, …) in the cluster directory; Patroni's `etcd3.hosts` lists
+//! every member ([`LocalCluster::etcd_urls`]). Faults act on the whole DCS
+//! ([`stop_etcd`](LocalCluster::stop_etcd), [`start_etcd_again`](LocalCluster::start_etcd_again))
+//! or on one member ([`kill_etcd_member`](LocalCluster::kill_etcd_member),
+//! [`stop_etcd_member`](LocalCluster::stop_etcd_member),
+//! [`start_etcd_member`](LocalCluster::start_etcd_member),
+//! [`freeze_etcd_member`](LocalCluster::freeze_etcd_member) /
+//! [`thaw_etcd_member`](LocalCluster::thaw_etcd_member)), and
+//! [`etcd_leader`](LocalCluster::etcd_leader) says which member is raft leader. etcd's raft timing
+//! is halved (heartbeat 50 ms, election timeout 500 ms) to match the testkit's short Patroni
+//! `retry_timeout` of 3 s: with etcd's defaults, Patroni could time out on every member while the
+//! survivors of a killed raft leader elected a new one, and demote its leader.
 //!
 //! ## What it needs
 //! Debian's `postgresql-15`, `patroni`, `etcd-server`, `pgbackrest` and a pgvector build, all
