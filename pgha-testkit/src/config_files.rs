@@ -102,7 +102,7 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
 
     json!({
         "scope": state.scope,
-        "namespace": "/pgha/",
+        "namespace": crate::cluster::ETCD_NAMESPACE,
         "name": member.name,
         "log": { "level": "INFO" },
         "restapi": restapi,

@@ -83,7 +83,9 @@ mod state;
 mod tls;
 
 pub use builder::{LocalClusterBuilder, PatroniFlavor};
-pub use cluster::{reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberAddress};
+pub use cluster::{
+    reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberAddress, ETCD_NAMESPACE,
+};
 pub use error::{Error, Result};
 pub use hostile::{HostilePatroni, Misbehaviour};
 pub use process::ProcRef;

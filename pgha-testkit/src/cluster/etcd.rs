@@ -58,7 +58,17 @@ fn leads(status: &Value) -> Option<u64> {
     (me == leader && leader != 0).then(|| status.pointer("/header/raft_term").and_then(gateway_u64).unwrap_or(0))
 }
 
+/// Patroni's `namespace` in the testkit's clusters: their keys are under
+/// `/pgha/<scope>/` in etcd (Patroni's own default is `/service/`).
+pub const ETCD_NAMESPACE: &str = "/pgha/";
+
 impl LocalCluster {
+    /// Patroni's `namespace` ([`ETCD_NAMESPACE`]): the cluster's keys are under
+    /// `<namespace><scope>/` in etcd.
+    pub fn etcd_namespace(&self) -> &'static str {
+        ETCD_NAMESPACE
+    }
+
     /// Client URLs of every etcd member (`http://127.0.0.1:<port>`), in member order (`etcd0`
     /// first). Patroni's `etcd3.hosts` lists the same members.
     pub fn etcd_urls(&self) -> Vec<String> {

@@ -30,6 +30,7 @@ mod start;
 mod wait;
 
 pub use backup::BackupType;
+pub use etcd::ETCD_NAMESPACE;
 pub use haproxy::HaproxyPorts;
 pub use wait::wait_for;
 

@@ -12,9 +12,9 @@ use super::{init_tracing, port_map, whoami};
 fn etcd_only(cluster: &LocalCluster) -> ClientBuilder {
     let creds = cluster.credentials();
     Client::builder()
-        .etcd([cluster.info().etcd_url])
+        .etcd(cluster.etcd_urls())
         .patroni_scope(cluster.scope())
-        .etcd_namespace("/pgha/")
+        .etcd_namespace(cluster.etcd_namespace())
         .user(creds.app.username.clone())
         .password(creds.app.password.expose())
         .dbname(cluster.database())
@@ -138,6 +138,77 @@ async fn unreachable_etcd_falls_back_to_patroni_and_a_stopped_one_is_watched_aga
         "{sources:?}"
     );
     assert!(sources.last().is_some_and(|(_, to)| *to == Source::Dcs), "{sources:?}");
+    cluster.shutdown();
+    Ok(())
+}
+
+/// Each etcd member in turn killed under write load (one of them is the member the client's watch
+/// is on): the watch moves to another member, no operation fails, and a switchover afterwards is
+/// still followed from the watch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_watch_survives_the_loss_of_any_etcd_member_under_load() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    assert_eq!(cluster.etcd_urls().len(), 3);
+    let client = etcd_only(&cluster).connect().await?;
+    client
+        .run(Intent::Write, async |c| {
+            c.batch_execute(
+                "CREATE TABLE IF NOT EXISTS etcd_load (id bigserial PRIMARY KEY, at timestamptz DEFAULT now())",
+            )
+            .await?;
+            Ok(())
+        })
+        .await?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (client, stop) = (client.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u64, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client
+                    .run(Intent::Write, async |c| {
+                        Ok(c.execute("INSERT INTO etcd_load DEFAULT VALUES", &[]).await?)
+                    })
+                    .await
+                {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(e.to_string()),
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            (ok, failed)
+        })
+    };
+    for i in 0..3 {
+        cluster.kill_etcd_member(i)?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        client
+            .wait_for_topology(Duration::from_secs(10), |t| {
+                t.source == Source::Dcs && t.primary().is_some()
+            })
+            .await?;
+        cluster.start_etcd_member(i).await?;
+    }
+    let leader = cluster.leader().await?;
+    let candidate = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a standby");
+    cluster.switchover(Some(&candidate)).await?;
+    let topology = client
+        .wait_for_topology(Duration::from_secs(30), |t| {
+            t.primary().is_some_and(|p| p.name == candidate)
+        })
+        .await?;
+    assert_eq!(topology.source, Source::Dcs);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (ok, failed) = writer.await?;
+    assert!(ok > 100, "writes went on: {ok}");
+    assert!(failed.is_empty(), "{} writes failed: {failed:?}", failed.len());
+    assert_eq!(client.metrics().errors_surfaced, 0);
     cluster.shutdown();
     Ok(())
 }
