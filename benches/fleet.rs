@@ -1,13 +1,14 @@
 //! The fleet harness: what idle pgha-client instances cost a Patroni cluster. Each instance is
-//! its own `Client` (its own topology task, Patroni polling and monitoring connections), all in
-//! this process, against one local 3-member cluster. For each fleet size: the cluster's CPU
-//! (etcd, Patroni and PostgreSQL with every backend), client backends per member, topology
-//! refreshes and Patroni requests per second, and this process's memory per instance. See
-//! BENCHMARKS.md ("Fleets").
+//! its own `Client` (its own topology task, discovery and pools), all in this process, against
+//! one local 3-member cluster, connected one after the other and then left alone. For each
+//! discovery mode (Patroni REST polling, etcd watch) and fleet size: the cluster's CPU (etcd,
+//! Patroni and PostgreSQL with every backend), client backends per member, topology refreshes
+//! and Patroni requests per second (counted by the clients), etcd watch streams, this process's
+//! memory per instance, and how long the fleet took to start. See BENCHMARKS.md ("Fleets").
 //!
 //! ```text
-//! cargo bench --bench fleet                                  # 0, 10, 50, 100 instances
-//! cargo bench --bench fleet -- --instances 10,100 --window 30s --json
+//! cargo bench --bench fleet                                  # rest and etcd, 0/10/100/1000 instances
+//! cargo bench --bench fleet -- --discovery etcd --instances 10,100 --window 30s --json
 //! ```
 
 use std::collections::HashMap;
@@ -23,8 +24,11 @@ use serde::Serialize;
 #[command(about = "What idle pgha-client instances cost a Patroni cluster")]
 struct Args {
     /// Fleet sizes to measure, in order (0 is the cluster alone).
-    #[arg(long, value_delimiter = ',', default_value = "0,10,50,100")]
+    #[arg(long, value_delimiter = ',', default_value = "0,10,100,1000")]
     instances: Vec<usize>,
+    /// Discovery modes to measure, each with every fleet size.
+    #[arg(long, value_delimiter = ',', default_value = "rest,etcd")]
+    discovery: Vec<harness::Discovery>,
     /// How long to measure each fleet once it has settled.
     #[arg(long, default_value = "20s", value_parser = pgha::client::parse_duration)]
     window: Duration,
@@ -39,15 +43,20 @@ struct Args {
 /// One fleet size, measured.
 #[derive(Debug, Serialize)]
 struct Row {
+    discovery: harness::Discovery,
     instances: usize,
+    /// Seconds to connect every instance, one after the other.
+    start_s: f64,
     /// Cores the cluster's processes (and their children) used while the fleet idled.
     cluster_cores: f64,
     /// Client backends (`pg_stat_activity`) on each member, the measuring session excluded.
     backends_per_member: Vec<(String, i64)>,
     /// Topology refreshes per second, all instances together.
     refreshes_per_s: f64,
-    /// Patroni REST requests per second: refreshes × the endpoints each refresh polls.
+    /// Patroni REST requests per second, as the clients counted them.
     patroni_requests_per_s: f64,
+    /// Watch streams open on the etcd cluster (`etcd_debugging_mvcc_watch_stream_total`).
+    etcd_watch_streams: u64,
     /// Resident memory of this process per instance, in KiB (0 for the empty fleet).
     client_kib_per_instance: f64,
     /// Instances that found no primary within 60 s of starting.
@@ -64,31 +73,39 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
     cluster.wait_ready(Duration::from_secs(90)).await?;
     let mut rows = Vec::new();
-    for &n in &args.instances {
-        rows.push(measure(&cluster, n, args.window).await?);
+    for &discovery in &args.discovery {
+        for &n in &args.instances {
+            rows.push(measure(&cluster, discovery, n, args.window).await?);
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "\n{:>9} {:>13} {:>22} {:>12} {:>14} {:>12} {:>9}",
+            "\n{:>9} {:>9} {:>8} {:>13} {:>20} {:>12} {:>14} {:>13} {:>12} {:>9}",
+            "discovery",
             "instances",
+            "start s",
             "cluster cores",
             "backends per member",
             "refreshes/s",
             "Patroni req/s",
+            "etcd streams",
             "KiB/instance",
             "not ready"
         );
         for r in &rows {
             let backends: Vec<String> = r.backends_per_member.iter().map(|(_, n)| n.to_string()).collect();
             println!(
-                "{:>9} {:>13.3} {:>22} {:>12.1} {:>14.1} {:>12.0} {:>9}",
+                "{:>9} {:>9} {:>8.1} {:>13.3} {:>20} {:>12.1} {:>14.1} {:>13} {:>12.0} {:>9}",
+                format!("{:?}", r.discovery).to_lowercase(),
                 r.instances,
+                r.start_s,
                 r.cluster_cores,
                 backends.join("/"),
                 r.refreshes_per_s,
                 r.patroni_requests_per_s,
+                r.etcd_watch_streams,
                 r.client_kib_per_instance,
                 r.not_ready
             );
@@ -98,12 +115,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::Result<Row> {
+async fn measure(
+    cluster: &LocalCluster,
+    discovery: harness::Discovery,
+    n: usize,
+    window: Duration,
+) -> anyhow::Result<Row> {
     let rss_before = rss_kib();
     let mut clients = Vec::with_capacity(n);
+    let connecting = Instant::now();
     for _ in 0..n {
-        clients.push(harness::client_builder(cluster).connect().await?);
+        clients.push(harness::client_builder_with(cluster, discovery).connect().await?);
     }
+    let start_s = connecting.elapsed().as_secs_f64();
     let started = Instant::now();
     let mut not_ready = 0;
     for client in &clients {
@@ -114,11 +138,17 @@ async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::
     }
     // Let connection set-up and the first refreshes pass before measuring the idle cost.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let refreshes = |clients: &[Client]| clients.iter().map(|c| c.metrics().refreshes).sum::<u64>();
-    let (cpu0, refreshes0, t0) = (cluster_cpu_ticks(cluster), refreshes(&clients), Instant::now());
+    let counted = |clients: &[Client]| {
+        clients
+            .iter()
+            .map(|c| c.metrics())
+            .fold((0, 0), |(r, p), m| (r + m.refreshes, p + m.patroni_requests))
+    };
+    let (cpu0, (refreshes0, requests0), t0) = (cluster_cpu_ticks(cluster), counted(&clients), Instant::now());
     tokio::time::sleep(window).await;
-    let (cpu1, refreshes1, elapsed) = (cluster_cpu_ticks(cluster), refreshes(&clients), t0.elapsed());
+    let (cpu1, (refreshes1, requests1), elapsed) = (cluster_cpu_ticks(cluster), counted(&clients), t0.elapsed());
     let rss_after = rss_kib();
+    let etcd_watch_streams = etcd_watch_streams(cluster).await;
 
     let mut backends = Vec::new();
     for member in cluster.member_names() {
@@ -135,13 +165,15 @@ async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::
     }
 
     let secs = elapsed.as_secs_f64();
-    let refreshes_per_s = (refreshes1 - refreshes0) as f64 / secs;
     Ok(Row {
+        discovery,
         instances: n,
+        start_s,
         cluster_cores: (cpu1.saturating_sub(cpu0)) as f64 / CLOCK_TICKS_PER_SECOND / secs,
         backends_per_member: backends,
-        refreshes_per_s,
-        patroni_requests_per_s: refreshes_per_s * cluster.member_names().len() as f64,
+        refreshes_per_s: (refreshes1 - refreshes0) as f64 / secs,
+        patroni_requests_per_s: (requests1 - requests0) as f64 / secs,
+        etcd_watch_streams,
         client_kib_per_instance: if n == 0 {
             0.0
         } else {
@@ -149,6 +181,25 @@ async fn measure(cluster: &LocalCluster, n: usize, window: Duration) -> anyhow::
         },
         not_ready,
     })
+}
+
+/// Watch streams open on every etcd member together, from etcd's own metrics.
+async fn etcd_watch_streams(cluster: &LocalCluster) -> u64 {
+    let http = reqwest::Client::new();
+    let mut total = 0;
+    for url in cluster.etcd_urls() {
+        let Ok(response) = http.get(format!("{url}/metrics")).send().await else {
+            continue;
+        };
+        let Ok(text) = response.text().await else { continue };
+        total += text
+            .lines()
+            .filter_map(|l| l.strip_prefix("etcd_debugging_mvcc_watch_stream_total "))
+            .filter_map(|v| v.trim().parse::<f64>().ok())
+            .map(|v| v as u64)
+            .sum::<u64>();
+    }
+    total
 }
 
 /// CPU time (user + system, in clock ticks) of the cluster's processes and all their

@@ -107,6 +107,40 @@ pub fn client_builder(cluster: &pgha_testkit::LocalCluster) -> pgha_client::Clie
     builder
 }
 
+/// How a pgha client learns the topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Discovery {
+    /// Polling the Patroni REST APIs.
+    Rest,
+    /// Watching Patroni's keys in etcd (the REST APIs as the fallback).
+    Etcd,
+}
+
+impl std::str::FromStr for Discovery {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rest" => Ok(Self::Rest),
+            "etcd" => Ok(Self::Etcd),
+            other => Err(format!("unknown discovery {other:?} (rest or etcd)")),
+        }
+    }
+}
+
+/// [`client_builder`] with `discovery`.
+pub fn client_builder_with(cluster: &pgha_testkit::LocalCluster, discovery: Discovery) -> pgha_client::ClientBuilder {
+    let builder = client_builder(cluster);
+    match discovery {
+        Discovery::Rest => builder,
+        Discovery::Etcd => builder
+            .etcd(cluster.etcd_urls())
+            .etcd_namespace(cluster.etcd_namespace())
+            .patroni_scope(cluster.scope()),
+    }
+}
+
 /// Faults on a cluster pgha did not start: only what the REST API allows.
 #[derive(Debug)]
 pub struct RestInjector {

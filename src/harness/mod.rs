@@ -16,7 +16,7 @@ mod workload;
 
 pub use data::{embedding, prepare, prepare_tables, vector_of};
 pub use drivers::{BoxFuture, Contender, Driver, PghaDriver, PoolDriver, ReadSample};
-pub use faults::{client_builder, settle, Fault, Injector, RestInjector};
+pub use faults::{client_builder, client_builder_with, settle, Discovery, Fault, Injector, RestInjector};
 pub use probe::{dsn_credentials, probe_targets, PromotionProbe};
 pub use round::{run_fault, run_round};
 pub use workload::{count_lost, Workload, WorkloadLog};
