@@ -36,18 +36,34 @@
 //! ```
 //!
 //! ## How it works
-//! - **Discovery.** One background task polls `GET /cluster` on every Patroni endpoint at once
-//!   (learning the other members' endpoints from the answers) and probes every member with one
-//!   SQL query on a dedicated connection: `pg_is_in_recovery()`, the WAL position and the
-//!   timeline. A member is the primary only if Patroni calls it the leader **and** its database
-//!   agrees, and it is on the highest timeline seen (fencing). When no Patroni endpoint
-//!   answers, the known members are probed directly and the one out of recovery on the highest
-//!   timeline is used. Answers of another cluster (a scope other than the configured
+//! - **Discovery.** One background task learns the members from Patroni, in one of two ways:
+//!   - **From etcd** ([`etcd`](ClientBuilder::etcd) with [`patroni_scope`](ClientBuilder::patroni_scope)):
+//!     Patroni's keys under `/<namespace>/<scope>/` are listed once and then watched (one stream
+//!     per client, through etcd's JSON gateway), so a leader change reaches the client as soon as
+//!     etcd records it. The watch resumes on another etcd member after a jittered backoff; while
+//!     it is down for more than 3 s, the Patroni REST APIs are polled instead (the configured ones,
+//!     or those the members' keys name), then the known members are probed directly — each switch
+//!     a [`TopologyEvent::SourceChanged`].
+//!   - **From the REST API** ([`patroni`](ClientBuilder::patroni)): `GET /cluster` on one endpoint
+//!     per refresh while all is well (picked at random among those that answered), on every
+//!     endpoint at once as soon as anything is wrong (learning the other members' endpoints from
+//!     the answers).
+//!
+//!   Every member is then probed with one SQL query on a connection of its own pool:
+//!   `pg_is_in_recovery()`, the WAL position and the timeline. A member is the primary only if
+//!   Patroni calls it the leader **and** its database agrees, and it is on the highest timeline
+//!   seen (fencing). When neither etcd nor any Patroni endpoint answers, the known members are
+//!   probed directly and the one out of recovery on the highest timeline is used. Answers of
+//!   another cluster (a scope other than the configured
 //!   [`patroni_scope`](ClientBuilder::patroni_scope), or than the one most endpoints report) and
 //!   answers naming two leaders are ignored; a malformed, huge or hanging answer costs at most
-//!   the Patroni timeout and 1 MiB. Refreshes happen every `refresh_interval` (500 ms), and at once
-//!   (rate-limited to `min_refresh_interval`, 200 ms) when an operation fails in a way that
-//!   suggests the topology changed.
+//!   the Patroni timeout and 1 MiB. Refreshes happen every `refresh_interval` (500 ms), at once
+//!   when etcd reports a change, and at once (rate-limited to `min_refresh_interval`, 200 ms)
+//!   when an operation fails in a way that suggests the topology changed.
+//! - **Idle clients cost nothing.** A client without an operation for
+//!   [`idle_timeout`](ClientBuilder::idle_timeout) (30 s) — or one that never ran any — closes its
+//!   pooled connections and stops probing and polling (an etcd watch stays open); its next
+//!   operation refreshes the topology first, so nothing is routed on an old view.
 //! - **Routing** is a pure function of the snapshot, the [`Intent`], the [`LagBound`] and the
 //!   time; see [`Intent`] for the table. Standby staleness is measured by pgha from WAL
 //!   positions, so an idle primary never makes standbys look stale.
