@@ -218,9 +218,10 @@ impl Gateway {
         serde_json::from_slice(&answer).map_err(|e| format!("etcd range answer: {e}"))
     }
 
-    /// One key, read linearizably.
-    pub(crate) async fn get(&self, endpoint: &Endpoint, key: &[u8]) -> Result<RangeResponse, String> {
-        let body = serde_json::json!({ "key": B64.encode(key) });
+    /// One key as this member has it (a serializable read: answered locally, without a round
+    /// through the raft leader).
+    pub(crate) async fn get_local(&self, endpoint: &Endpoint, key: &[u8]) -> Result<RangeResponse, String> {
+        let body = serde_json::json!({ "key": B64.encode(key), "serializable": true });
         let answer = self.post(endpoint, "kv/range", &body).await?;
         serde_json::from_slice(&answer).map_err(|e| format!("etcd range answer: {e}"))
     }
