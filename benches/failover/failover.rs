@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use pgha::harness::{self, Contender, Fault, PghaDriver, PoolDriver, RoundReport, WorkloadConfig};
+use pgha::harness::{self, percentile, sorted, Contender, Fault, PghaDriver, PoolDriver, RoundReport, WorkloadConfig};
 use serde::Serialize;
 
 use crate::target::{pg_config, Target};
@@ -98,19 +98,6 @@ pub(crate) struct FailoverRow {
     pub(crate) ops_stuck: u64,
     pub(crate) reads_standby: u64,
     pub(crate) reads_primary: u64,
-}
-
-pub(crate) fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-pub(crate) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
 }
 
 fn summarize(fault: &str, client: &str, reports: &[&RoundReport]) -> FailoverRow {

@@ -6,10 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use pgha::client::{Client, Intent};
-use pgha::harness::PoolDriver;
+use pgha::harness::{percentile, sorted, PoolDriver};
 use serde::Serialize;
 
-use crate::failover::{percentile, sorted};
 use crate::target::{pg_config, Target};
 use crate::Args;
 

@@ -12,6 +12,7 @@ mod drivers;
 mod faults;
 mod probe;
 mod round;
+mod stats;
 mod workload;
 
 pub use data::{embedding, prepare, prepare_tables, vector_of};
@@ -19,6 +20,7 @@ pub use drivers::{BoxFuture, Contender, Driver, PghaDriver, PoolDriver, ReadSamp
 pub use faults::{client_builder, client_builder_with, settle, Discovery, Fault, Injector, RestInjector};
 pub use probe::{dsn_credentials, probe_targets, PromotionProbe};
 pub use round::{run_fault, run_round};
+pub use stats::{percentile, sorted};
 pub use workload::{count_lost, Workload, WorkloadLog};
 pub(crate) use workload::{heartbeats_after, missed_surviving_heartbeat};
 
