@@ -27,6 +27,7 @@
 //! both, instances that never wrote on the new primary, the promotion time, writes that returned
 //! an error and the clients' own `errors_surfaced`, writes acknowledged, and acknowledged writes
 //! missing on the new primary afterwards (asynchronous replication can lose some on kill -9).
+//! See BENCHMARKS.md ("Failover across a fleet").
 //!
 //! ```text
 //! cargo bench --bench fleet_failover                        # 200 instances, rest and etcd, kill9 and switchover
