@@ -40,8 +40,13 @@ pub(crate) fn cluster_prefix(namespace: &str, scope: &str) -> String {
     out
 }
 
-/// Starts watching the cluster's keys, if etcd endpoints are configured.
-pub(crate) fn watch(settings: &Settings) -> crate::Result<Option<watch::Receiver<Arc<DcsState>>>> {
+/// Starts watching the cluster's keys, if etcd endpoints are configured. `in_use` tells the watch
+/// whether the client is in use: a dormant client's watch skips its liveness checks (the one
+/// request it would otherwise send) and checks at once when the client wakes.
+pub(crate) fn watch(
+    settings: &Settings,
+    in_use: watch::Receiver<bool>,
+) -> crate::Result<Option<watch::Receiver<Arc<DcsState>>>> {
     let Some(etcd) = &settings.etcd else {
         return Ok(None);
     };
@@ -59,6 +64,7 @@ pub(crate) fn watch(settings: &Settings) -> crate::Result<Option<watch::Receiver
         endpoints: etcd.urls.clone(),
         prefix: cluster_prefix(&etcd.namespace, &scope),
         scope,
+        in_use,
     };
     Ok(Some(watcher::spawn(config)))
 }

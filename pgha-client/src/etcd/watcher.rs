@@ -64,6 +64,8 @@ pub(crate) struct WatchConfig {
     /// `/<namespace>/<scope>/`.
     pub(crate) prefix: String,
     pub(crate) scope: String,
+    /// Whether the client is in use (not dormant).
+    pub(crate) in_use: watch::Receiver<bool>,
 }
 
 /// Starts the watch task; it ends when every receiver is gone.
@@ -128,6 +130,7 @@ async fn session(
     failures: &mut u32,
 ) -> Result<(), String> {
     let gateway = &config.gateway;
+    let mut in_use = config.in_use.clone();
     let endpoint = gateway.connect(base).await?;
     let prefix = config.prefix.as_bytes();
     loop {
@@ -176,7 +179,21 @@ async fn session(
                         keys.revision = message.header.revision;
                     }
                 }
+                woke = in_use.changed() => {
+                    if woke.is_err() || !*in_use.borrow_and_update() {
+                        if woke.is_err() {
+                            // The client is gone; the task ends when its receiver is dropped.
+                            std::future::pending::<()>().await;
+                        }
+                        continue;
+                    }
+                    // The client woke: check now, before it routes on what the watch says.
+                    liveness.reset_immediately();
+                }
                 _ = liveness.tick() => {
+                    if !*in_use.borrow() {
+                        continue;
+                    }
                     let Some(keys) = cache.as_ref() else { break };
                     let answer = gateway.get_local(&endpoint, format!("{}leader", config.prefix).as_bytes()).await
                         .map_err(|e| format!("liveness check: {e}"))?;

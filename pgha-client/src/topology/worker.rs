@@ -39,6 +39,8 @@ pub(crate) struct Worker {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// What Patroni's keys in etcd say, when discovery watches etcd.
     dcs: Option<watch::Receiver<Arc<DcsState>>>,
+    /// Tells the etcd watch whether the client is in use (not dormant).
+    in_use: watch::Sender<bool>,
     configured: Vec<Url>,
     learned: Vec<Url>,
     /// In steady state (the last refresh confirmed a primary and noted nothing) the one Patroni
@@ -78,9 +80,11 @@ impl Worker {
         let http = crate::tls::patroni_http(&settings)?;
         let tls = crate::tls::postgres_tls(&settings)?;
         let current = publisher.borrow().topology.clone();
-        let dcs = crate::etcd::watch(&settings)?;
+        let (in_use, in_use_rx) = watch::channel(true);
+        let dcs = crate::etcd::watch(&settings, in_use_rx)?;
         Ok(Self {
             dcs,
+            in_use,
             configured: settings.patroni_urls.clone(),
             settings,
             http,
@@ -134,6 +138,7 @@ impl Worker {
                     if last.is_some() && activity.tick(operations, waiters > 0, started, self.settings.idle_timeout) {
                         info!(idle_timeout = ?self.settings.idle_timeout, "no operation for idle_timeout: probing stops until the next one");
                         self.set_dormant();
+                        self.in_use.send_replace(false);
                     }
                     if activity.dormant {
                         // Only idle connections to close until an operation wakes the client.
@@ -154,6 +159,7 @@ impl Worker {
                         if activity.dormant {
                             debug!(reason, "an operation woke the idle client: refreshing");
                             activity.wake(tokio::time::Instant::now());
+                            self.in_use.send_replace(true);
                             next = tokio::time::Instant::now();
                             continue;
                         }
