@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test unit bench chaos fuzz lint doc fmt clean-clusters
+.PHONY: deps build demo test test-etcd unit bench chaos fuzz lint doc fmt clean-clusters
 
 FAULTS ?= 54
 SEED ?= 11
@@ -32,6 +32,11 @@ test: deps lint
 	fi
 	$(CARGO) test --workspace --doc
 	$(CARGO) test --bench failover -- --quick
+
+## pgha-client's cluster tests again, with every client watching etcd instead of polling the
+## Patroni REST APIs (PGHA_TEST_DISCOVERY=etcd; ~3 min).
+test-etcd: deps
+	PGHA_TEST_DISCOVERY=etcd $(CARGO) nextest run -p pgha-client --profile ci -E 'test(/^cluster::/)'
 
 ## The fast tier: every test that needs no cluster (unit, spec-table, property, recorded-fixture,
 ## hostile-endpoint, CLI-parsing and redaction tests) and the doctests. Starts no cluster and

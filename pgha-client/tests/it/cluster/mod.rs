@@ -19,9 +19,31 @@ fn init_tracing() {
     pgha_testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
 }
 
+/// Whether the cluster tests' clients watch etcd (`PGHA_TEST_DISCOVERY=etcd`) instead of polling
+/// the Patroni REST APIs (the default; `make test-etcd` runs every cluster test this way).
+fn watches_etcd() -> bool {
+    std::env::var("PGHA_TEST_DISCOVERY").is_ok_and(|v| v == "etcd")
+}
+
+/// The source a healthy topology comes from in this run (see [`watches_etcd`]).
+fn healthy_source() -> pgha_client::Source {
+    if watches_etcd() {
+        pgha_client::Source::Dcs
+    } else {
+        pgha_client::Source::Patroni
+    }
+}
+
 fn builder_for(cluster: &LocalCluster) -> ClientBuilder {
     let creds = cluster.credentials();
-    let mut b = Client::builder()
+    let mut b = Client::builder();
+    if watches_etcd() {
+        b = b
+            .etcd(cluster.etcd_urls())
+            .etcd_namespace(cluster.etcd_namespace())
+            .patroni_scope(cluster.scope());
+    }
+    let mut b = b
         .patroni(cluster.patroni_urls())
         .user(creds.app.username.clone())
         .password(creds.app.password.expose())
@@ -530,11 +552,11 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
         cluster.restore_rest_api(&m)?;
     }
     client
-        .wait_for_topology(Duration::from_secs(10), |t| t.source == pgha_client::Source::Patroni)
+        .wait_for_topology(Duration::from_secs(10), |t| t.source == healthy_source())
         .await?;
     fresh
         .wait_for_topology(Duration::from_secs(10), |t| {
-            t.source == pgha_client::Source::Patroni && t.primary().is_some_and(|p| p.name == leader)
+            t.source == healthy_source() && t.primary().is_some_and(|p| p.name == leader)
         })
         .await?;
     assert_eq!(client.metrics().errors_surfaced, 0);
@@ -557,7 +579,7 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
         .ssl_ca_file(&ca)
         .connect()
         .await?;
-    assert_eq!(client.topology().source, pgha_client::Source::Patroni);
+    assert_eq!(client.topology().source, healthy_source());
     assert_eq!(client.topology().primary().map(|m| m.name.clone()), Some(leader));
     for intent in [Intent::Write, Intent::Standby] {
         let ssl: bool = client
