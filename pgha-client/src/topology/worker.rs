@@ -24,6 +24,28 @@ use crate::pool::{MemberCounters, MemberHandle};
 /// APIs are polled, and without an answer the known members are probed with SQL.
 const DCS_GRACE: Duration = Duration::from_secs(3);
 
+/// While etcd names a leader whose database is still in recovery (Patroni took the leader key and
+/// is promoting it: typically 0.1 s), the topology task re-probes this often instead of waiting
+/// `min_refresh_interval`, so writes resume within about this much of the promotion. Only with
+/// the etcd source: such a refresh reads no REST API, it sends one probe per member.
+const PROMOTION_RECHECK: Duration = Duration::from_millis(20);
+
+/// How long a leader may stay in recovery and still be re-probed every `PROMOTION_RECHECK`: a
+/// promotion takes well under this; a leader that stays a standby longer is something else
+/// (then `min_refresh_interval` paces the refreshes, as for any disagreement).
+const PROMOTION_WINDOW: Duration = Duration::from_secs(2);
+
+/// When the next refresh is due, as one refresh concludes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// All is well: after `refresh_interval`.
+    Steady,
+    /// Something is wrong: after `min_refresh_interval`.
+    Soon,
+    /// etcd names a leader that is being promoted: after `PROMOTION_RECHECK`.
+    Promptly,
+}
+
 /// Messages to the topology task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -47,6 +69,8 @@ pub(crate) struct Worker {
     /// endpoint to poll, picked at random among those that answered, so that a fleet spreads
     /// over the members; every endpoint is polled again as soon as anything is wrong.
     steady_endpoint: Option<Url>,
+    /// The leader etcd names while its database is still in recovery, and since when.
+    promoting: Option<(String, Instant)>,
     scope: discovery::ScopeRule,
     history: PrimaryHistory,
     /// Patroni's `/history` as last read, with the system identifier it belongs to: the one
@@ -91,6 +115,7 @@ impl Worker {
             tls,
             learned: Vec::new(),
             steady_endpoint: None,
+            promoting: None,
             scope: discovery::ScopeRule::Unknown,
             history: PrimaryHistory::default(),
             switch_points: Default::default(),
@@ -145,12 +170,12 @@ impl Worker {
                         next = crate::time::tokio_after(started, self.settings.idle_timeout / 2);
                         continue;
                     }
-                    let needs_attention = self.refresh().await;
+                    let due = self.refresh().await;
                     last = Some(started);
-                    let period = if needs_attention {
-                        self.settings.min_refresh_interval
-                    } else {
-                        self.settings.refresh_interval
+                    let period = match due {
+                        Next::Steady => self.settings.refresh_interval,
+                        Next::Soon => self.settings.min_refresh_interval,
+                        Next::Promptly => PROMOTION_RECHECK.min(self.settings.min_refresh_interval),
                     };
                     next = crate::time::tokio_after(started, period);
                 }
@@ -258,9 +283,9 @@ impl Worker {
         known
     }
 
-    /// One refresh. Returns true if the topology needs a quick re-check (no primary, or Patroni
-    /// and the databases disagree).
-    async fn refresh(&mut self) -> bool {
+    /// One refresh. Returns when the next one is due: soon if there is no primary or Patroni and
+    /// the databases disagree, promptly while etcd names a leader still being promoted.
+    async fn refresh(&mut self) -> Next {
         bump(&self.metrics.refreshes);
         let endpoints = match self.steady_endpoint.take() {
             Some(one) => vec![one],
@@ -398,6 +423,20 @@ impl Worker {
             .and_then(|v| poll.views.iter().find(|(_, w)| std::ptr::eq(w, v)))
             .map(|(url, _)| url.clone());
         let needs_attention = next.primary.is_none() || !next.notes.is_empty();
+        let candidate = view
+            .and_then(|v| v.leader())
+            .filter(|_| view_source == Source::Dcs && next.primary.is_none())
+            .filter(|leader| matches!(by_address_probe(&probes, &leader.name), Some(p) if p.in_recovery))
+            .map(|leader| leader.name.clone());
+        self.promoting = match (candidate, self.promoting.take()) {
+            (Some(name), Some((before, since))) if name == before => Some((name, since)),
+            (Some(name), _) => Some((name, Instant::now())),
+            (None, _) => None,
+        };
+        let promoting = self
+            .promoting
+            .as_ref()
+            .is_some_and(|(_, since)| since.elapsed() < PROMOTION_WINDOW);
         if !needs_attention && view_source == Source::Patroni {
             use rand::seq::IndexedRandom;
             let answered: Vec<&Url> = poll
@@ -416,7 +455,13 @@ impl Worker {
                 self.switch_points = (sysid, Arc::new(switch_points(&entries)));
             }
         }
-        needs_attention
+        if promoting {
+            Next::Promptly
+        } else if needs_attention {
+            Next::Soon
+        } else {
+            Next::Steady
+        }
     }
 
     fn publish(&mut self, next: Topology) {
@@ -547,6 +592,17 @@ impl Worker {
                 send(TopologyEvent::MemberLeft { name: m.name.clone() });
             }
         }
+    }
+}
+
+/// A member's successful probe in this refresh's results.
+fn by_address_probe<'a>(
+    probes: &'a BTreeMap<String, description::ProbeResult>,
+    name: &str,
+) -> Option<&'a description::Probe> {
+    match probes.get(name) {
+        Some(description::ProbeResult::Ok(p)) => Some(p),
+        _ => None,
     }
 }
 
