@@ -2,7 +2,7 @@
 //! pgha-client instances writes again. Each instance is its own `Client` (its own topology task,
 //! discovery and pools), all in this process, against one local 3-member cluster, and writes at
 //! a fixed rate: one task per instance inserts a row `(instance, seq)` every 1/rate s through
-//! `Intent::Write` (as `client.run` does: not declared idempotent), recording when each write
+//! `Intent::Write`, declared idempotent (`ON CONFLICT DO NOTHING`), recording when each write
 //! started, when it was answered, and the member that acknowledged it (or the error).
 //!
 //! For each discovery mode (Patroni REST polling, etcd watch), fault (kill -9 of the leader's
@@ -85,7 +85,10 @@ fn parse_fault(s: &str) -> Result<Fault, String> {
 /// The table every instance writes to: one row per write.
 const TABLE: &str = "pgha_fleet_writes";
 /// One write (the table is `TABLE`).
-const INSERT: &str = "INSERT INTO pgha_fleet_writes (instance, seq) VALUES ($1, $2)";
+/// Idempotent (the row's key is the instance and its sequence number), as the failover bench's
+/// writes are: a write interrupted by the failover is replayed instead of reported as
+/// outcome-unknown.
+const INSERT: &str = "INSERT INTO pgha_fleet_writes (instance, seq) VALUES ($1, $2) ON CONFLICT DO NOTHING";
 /// How long the fleet writes before the fault.
 const STEADY: Duration = Duration::from_secs(5);
 /// How long after the fault every instance has to write on the new primary.
@@ -437,9 +440,11 @@ async fn write_at_rate(
         }
         seq += 1;
         let started = Instant::now();
-        // `client.run(Intent::Write, …)`, also naming the member that acknowledged the write.
+        // `client.op(Intent::Write).idempotent().run(…)`, also naming the member that
+        // acknowledged the write.
         let result = client
             .op(Intent::Write)
+            .idempotent()
             .run_with_member(async move |c| Ok(c.execute(INSERT, &[&instance, &seq]).await?))
             .await;
         lock(&log).push(WriteRecord {
