@@ -178,11 +178,7 @@ async fn three_nodes_replicate_serve_pgvector_back_up_and_leave_nothing_behind()
         procs.len() >= 10,
         "3 etcd members + 3 Patroni + 3 postmasters + haproxy, got {procs:?}"
     );
-    let dir = cluster.base_dir();
-    cluster.shutdown();
-    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
-    assert!(alive.is_empty(), "still alive after shutdown: {alive:?}");
-    assert!(!dir.exists(), "{} not removed", dir.display());
+    shutdown_leaves_nothing(cluster, &procs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -661,11 +657,7 @@ async fn killing_the_etcd_raft_leader_keeps_the_patroni_leader_and_etcd_members_
     // Teardown stops every member by PID, a frozen one included.
     cluster.freeze_etcd_member(follower).expect("freeze before shutdown");
     let procs = cluster.processes();
-    let dir = cluster.base_dir();
-    cluster.shutdown();
-    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
-    assert!(alive.is_empty(), "still alive after shutdown: {alive:?}");
-    assert!(!dir.exists(), "{} not removed", dir.display());
+    shutdown_leaves_nothing(cluster, &procs);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -682,4 +674,13 @@ async fn a_single_etcd_member_on_request() {
     assert_eq!(cluster.etcd_leader().await, Some(0));
     let leader = cluster.leader().await.expect("leader");
     assert!(cluster.is_writable_primary(&leader).await.expect("sql"));
+}
+
+/// Shuts `cluster` down and checks that none of `procs` is alive and its directory is gone.
+fn shutdown_leaves_nothing(cluster: LocalCluster, procs: &[ProcRef]) {
+    let dir = cluster.base_dir();
+    cluster.shutdown();
+    let alive: Vec<&ProcRef> = procs.iter().filter(|p| p.is_alive()).collect();
+    assert!(alive.is_empty(), "still alive after shutdown: {alive:?}");
+    assert!(!dir.exists(), "{} not removed", dir.display());
 }

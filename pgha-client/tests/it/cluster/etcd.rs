@@ -22,6 +22,25 @@ fn etcd_only(cluster: &LocalCluster) -> ClientBuilder {
         .application_name("pgha-client-tests")
 }
 
+/// Switches over to a standby and waits until `client` routes to it, from the watch; returns
+/// the new primary.
+async fn switch_over_and_follow(cluster: &LocalCluster, client: &Client) -> anyhow::Result<String> {
+    let leader = cluster.leader().await?;
+    let candidate = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a standby");
+    cluster.switchover(Some(&candidate)).await?;
+    let topology = client
+        .wait_for_topology(Duration::from_secs(30), |t| {
+            t.primary().is_some_and(|p| p.name == candidate)
+        })
+        .await?;
+    assert_eq!(topology.source, Source::Dcs, "the change came from the watch");
+    Ok(candidate)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn etcd_discovery_routes_and_follows_a_switchover() -> anyhow::Result<()> {
     init_tracing();
@@ -44,18 +63,7 @@ async fn etcd_discovery_routes_and_follows_a_switchover() -> anyhow::Result<()> 
     assert_ne!(ports[&port], leader);
 
     let mut events = client.events();
-    let candidate = cluster
-        .member_names()
-        .into_iter()
-        .find(|m| *m != leader)
-        .expect("a standby");
-    cluster.switchover(Some(&candidate)).await?;
-    let topology = client
-        .wait_for_topology(Duration::from_secs(30), |t| {
-            t.primary().is_some_and(|p| p.name == candidate)
-        })
-        .await?;
-    assert_eq!(topology.source, Source::Dcs, "the change came from the watch");
+    let candidate = switch_over_and_follow(&cluster, &client).await?;
     let (port, standby) = client.run(Intent::Write, async |c| whoami(c).await).await?;
     assert!(!standby);
     assert_eq!(ports[&port], candidate);
@@ -197,19 +205,7 @@ async fn the_watch_survives_the_loss_of_any_etcd_member_under_load() -> anyhow::
             .await?;
         cluster.start_etcd_member(i).await?;
     }
-    let leader = cluster.leader().await?;
-    let candidate = cluster
-        .member_names()
-        .into_iter()
-        .find(|m| *m != leader)
-        .expect("a standby");
-    cluster.switchover(Some(&candidate)).await?;
-    let topology = client
-        .wait_for_topology(Duration::from_secs(30), |t| {
-            t.primary().is_some_and(|p| p.name == candidate)
-        })
-        .await?;
-    assert_eq!(topology.source, Source::Dcs);
+    switch_over_and_follow(&cluster, &client).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (ok, failed) = writer.await?;
