@@ -371,7 +371,7 @@ impl ClientConfig {
                 "tcp_user_timeout",
                 self.tcp_user_timeout.unwrap_or(Duration::from_secs(10)),
             )?,
-            idle_timeout: positive("idle_timeout", self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))?,
+            idle_timeout: at_least_a_millisecond("idle_timeout", self.idle_timeout.unwrap_or(DEFAULT_IDLE_TIMEOUT))?,
             retry,
         })
     }
@@ -597,6 +597,7 @@ mod extreme_durations {
                 "refresh_interval",
                 Client::builder().refresh_interval(Duration::from_nanos(10)),
             ),
+            ("idle_timeout", Client::builder().idle_timeout(Duration::from_nanos(10))),
         ] {
             let e = builder.seed_host("h", 5432).user("u").settings().expect_err(name);
             assert!(e.is_config() && e.to_string().contains(name), "{e}");

@@ -161,13 +161,14 @@ impl Worker {
                     let waiters = self.metrics.waiters.load(std::sync::atomic::Ordering::Relaxed);
                     // The first refresh always runs (`connect` waits for it).
                     if last.is_some() && activity.tick(operations, waiters > 0, started, self.settings.idle_timeout) {
-                        info!(idle_timeout = ?self.settings.idle_timeout, "no operation for idle_timeout: probing stops until the next one");
+                        debug!(idle_timeout = ?self.settings.idle_timeout, "no operation for idle_timeout: probing stops until the next one");
                         self.set_dormant();
                         self.in_use.send_replace(false);
                     }
                     if activity.dormant {
                         // Only idle connections to close until an operation wakes the client.
-                        next = crate::time::tokio_after(started, self.settings.idle_timeout / 2);
+                        let pace = (self.settings.idle_timeout / 2).max(self.settings.refresh_interval);
+                        next = crate::time::tokio_after(started, pace);
                         continue;
                     }
                     let due = self.refresh().await;
