@@ -10,7 +10,9 @@ use crate::patroni::Lsn;
 use crate::pool::{Busy, MemberHandle};
 
 /// Works on primaries and standbys with an unprivileged role: functions that fail on one kind of
-/// node are guarded by `CASE`; `received_tli` is NULL without `pg_read_all_stats`.
+/// node are guarded by `CASE`; `received_tli` is NULL without `pg_read_all_stats`. Every function
+/// and view is schema-qualified: the probe runs on pooled connections, whose `search_path` an
+/// application may have changed (a schema listed before `pg_catalog` could shadow them).
 ///
 /// The primary's position is its write pointer, not its insert pointer: WAL inserted but not yet
 /// written (the WAL writer's next round, or the page header after a record that ended on a page
@@ -19,15 +21,15 @@ use crate::pool::{Busy, MemberHandle};
 /// acknowledged; an asynchronous commit is counted from when its WAL is written, at most three
 /// `wal_writer_delay`s later. Read-your-writes tokens, which must cover the commit record, use
 /// the insert pointer.
-const PROBE_SQL: &str = "SELECT pg_is_in_recovery(), \
-    CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_current_wal_lsn()::text END, \
-    CASE WHEN pg_is_in_recovery() THEN NULL \
-         ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
-    pg_last_wal_replay_lsn()::text, \
-    (SELECT received_tli::int8 FROM pg_stat_wal_receiver), \
-    (SELECT timeline_id::int8 FROM pg_control_checkpoint()), \
-    (SELECT system_identifier::text FROM pg_control_system()), \
-    CASE WHEN pg_is_in_recovery() THEN pg_is_wal_replay_paused() ELSE false END";
+const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
+    CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::text END, \
+    CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL \
+         ELSE ('x' || pg_catalog.substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END, \
+    pg_catalog.pg_last_wal_replay_lsn()::text, \
+    (SELECT received_tli::int8 FROM pg_catalog.pg_stat_wal_receiver), \
+    (SELECT timeline_id::int8 FROM pg_catalog.pg_control_checkpoint()), \
+    (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
+    CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END";
 
 /// Probes every member concurrently, each on a connection of its own pool (no connection is
 /// opened for probing alone) and bounded by `settings.probe_timeout`. A probe abandoned at its

@@ -1160,3 +1160,42 @@ async fn steady_state_polls_one_patroni_endpoint_and_moves_on_when_it_fails() ->
     cluster.shutdown();
     Ok(())
 }
+
+/// Probes run on pooled connections, whose sessions an application may configure: a
+/// `search_path` (here the role's, as `ALTER ROLE … SET` gives every session) that puts a schema
+/// shadowing `pg_catalog`'s functions first must not change what the probe sees — here a primary
+/// that would claim to be in recovery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_search_path_cannot_fool_the_probe() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(2).pgbackrest(false).start().await?;
+    let leader = cluster.leader().await?;
+    let role = cluster.credentials().app.username.clone();
+    let db = cluster.database();
+    let admin = cluster.connect_superuser(&leader, &db).await?;
+    admin
+        .batch_execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS shadow; \
+             CREATE OR REPLACE FUNCTION shadow.pg_is_in_recovery() RETURNS bool LANGUAGE sql AS 'SELECT true'; \
+             GRANT USAGE ON SCHEMA shadow TO {role}; \
+             ALTER ROLE {role} SET search_path = shadow, pg_catalog, public"
+        ))
+        .await?;
+    let client = builder_for(&cluster).connect().await?;
+    let standby: bool = client
+        .op(Intent::Write)
+        .deadline(Duration::from_secs(5))
+        .run(async |c| Ok(c.query_one("SELECT pg_catalog.pg_is_in_recovery()", &[]).await?.get(0)))
+        .await?;
+    assert!(!standby, "the write ran on the primary");
+    let topology = client.topology();
+    assert_eq!(
+        topology.primary().map(|m| m.name.clone()),
+        Some(leader),
+        "the probe was fooled: {:?}",
+        topology.notes
+    );
+    assert_eq!(client.metrics().errors_surfaced, 0);
+    cluster.shutdown();
+    Ok(())
+}
