@@ -391,7 +391,12 @@ pub(crate) fn build(obs: &Observations<'_>, previous: &Topology, history: &mut P
 
 /// A member's successful probe of this refresh.
 fn probe_of<'a>(obs: &Observations<'a>, name: &str) -> Option<&'a Probe> {
-    match obs.probes.get(name) {
+    succeeded(obs.probes, name)
+}
+
+/// `name`'s probe in `probes`, if it succeeded.
+pub(crate) fn succeeded<'a>(probes: &'a BTreeMap<String, ProbeResult>, name: &str) -> Option<&'a Probe> {
+    match probes.get(name) {
         Some(ProbeResult::Ok(p)) => Some(p),
         _ => None,
     }

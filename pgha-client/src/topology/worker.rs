@@ -427,7 +427,7 @@ impl Worker {
         let candidate = view
             .and_then(|v| v.leader())
             .filter(|_| view_source == Source::Dcs && next.primary.is_none())
-            .filter(|leader| matches!(by_address_probe(&probes, &leader.name), Some(p) if p.in_recovery))
+            .filter(|leader| description::succeeded(&probes, &leader.name).is_some_and(|p| p.in_recovery))
             .map(|leader| leader.name.clone());
         self.promoting = match (candidate, self.promoting.take()) {
             (Some(name), Some((before, since))) if name == before => Some((name, since)),
@@ -593,17 +593,6 @@ impl Worker {
                 send(TopologyEvent::MemberLeft { name: m.name.clone() });
             }
         }
-    }
-}
-
-/// A member's successful probe in this refresh's results.
-fn by_address_probe<'a>(
-    probes: &'a BTreeMap<String, description::ProbeResult>,
-    name: &str,
-) -> Option<&'a description::Probe> {
-    match probes.get(name) {
-        Some(description::ProbeResult::Ok(p)) => Some(p),
-        _ => None,
     }
 }
 
