@@ -6,6 +6,11 @@
 //! ```text
 //! cargo bench --bench hotpath                          # 6 rounds of 3 s per client, 4 tasks
 //! cargo bench --bench hotpath -- --rounds 10 --round 5s --json
+//!
+//! # A profile of one client's operation path (instructions, not seconds: the machine's noise
+//! # does not disturb it), against a cluster started once by `pgha-devcluster up`:
+//! valgrind --tool=callgrind --collect-atstart=no --toggle-collect=hotpath::measured \
+//!     target/release/deps/hotpath-… --attach /tmp/pgha-devcluster --only pgha --ops 20000
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,12 +35,30 @@ struct Args {
     /// Concurrent tasks per client.
     #[arg(long, default_value_t = 4)]
     tasks: usize,
+    /// pgha-client's pool size per member (default: `--tasks`, the raw pool's size).
+    #[arg(long)]
+    pgha_pool_size: Option<usize>,
+    /// Use the cluster `pgha-devcluster up --state-dir DIR` started instead of starting one.
+    #[arg(long, value_name = "DIR")]
+    attach: Option<std::path::PathBuf>,
+    /// Run only this client for `--ops` operations (after a warm-up), for a profiler.
+    #[arg(long, value_enum, requires = "ops")]
+    only: Option<Only>,
+    /// With `--only`: how many operations to run, across all tasks.
+    #[arg(long, requires = "only")]
+    ops: Option<u64>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
     /// Accepted for `cargo bench`'s own flag.
     #[arg(long, hide = true)]
     bench: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Only {
+    Pgha,
+    Raw,
 }
 
 const READ: &str = "SELECT id, note FROM bench_hotpath WHERE id = $1";
@@ -97,6 +120,44 @@ async fn run_round(client: &Contender, tasks: usize, length: Duration) -> anyhow
     Ok((latencies.len() as f64 / elapsed, p50))
 }
 
+/// One client for exactly `ops` operations shared by `tasks` tasks (for a profiler: the same
+/// work whatever the machine's speed).
+async fn run_count(client: &Contender, tasks: usize, ops: u64) -> anyhow::Result<()> {
+    let left = Arc::new(std::sync::atomic::AtomicU64::new(ops));
+    let mut set = tokio::task::JoinSet::new();
+    for t in 0..tasks {
+        let (client, left) = (client.clone(), left.clone());
+        set.spawn(async move {
+            let mut key = t as i64;
+            while left
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok()
+            {
+                key = key % 1000 + 1;
+                client.read(key).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = set.join_next().await {
+        done??;
+    }
+    Ok(())
+}
+
+/// The measured operations, on a runtime of their own in this function's thread, so that a
+/// profiler can count exactly them (`valgrind --tool=callgrind --collect-atstart=no
+/// --toggle-collect=hotpath::measured`): not the set-up, the warm-up, nor pgha's background
+/// topology work, which runs on the main runtime (as do the connections' I/O tasks, for both
+/// clients).
+#[inline(never)]
+fn measured(client: &Contender, tasks: usize, ops: u64) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(run_count(client, tasks, ops))
+}
+
 #[derive(Debug, Serialize)]
 struct Round {
     raw_ops_per_s: f64,
@@ -122,8 +183,17 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
-    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
-    let client = harness::client_builder(&cluster).connect().await?;
+    let cluster = match &args.attach {
+        Some(dir) => LocalCluster::attach(dir)?,
+        None => LocalCluster::builder().members(3).pgbackrest(false).start().await?,
+    };
+    // Both pools hold as many connections as there are tasks: a pool larger than the load rotates
+    // operations over more connections (and backends) than it needs, which costs both sides
+    // locality and measures the pool size, not the operation path.
+    let client = harness::client_builder(&cluster)
+        .pool_max_size(args.pgha_pool_size.unwrap_or(args.tasks))
+        .connect()
+        .await?;
     client
         .op(Intent::Write)
         .idempotent()
@@ -150,6 +220,19 @@ async fn run(args: Args) -> anyhow::Result<()> {
         Contender::Raw(PoolDriver::pool(config, args.tasks)?),
         Contender::Pgha(client.clone()),
     ];
+    if let (Some(only), Some(ops)) = (args.only, args.ops) {
+        let contender = &contenders[match only {
+            Only::Raw => 0,
+            Only::Pgha => 1,
+        }];
+        run_count(contender, args.tasks, 1000).await?;
+        let at = Instant::now();
+        let (contender, tasks) = (contender.clone(), args.tasks);
+        tokio::task::spawn_blocking(move || measured(&contender, tasks, ops)).await??;
+        println!("{only:?}: {ops} operations in {:.2} s", at.elapsed().as_secs_f64());
+        client.shutdown().await;
+        return Ok(());
+    }
     // Warm up both: connections, prepared statements, caches.
     for c in &contenders {
         run_round(c, args.tasks, Duration::from_secs(1)).await?;
@@ -197,6 +280,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
         println!("median ratio {ratio:.3}; median p50 {raw_p50:.0} µs raw, {pgha_p50:.0} µs pgha-client");
     }
     client.shutdown().await;
-    cluster.shutdown();
+    if args.attach.is_none() {
+        cluster.shutdown();
+    }
     Ok(())
 }

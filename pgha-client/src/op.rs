@@ -113,7 +113,7 @@ impl Op<'_> {
     where
         F: AsyncFnMut(&Connection) -> Result<T>,
     {
-        self.run_with_member(f).await.map(|(v, _)| v)
+        self.run_on(f).await.map(|(v, _)| v)
     }
 
     /// Like [`run`](Self::run), and returns the name of the member whose answer it is (the one
@@ -129,19 +129,26 @@ impl Op<'_> {
     /// println!("{n} items, read on {member}");
     /// # Ok(()) }
     /// ```
-    pub async fn run_with_member<T, F>(self, mut f: F) -> Result<(T, String)>
+    pub async fn run_with_member<T, F>(self, f: F) -> Result<(T, String)>
+    where
+        F: AsyncFnMut(&Connection) -> Result<T>,
+    {
+        let (value, served) = self.run_on(f).await?;
+        Ok((value, served.address.name.clone()))
+    }
+
+    /// `run`, and the member whose answer it is.
+    async fn run_on<T, F>(self, mut f: F) -> Result<(T, Arc<MemberHandle>)>
     where
         F: AsyncFnMut(&Connection) -> Result<T>,
     {
         let kind = self.op_kind(OpKind::Write {
             idempotent: self.idempotent,
         });
-        let (value, member) = self
-            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
-                f(conn).await
-            })
-            .await?;
-        Ok((value, member.unwrap_or_default()))
+        self.execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+            f(conn).await
+        })
+        .await
     }
 
     /// Like [`transaction`](Self::transaction), and returns the name of the member it committed
@@ -150,8 +157,8 @@ impl Op<'_> {
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
     {
-        let ((value, _), member) = self.transaction_inner(f, false).await?;
-        Ok((value, member.unwrap_or_default()))
+        let ((value, _), served) = self.transaction_inner(f, false).await?;
+        Ok((value, served.address.name.clone()))
     }
 
     /// How long the operation may take: its own deadline, else the client's.
@@ -227,7 +234,7 @@ impl Op<'_> {
         self,
         mut f: F,
         with_token: bool,
-    ) -> Result<((T, Option<WalToken>), Option<String>)>
+    ) -> Result<((T, Option<WalToken>), Arc<MemberHandle>)>
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
     {
@@ -275,23 +282,45 @@ impl Op<'_> {
         }
     }
 
-    /// The retry loop shared by `run` and `transaction`.
-    async fn execute<T, F>(&self, kind: OpKind, mut attempt: F) -> Result<(T, Option<String>)>
+    /// The retry loop shared by `run` and `transaction`, in the operation's span.
+    async fn execute<T, F>(&self, kind: OpKind, attempt: F) -> Result<(T, Arc<MemberHandle>)>
+    where
+        F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
+    {
+        let inner = &self.client.inner;
+        bump(&inner.counters.operations);
+        let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
+        let mut attempts: u32 = 0;
+        // Instrumenting moves the operation's whole state (kilobytes) into the span's wrapper:
+        // only when the span is recorded. The loop's future is awaited where it is made.
+        let result = if span.is_disabled() {
+            self.retry_loop(kind, attempt, &mut attempts).await
+        } else {
+            self.retry_loop(kind, attempt, &mut attempts)
+                .instrument(span.clone())
+                .await
+        };
+        span.record("attempts", attempts);
+        if let Err(e) = &result {
+            bump(&inner.counters.errors_surfaced);
+            debug!(error = %e, attempts, "operation failed");
+        }
+        result
+    }
+
+    async fn retry_loop<T, F>(&self, kind: OpKind, mut attempt: F, attempts: &mut u32) -> Result<(T, Arc<MemberHandle>)>
     where
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
         let inner = &self.client.inner;
         let settings = &inner.settings;
-        bump(&inner.counters.operations);
         let started = Instant::now();
         let deadline = crate::time::after(started, self.budget());
-        let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
         let mut rx = inner.snapshots.clone();
-        let mut attempts: u32 = 0;
         let mut avoid: Option<String> = None;
         let mut last_error: Option<Error> = None;
         let mut force_primary = false;
-        let result = async {
+        {
             loop {
                 let now = Instant::now();
                 if now >= deadline {
@@ -308,7 +337,7 @@ impl Op<'_> {
                 if snapshot.dormant {
                     // An idle client stopped probing: nothing is routed on its old view.
                     self.client.request_refresh("an operation on an idle client");
-                    wait_for_change(&mut rx, deadline).await;
+                    Box::pin(wait_for_change(&mut rx, deadline)).await;
                     continue;
                 }
                 let intent = if force_primary { Intent::Primary } else { self.intent };
@@ -355,9 +384,10 @@ impl Op<'_> {
                     Selection::Wait(why) => {
                         if snapshot.topology.generation > 0 {
                             self.client.request_refresh(why);
-                            last_error = Some(Error::new(Kind::NoMember).with_message(waiting_because(why, &snapshot.topology)));
+                            last_error =
+                                Some(Error::new(Kind::NoMember).with_message(waiting_because(why, &snapshot.topology)));
                         }
-                        wait_for_change(&mut rx, deadline).await;
+                        Box::pin(wait_for_change(&mut rx, deadline)).await;
                         continue;
                     }
                     Selection::NoMember(why) => return Err(Error::new(Kind::NoMember).with_message(why)),
@@ -369,28 +399,28 @@ impl Op<'_> {
                     }
                 };
                 let Some(handle) = snapshot.handles.get(index).cloned().flatten() else {
-                    wait_for_change(&mut rx, deadline).await;
+                    Box::pin(wait_for_change(&mut rx, deadline)).await;
                     continue;
                 };
-                let member = handle.address.name.clone();
-                attempts += 1;
+                *attempts += 1;
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
                 let on_primary = snapshot.topology.primary == Some(index);
                 let outcome = self
                     .attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
                     .await;
                 let error = match outcome {
-                    Ok(Some(value)) => return Ok((value, Some(member))),
+                    Ok(Some(value)) => return Ok((value, handle)),
                     Ok(None) => {
                         debug!(
-                            member,
+                            member = %handle.address.name,
                             "standby did not replay the token in time: reading from the primary"
                         );
                         force_primary = true;
                         continue;
                     }
-                    Err(e) => e.with_member(member.clone()),
+                    Err(e) => e.with_member(handle.address.name.clone()),
                 };
+                let member = &handle.address.name;
                 match classify(&error, phase_of(&phase), kind) {
                     Verdict::Fail => return Err(error),
                     Verdict::OutcomeUnknown => {
@@ -411,7 +441,7 @@ impl Op<'_> {
                         if rediscover {
                             self.client.request_refresh("operation failed on a member");
                         }
-                        avoid = Some(member);
+                        avoid = Some(member.clone());
                         last_error = Some(error);
                         let pause = backoff(&settings.retry, attempts.saturating_sub(1), &mut rand::rng());
                         let least = if rediscover {
@@ -420,19 +450,11 @@ impl Op<'_> {
                             Duration::ZERO
                         };
                         let until = deadline.min(crate::time::after(Instant::now(), pause.max(least)));
-                        wait_for_generation(&mut rx, used, rediscover, pause, until).await;
+                        Box::pin(wait_for_generation(&mut rx, used, rediscover, pause, until)).await;
                     }
                 }
             }
         }
-        .instrument(span.clone())
-        .await;
-        span.record("attempts", attempts);
-        if let Err(e) = &result {
-            bump(&inner.counters.errors_surfaced);
-            debug!(error = %e, attempts, "operation failed");
-        }
-        result
     }
 
     /// One attempt on one member. `Ok(None)` means a read-your-writes check did not pass in
@@ -463,8 +485,9 @@ impl Op<'_> {
         let Some(conn) = busy.conn() else {
             return Err(Error::new(Kind::Connect).with_message("no connection"));
         };
-        let mut rx = inner.snapshots.clone();
-        let name = handle.address.name.clone();
+        // The slow paths below watch for the member being lost on a receiver of their own
+        // (cloned when needed: most attempts never need one).
+        let name = handle.address.name.as_str();
         let read_only = !self.intent.is_write();
         if on_primary && handle.session_needs_switch(conn, read_only) {
             // Every intent but Write runs read-only on the primary too (standbys are read-only
@@ -473,13 +496,13 @@ impl Op<'_> {
             // connection last served the other kind, before anything of the caller's is sent,
             // under the same deadline and member watch as the attempt (a frozen primary still
             // acknowledges at the TCP level).
-            let switched = watched(
+            let switched = Box::pin(watched(
                 handle.set_session_read_only(conn, read_only),
-                &mut rx,
-                &name,
+                &mut inner.snapshots.clone(),
+                name,
                 needs_primary,
                 deadline,
-            )
+            ))
             .await;
             match switched {
                 Ok(Ok(())) => {}
@@ -502,7 +525,8 @@ impl Op<'_> {
                     token.lsn,
                     wait.min(deadline.saturating_duration_since(Instant::now())),
                 );
-                match watched(check, &mut rx, &name, needs_primary, deadline).await {
+                let mut rx = inner.snapshots.clone();
+                match Box::pin(watched(check, &mut rx, name, needs_primary, deadline)).await {
                     Ok(Ok(true)) => {}
                     Ok(Ok(false)) => {
                         busy.release(false);
@@ -523,7 +547,10 @@ impl Op<'_> {
             let mut work = std::pin::pin!(attempt(conn, phase));
             match tokio::time::timeout(FAST_ATTEMPT, &mut work).await {
                 Ok(r) => Ok(r),
-                Err(_) => watched(&mut work, &mut rx, &name, needs_primary, deadline).await,
+                Err(_) => {
+                    let mut rx = inner.snapshots.clone();
+                    Box::pin(watched(&mut work, &mut rx, name, needs_primary, deadline)).await
+                }
             }
         };
         match outcome {

@@ -61,12 +61,13 @@ impl MemberHandle {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        // Only creating a connection is bounded here. Every checkout is already bounded by its
+        // caller (the operation's deadline, the probe timeout), and recycling is a flag check
+        // (`RecyclingMethod::Fast`): timeouts on those would only cost two timers per checkout.
         let pool = Pool::builder(manager)
             .max_size(settings.pool_max_size)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(settings.connect_timeout))
-            .wait_timeout(Some(settings.connect_timeout))
-            .recycle_timeout(Some(Duration::from_secs(1)))
             .build()
             .map_err(|e| Error::config(format!("pool for {}: {e}", address.name)))?;
         Ok(Self {
