@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
 
 use crate::address::Address;
 use crate::config::Settings;
@@ -64,8 +64,13 @@ impl MemberHandle {
         // Only creating a connection is bounded here. Every checkout is already bounded by its
         // caller (the operation's deadline, the probe timeout), and recycling is a flag check
         // (`RecyclingMethod::Fast`): timeouts on those would only cost two timers per checkout.
+        // Last in, first out: the connection used last is used next, so a pool that grew under a
+        // burst serves light traffic from a few hot connections (and backends) and the rest fall
+        // idle and are closed after `idle_timeout`; first in, first out would rotate through all
+        // of them and keep every one open.
         let pool = Pool::builder(manager)
             .max_size(settings.pool_max_size)
+            .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(settings.connect_timeout))
             .build()

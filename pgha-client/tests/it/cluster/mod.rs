@@ -1065,10 +1065,12 @@ async fn backends_of(cluster: &LocalCluster, application_name: &str) -> anyhow::
     Ok(out)
 }
 
-/// An idle client holds no connection and sends nothing: its pooled connections close after
-/// `idle_timeout`, it stops probing, and its next operation refreshes the topology first.
+/// A client holds only the connections its traffic needs: a pool that grew under a burst shrinks
+/// to a hot few under light traffic (its pools hand out the connection used last, so the others
+/// fall idle and close after `idle_timeout`); an idle client holds none and sends nothing (it
+/// stops probing), and its next operation refreshes the topology first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_idle_client_holds_no_connection_and_wakes_on_its_next_operation() -> anyhow::Result<()> {
+async fn a_client_holds_only_the_connections_its_traffic_needs_and_wakes_when_idle() -> anyhow::Result<()> {
     init_tracing();
     let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
     let leader = cluster.leader().await?;
@@ -1093,6 +1095,33 @@ async fn an_idle_client_holds_no_connection_and_wakes_on_its_next_operation() ->
     assert!(
         busy[&leader] >= 1 && busy.values().sum::<i64>() >= 2,
         "operations keep their pooled connections: {busy:?}"
+    );
+    // A burst of 8 concurrent writes opens (at least) 8 connections to the primary …
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let client = client.clone();
+        burst.spawn(async move {
+            client
+                .run(Intent::Write, async |c| Ok(c.execute("SELECT pg_sleep(0.3)", &[]).await?))
+                .await
+        });
+    }
+    while let Some(done) = burst.join_next().await {
+        done??;
+    }
+    let after_burst = backends_of(&cluster, name).await?;
+    assert!(after_burst[&leader] >= 8, "the burst's connections: {after_burst:?}");
+    // … then one write at a time, 10 a second, for twice idle_timeout: the connections the
+    // burst left close; what remains is the one in use and at most one the probes share.
+    let until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < until {
+        client.run(Intent::Write, async |c| whoami(c).await).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let quiet = backends_of(&cluster, name).await?;
+    assert!(
+        (1..=2).contains(&quiet[&leader]),
+        "light traffic keeps a hot connection or two, not the burst's 8: {quiet:?}"
     );
     // Well past idle_timeout (probes stop after 2 s, their connections close 2 s later):
     // every connection closed, no refresh any more.
