@@ -3,15 +3,20 @@
 use std::fmt;
 use std::sync::Arc;
 
+use reqwest::Method;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::config::{ClientBuilder, Secret, Settings};
 use crate::error::{Error, Kind, Result};
+use crate::patroni::{Api, Failure, Reply};
 
-/// Connections to a member chosen by the caller and the HTTP client for Patroni, built from the
-/// same configuration as a [`Client`](crate::Client): credentials, TLS (CA, `sslmode`), Patroni
-/// basic auth and CA, and timeouts. For tools that address a member by name, such as
+/// Connections to a member chosen by the caller and requests to Patroni's REST API, built from
+/// the same configuration as a [`Client`](crate::Client): credentials, TLS (CA, `sslmode`),
+/// Patroni basic auth and CA, and timeouts. For tools that address a member by name, such as
 /// `pgha-admin`; applications should use a `Client`, which routes for them.
+///
+/// Patroni is reached the way the client's own discovery reaches it (see
+/// [`patroni_send`](Self::patroni_send)).
 ///
 /// ```no_run
 /// # async fn demo() -> pgha_client::Result<()> {
@@ -28,6 +33,7 @@ pub struct Connector {
     settings: Arc<Settings>,
     tls: MakeRustlsConnect,
     http: reqwest::Client,
+    patroni: Api,
 }
 
 impl fmt::Debug for Connector {
@@ -48,6 +54,7 @@ impl ClientBuilder {
         Ok(Connector {
             tls: crate::tls::postgres_tls(&settings)?,
             http: crate::tls::patroni_http(&settings)?,
+            patroni: Api::new(&settings)?,
             settings: Arc::new(settings),
         })
     }
@@ -94,6 +101,75 @@ impl Connector {
     /// The timeout for one Patroni request.
     pub fn patroni_timeout(&self) -> std::time::Duration {
         self.settings.patroni_timeout
+    }
+
+    /// `GET base + path` on a Patroni REST API: [`patroni_send`](Self::patroni_send) without a
+    /// body.
+    ///
+    /// ```no_run
+    /// # async fn demo(connector: pgha_client::Connector) {
+    /// use pgha_client::patroni::ClusterView;
+    ///
+    /// for base in connector.patroni_urls() {
+    ///     match connector.patroni_get(&base, "/cluster").await {
+    ///         Ok(reply) if reply.status == 200 => {
+    ///             let view = ClusterView::from_json(&reply.body);
+    ///             println!("{base}: {view:?}");
+    ///             break;
+    ///         }
+    ///         Ok(reply) => eprintln!("{base}: HTTP {}", reply.status),
+    ///         Err(failure) => eprintln!("{base}: {failure}"),
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub async fn patroni_get(&self, base: &str, path: &str) -> std::result::Result<Reply, Failure> {
+        self.patroni_send(Method::GET, base, path, None).await
+    }
+
+    /// `method base + path` on a Patroni REST API (`base` is `http(s)://host:port`, as in
+    /// [`patroni_urls`](Self::patroni_urls) or from
+    /// [`patroni::base_url`](crate::patroni::base_url); `path` is `/cluster`, `/switchover`…),
+    /// with `body` as JSON. The answer is returned whatever its status, its body read up to
+    /// 1 MiB (a larger one is [`Failure::TooLarge`]).
+    ///
+    /// - **Credentials**: the configured basic auth goes to a configured Patroni URL, and to any
+    ///   other only over HTTPS (verified against the configured CA) — never in clear text to an
+    ///   address learned from an answer. [`Reply::credentials_sent`] says whether it went.
+    /// - **Time**: safe methods (`GET`…) are bounded by the Patroni timeout, connecting and the
+    ///   whole answer included; unsafe ones by at least 60 s, since Patroni answers a switchover
+    ///   once it is done and a restart once PostgreSQL is up.
+    /// - **Redirects** are not followed (the `3xx` is the reply).
+    /// - **Failures** say whether the request may have reached Patroni: only after a
+    ///   [`Failure::NotSent`] may an unsafe request be sent to another endpoint.
+    ///
+    /// ```no_run
+    /// # async fn demo(connector: pgha_client::Connector) -> Result<(), String> {
+    /// use pgha_client::patroni::Failure;
+    /// use pgha_client::reqwest::Method;
+    ///
+    /// let body = serde_json::json!({ "leader": "node1" });
+    /// for base in connector.patroni_urls() {
+    ///     match connector.patroni_send(Method::POST, &base, "/switchover", Some(&body)).await {
+    ///         Ok(reply) if reply.is_success() => return Ok(()),
+    ///         Ok(reply) => return Err(format!("HTTP {}", reply.status)),
+    ///         // Nothing left: safe to try the next endpoint.
+    ///         Err(Failure::NotSent(why)) => eprintln!("{base}: {why}"),
+    ///         // It may have been received: never send it twice.
+    ///         Err(failure) => return Err(failure.to_string()),
+    ///     }
+    /// }
+    /// Err("no Patroni endpoint could be reached".into())
+    /// # }
+    /// ```
+    pub async fn patroni_send(
+        &self,
+        method: Method,
+        base: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> std::result::Result<Reply, Failure> {
+        self.patroni.send_to(method, base, path, body).await
     }
 
     /// Opens one connection to `host:port` (to `dbname`, or the configured database), bounded by

@@ -45,7 +45,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Basic-auth credentials for the Patroni REST API.
+    /// Basic-auth credentials for the Patroni REST API. They are sent to the configured
+    /// [`patroni`](Self::patroni) URLs, and to members learned from `/cluster` only over HTTPS —
+    /// never in clear text to an address nobody configured (list every member to authenticate
+    /// to all of them over HTTP).
     pub fn patroni_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.config.patroni_user = Some(user.into());
         self.config.patroni_password = Some(password.into());

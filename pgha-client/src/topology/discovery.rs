@@ -1,16 +1,13 @@
-//! Patroni discovery: `GET /cluster` on every known endpoint at once, with timeouts, a body
-//! size limit and no redirects.
+//! Patroni discovery: `GET /cluster` on every known endpoint at once, through the one HTTP path
+//! to Patroni ([`patroni::Api`](crate::patroni::Api): timeouts, a body size limit, no redirects,
+//! the credentials rule).
 
 use std::time::Duration;
 
 use reqwest::Url;
 use tokio::task::JoinSet;
 
-use crate::config::Settings;
-use crate::patroni::{ClusterView, HistoryEntry};
-
-/// Larger answers are refused: a real `/cluster` of even a hundred members is far smaller.
-const MAX_BODY: usize = 1 << 20;
+use crate::patroni::{Api, ClusterView, HistoryEntry};
 
 /// After the first good answer, wait this long for the others before using what arrived.
 const GRACE: Duration = Duration::from_millis(50);
@@ -22,94 +19,45 @@ pub(crate) struct Poll {
     pub(crate) errors: Vec<(Url, String)>,
 }
 
-/// The base URL (`scheme://host:port/`) of a member's `api_url` (`…/patroni`).
-pub(crate) fn base_url(api_url: &str) -> Option<Url> {
-    let mut url = Url::parse(api_url).ok()?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return None;
-    }
-    url.set_path("/");
-    url.set_query(None);
-    url.set_fragment(None);
-    Some(url)
+/// `GET base/path`, a `2xx` status required.
+async fn get(api: &Api, base: &Url, path: &str) -> Result<Vec<u8>, String> {
+    let reply = api.get(base, path).await.map_err(|e| e.to_string())?;
+    Ok(reply.success()?.body)
 }
 
-/// Whether the Patroni credentials may be sent to `base`: always to an endpoint the user
-/// configured; to one learned from an answer (a member's `api_url`) only over HTTPS, which is
-/// verified against the configured CA — never in clear text to an address nobody configured.
-pub(crate) fn may_send_credentials(base: &Url, configured: &[Url]) -> bool {
-    configured.contains(base) || base.scheme() == "https"
-}
-
-/// `GET base/path` with the credentials rule, a status check and the body size limit.
-async fn get(http: &reqwest::Client, settings: &Settings, base: &Url, path: &str) -> Result<Vec<u8>, String> {
-    let url = base.join(path).map_err(|e| e.to_string())?;
-    let mut request = http.get(url);
-    let allowed = may_send_credentials(base, &settings.patroni_urls);
-    if let Some(user) = settings.patroni_user.as_ref().filter(|_| allowed) {
-        request = request.basic_auth(user, settings.patroni_password.as_ref().map(|p| p.expose()));
-    }
-    let mut response = request
-        .send()
-        .await
-        .map_err(|e| crate::error::chain(&e.without_url()))?;
-    if !response.status().is_success() {
-        return Err(format!("HTTP {}", response.status()));
-    }
-    if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(format!("answer larger than {MAX_BODY} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| e.without_url().to_string())? {
-        if body.len() + chunk.len() > MAX_BODY {
-            return Err(format!("answer larger than {MAX_BODY} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-async fn fetch(http: reqwest::Client, settings: &Settings, base: &Url) -> Result<ClusterView, String> {
-    let body = get(&http, settings, base, "cluster").await?;
+async fn fetch(api: &Api, base: &Url) -> Result<ClusterView, String> {
+    let body = get(api, base, "cluster").await?;
     ClusterView::from_json(&body).map_err(|e| e.to_string())
 }
 
 /// The cluster's timeline history (`GET /history`) from `base`, bounded by the Patroni timeout.
-pub(crate) async fn history(http: &reqwest::Client, settings: &Settings, base: &Url) -> Option<Vec<HistoryEntry>> {
-    let answer = tokio::time::timeout(settings.patroni_timeout, get(http, settings, base, "history")).await;
-    match answer {
-        Ok(Ok(body)) => HistoryEntry::list_from_json(&body)
+pub(crate) async fn history(api: &Api, base: &Url) -> Option<Vec<HistoryEntry>> {
+    match get(api, base, "history").await {
+        Ok(body) => HistoryEntry::list_from_json(&body)
             .inspect_err(|e| tracing::debug!(endpoint = %base, error = %e, "unusable /history"))
             .ok(),
-        Ok(Err(e)) => {
+        Err(e) => {
             tracing::debug!(endpoint = %base, error = e, "/history did not answer");
-            None
-        }
-        Err(_) => {
-            tracing::debug!(endpoint = %base, "/history timed out");
             None
         }
     }
 }
 
 /// Polls every endpoint concurrently. Returns once all answered, or `GRACE` after the first good
-/// answer, or at the Patroni timeout.
-pub(crate) async fn poll(http: &reqwest::Client, settings: &Settings, endpoints: &[Url]) -> Poll {
+/// answer, or at the Patroni timeout (which bounds every request).
+pub(crate) async fn poll(api: &Api, endpoints: &[Url]) -> Poll {
     let mut set = JoinSet::new();
     for base in endpoints {
-        let (http, settings, base) = (http.clone(), settings.clone(), base.clone());
+        let (api, base) = (api.clone(), base.clone());
         set.spawn(async move {
-            let timeout = settings.patroni_timeout;
-            let result = tokio::time::timeout(timeout, fetch(http, &settings, &base))
-                .await
-                .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")));
+            let result = fetch(&api, &base).await;
             (base, result)
         });
     }
     let mut poll = Poll::default();
     let hard_deadline = crate::time::tokio_after(
         tokio::time::Instant::now(),
-        settings.patroni_timeout.saturating_add(GRACE),
+        api.limit(&reqwest::Method::GET).saturating_add(GRACE),
     );
     let mut deadline = hard_deadline;
     loop {
@@ -276,24 +224,6 @@ mod tests {
             ScopeRule::Unknown
         );
         assert_eq!(adopt_scope(&[], 3), ScopeRule::Unknown);
-    }
-
-    #[test]
-    fn credentials_go_to_configured_endpoints_and_over_https_only() {
-        let configured = [Url::parse("http://10.0.0.1:8008/").expect("url")];
-        assert!(may_send_credentials(&configured[0], &configured));
-        assert!(!may_send_credentials(
-            &Url::parse("http://10.0.0.2:8008/").expect("url"),
-            &configured
-        ));
-        assert!(!may_send_credentials(
-            &Url::parse("http://evil.example:8008/").expect("url"),
-            &configured
-        ));
-        assert!(may_send_credentials(
-            &Url::parse("https://10.0.0.2:8008/").expect("url"),
-            &configured
-        ));
     }
 
     #[test]

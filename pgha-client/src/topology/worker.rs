@@ -57,7 +57,7 @@ pub(crate) enum Command {
 
 pub(crate) struct Worker {
     settings: Settings,
-    http: reqwest::Client,
+    patroni: crate::patroni::Api,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// What Patroni's keys in etcd say, when discovery watches etcd.
     dcs: Option<watch::Receiver<Arc<DcsState>>>,
@@ -101,7 +101,7 @@ impl Worker {
         events: broadcast::Sender<TopologyEvent>,
         metrics: Arc<Counters>,
     ) -> crate::Result<Self> {
-        let http = crate::tls::patroni_http(&settings)?;
+        let patroni = crate::patroni::Api::new(&settings)?;
         let tls = crate::tls::postgres_tls(&settings)?;
         let current = publisher.borrow().topology.clone();
         let (in_use, in_use_rx) = watch::channel(true);
@@ -111,7 +111,7 @@ impl Worker {
             in_use,
             configured: settings.patroni_urls.clone(),
             settings,
-            http,
+            patroni,
             tls,
             learned: Vec::new(),
             steady_endpoint: None,
@@ -310,7 +310,7 @@ impl Worker {
                     self.metrics
                         .patroni_requests
                         .fetch_add(endpoints.len() as u64, std::sync::atomic::Ordering::Relaxed);
-                    discovery::poll(&self.http, &self.settings, &endpoints).await
+                    discovery::poll(&self.patroni, &endpoints).await
                 };
                 if let (Some(error), Some(etcd)) = (dcs_error, &self.settings.etcd) {
                     if let Some(url) = etcd.urls.first() {
@@ -378,7 +378,7 @@ impl Worker {
             self.learned = view
                 .members
                 .iter()
-                .filter_map(|m| m.api_url.as_deref().and_then(discovery::base_url))
+                .filter_map(|m| m.api_url.as_deref().and_then(crate::patroni::base_url))
                 .collect();
         }
         let addresses = description::addresses(view, &known);
@@ -452,7 +452,7 @@ impl Worker {
         self.publish(next);
         if let Some(url) = history_from {
             bump(&self.metrics.patroni_requests);
-            if let Some(entries) = discovery::history(&self.http, &self.settings, &url).await {
+            if let Some(entries) = discovery::history(&self.patroni, &url).await {
                 self.switch_points = (sysid, Arc::new(switch_points(&entries)));
             }
         }
