@@ -5,14 +5,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pgha_client::patroni::{ClusterView, Member, Role};
+use pgha_client::patroni::{ClusterView, Member, Reply, Role};
+use pgha_client::reqwest::Method;
 use pgha_client::{ClientBuilder, ClientConfig, Connector};
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, Sink};
-use crate::rest::{self, Reply};
+use crate::rest;
 
 /// A handle on one Patroni cluster for administrative operations.
 ///
@@ -141,7 +141,7 @@ impl Admin {
         let urls: Vec<String> = view
             .members
             .iter()
-            .filter_map(|m| m.api_url.as_deref().map(rest::base_of))
+            .filter_map(|m| m.api_url.as_deref().and_then(rest::base_of))
             .collect();
         if let Ok(mut learned) = self.learned.lock() {
             *learned = urls;
@@ -216,13 +216,13 @@ impl Admin {
         path: &str,
         body: Option<&Value>,
     ) -> Result<Reply> {
-        let api = member.api_url.as_deref().ok_or_else(|| {
+        let base = member.api_url.as_deref().and_then(rest::base_of).ok_or_else(|| {
             Error::new(
                 ErrorKind::Unreachable,
-                format!("member {} has published no REST API address", member.name),
+                format!("member {} has published no usable REST API address", member.name),
             )
         })?;
-        rest::request(&self.connector, method, &rest::base_of(api), path, body).await
+        rest::request(&self.connector, method, &base, path, body).await
     }
 
     /// An unsafe call on any reachable endpoint (switchover, failover, config: Patroni writes
@@ -232,10 +232,10 @@ impl Admin {
     pub(crate) async fn call_any(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
         let mut failures = Vec::new();
         for base in self.endpoints() {
-            match rest::send(&self.connector, method.clone(), &base, path, body).await {
+            match self.connector.patroni_send(method.clone(), &base, path, body).await {
                 Ok(reply) => return Ok(reply),
-                Err(rest::Failure::NotSent(e)) => failures.push(e.to_string()),
-                Err(maybe) => return Err(maybe.into()),
+                Err(f) if f.is_not_sent() => failures.push(rest::failure(&method, &base, path, f).to_string()),
+                Err(f) => return Err(rest::failure(&method, &base, path, f)),
             }
         }
         Err(Error::new(

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
+use pgha_client::reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::admin::Admin;
 use crate::error::{Error, Result};
-use crate::rest;
+use crate::rest::{self, ReplyExt};
 use crate::sql::RowExt;
 
 /// Attempts of a `PATCH /config` that keeps meeting concurrent edits (HTTP 409).

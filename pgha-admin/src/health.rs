@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use pgha_client::patroni::{ClusterView, Role};
+use pgha_client::reqwest::Method;
 use serde::Serialize;
 
 use crate::admin::Admin;
@@ -388,8 +389,7 @@ impl Admin {
             return judge(&obs, &opts);
         };
         for url in configured {
-            if let Err(e) = crate::rest::request(self.connector(), reqwest::Method::GET, &url, "/liveness", None).await
-            {
+            if let Err(e) = crate::rest::request(self.connector(), Method::GET, &url, "/liveness", None).await {
                 tracing::debug!(error = %e, "liveness");
                 obs.endpoints_down.push(url);
             }

@@ -1,26 +1,25 @@
-//! HTTP to the Patroni REST API: bounded bodies, basic auth on unsafe calls, endpoint fallback.
+//! Patroni's REST API for pgha-admin. Requests go through [`Connector::patroni_send`], the one
+//! HTTP path to Patroni that pgha-client's discovery uses too (body limit, credentials rule,
+//! timeouts, redirects, whether a failed request may have been received); this module maps its
+//! answers and failures onto [`ErrorKind`] and tries the endpoints in turn for reads.
 
-use std::time::Duration;
-
+use pgha_client::patroni::{Failure, Reply};
+use pgha_client::reqwest::Method;
 use pgha_client::Connector;
-use reqwest::Method;
 use serde_json::Value;
 
 use crate::error::{Error, ErrorKind, Result};
 
-/// Patroni answers are small; anything larger than this is refused, not buffered.
-const MAX_BODY: usize = 4 << 20;
-
-/// One answer from Patroni.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) body: Vec<u8>,
+/// What pgha-admin reads from a [`Reply`].
+pub(crate) trait ReplyExt {
+    /// The body as text (unsafe endpoints answer in plain text), trimmed and bounded for messages.
+    fn text(&self) -> String;
+    /// The body as JSON, or a [`Protocol`](ErrorKind::Protocol) error about `what`.
+    fn json(&self, what: &str) -> Result<Value>;
 }
 
-impl Reply {
-    /// The body as text (unsafe endpoints answer in plain text), trimmed and bounded for messages.
-    pub(crate) fn text(&self) -> String {
+impl ReplyExt for Reply {
+    fn text(&self) -> String {
         let text = String::from_utf8_lossy(&self.body);
         let text = text.trim();
         if text.chars().count() > 500 {
@@ -30,42 +29,35 @@ impl Reply {
         }
     }
 
-    pub(crate) fn json(&self, what: &str) -> Result<Value> {
+    fn json(&self, what: &str) -> Result<Value> {
         serde_json::from_slice(&self.body).map_err(|e| Error::protocol(format!("Patroni {what}: {e}")))
     }
 }
 
-/// The base URL of a member's REST API from its `api_url` (`http://h:8008/patroni`).
-pub(crate) fn base_of(api_url: &str) -> String {
-    api_url
-        .trim_end_matches('/')
-        .trim_end_matches("/patroni")
-        .trim_end_matches('/')
-        .to_owned()
+/// The base URL (`http://h:8008`) of a member's REST API from its `api_url`
+/// (`http://h:8008/patroni`), or `None` if that is not an `http(s)` URL.
+pub(crate) fn base_of(api_url: &str) -> Option<String> {
+    pgha_client::patroni::base_url(api_url).map(|u| u.as_str().trim_end_matches('/').to_owned())
 }
 
-/// Why a request failed: before anything reached Patroni (safe to send elsewhere), or after
-/// (Patroni may have acted on it).
-#[derive(Debug)]
-pub(crate) enum Failure {
-    /// The connection could not be made; nothing was sent.
-    NotSent(Error),
-    /// The request may have been received.
-    MaybeSent(Error),
-}
-
-impl From<Failure> for Error {
-    fn from(f: Failure) -> Self {
-        match f {
-            Failure::NotSent(e) => e,
-            Failure::MaybeSent(e) => {
-                e.prefixed("the request may have reached Patroni; check the cluster before retrying")
-            }
-        }
+/// A failed request as an [`Error`]: [`Unreachable`](ErrorKind::Unreachable), or
+/// [`Protocol`](ErrorKind::Protocol) for an answer too large to read; an unsafe call that may
+/// have been received says so.
+pub(crate) fn failure(method: &Method, base: &str, path: &str, failure: Failure) -> Error {
+    let what = format!("{method} {base}{path}: {failure}");
+    let maybe_received = !failure.is_not_sent() && !method.is_safe();
+    let error = match failure {
+        Failure::TooLarge => Error::protocol(what),
+        _ => Error::new(ErrorKind::Unreachable, what),
+    };
+    if maybe_received {
+        error.prefixed("the request may have reached Patroni; check the cluster before retrying")
+    } else {
+        error
     }
 }
 
-/// Sends one request to `base + path` and reads the body up to [`MAX_BODY`].
+/// Sends one request to `base + path`; every status is an answer.
 pub(crate) async fn request(
     connector: &Connector,
     method: Method,
@@ -73,67 +65,10 @@ pub(crate) async fn request(
     path: &str,
     body: Option<&Value>,
 ) -> Result<Reply> {
-    send(connector, method, base, path, body).await.map_err(Error::from)
-}
-
-/// Like [`request`], telling whether a failed request may have been received.
-pub(crate) async fn send(
-    connector: &Connector,
-    method: Method,
-    base: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> std::result::Result<Reply, Failure> {
-    let url = format!("{base}{path}");
-    // GETs are bounded by the Patroni timeout (connect and each read) and twice that in all (a
-    // body that never ends). Unsafe calls get a minute: Patroni answers a switchover only once
-    // it is done (up to 20 s with default settings) and a restart once PostgreSQL is up again.
-    let limit = if method == Method::GET {
-        connector.patroni_timeout() * 2
-    } else {
-        Duration::from_secs(60)
-    };
-    let mut req = connector.http().request(method.clone(), &url).timeout(limit);
-    if method != Method::GET {
-        if let Some((user, password)) = connector.patroni_auth() {
-            req = req.basic_auth(user, password.map(|p| p.expose()));
-        }
-    }
-    if let Some(body) = body {
-        req = req.json(body);
-    }
-    let exchange = async {
-        let mut resp = req.send().await.map_err(|e| {
-            let connect = e.is_connect();
-            let err = Error::new(ErrorKind::Unreachable, format!("{method} {url}")).with_source(e);
-            if connect {
-                Failure::NotSent(err)
-            } else {
-                Failure::MaybeSent(err)
-            }
-        })?;
-        let status = resp.status().as_u16();
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| {
-            Failure::MaybeSent(
-                Error::new(ErrorKind::Unreachable, format!("{method} {url}: reading the body")).with_source(e),
-            )
-        })? {
-            if body.len() + chunk.len() > MAX_BODY {
-                return Err(Failure::MaybeSent(Error::protocol(format!(
-                    "{method} {url}: body larger than {MAX_BODY} bytes"
-                ))));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(Reply { status, body })
-    };
-    tokio::time::timeout(limit, exchange).await.map_err(|_| {
-        Failure::MaybeSent(Error::new(
-            ErrorKind::Unreachable,
-            format!("{method} {url}: no complete answer within {limit:?}"),
-        ))
-    })?
+    connector
+        .patroni_send(method.clone(), base, path, body)
+        .await
+        .map_err(|f| failure(&method, base, path, f))
 }
 
 /// `GET path` on each endpoint in turn; the first `200` wins. The error names every failure.
@@ -159,7 +94,7 @@ pub(crate) async fn get_any(connector: &Connector, endpoints: &[String], path: &
 pub(crate) fn expect_success(what: &str, reply: Reply) -> Result<Reply> {
     match reply.status {
         200..=299 => Ok(reply),
-        401 => Err(Error::patroni(
+        401 if reply.credentials_sent => Err(Error::patroni(
             401,
             format!(
                 "{what}: authentication failed ({}); set `patroni_user` and `patroni_password`",
@@ -167,6 +102,16 @@ pub(crate) fn expect_success(what: &str, reply: Reply) -> Result<Reply> {
             ),
         )
         .with_settings(&["patroni_user", "patroni_password"])),
+        401 => Err(Error::patroni(
+            401,
+            format!(
+                "{what}: authentication required ({}) and no credentials were sent: set `patroni_user` and \
+                 `patroni_password`; they go only to the configured `patroni` URLs and over HTTPS, so list \
+                 this member's REST API URL in `patroni` (or use HTTPS)",
+                reply.text()
+            ),
+        )
+        .with_settings(&["patroni_user", "patroni_password", "patroni"])),
         403 => Err(Error::patroni(
             403,
             format!(
@@ -187,15 +132,20 @@ mod tests {
 
     #[test]
     fn base_url_drops_the_patroni_suffix() {
-        assert_eq!(base_of("http://127.0.0.1:8008/patroni"), "http://127.0.0.1:8008");
-        assert_eq!(base_of("https://h:8008/"), "https://h:8008");
+        assert_eq!(
+            base_of("http://127.0.0.1:8008/patroni").as_deref(),
+            Some("http://127.0.0.1:8008")
+        );
+        assert_eq!(base_of("https://h:8008/").as_deref(), Some("https://h:8008"));
+        assert_eq!(base_of("h:8008"), None);
     }
 
     #[test]
     fn error_statuses_become_typed_errors() {
-        let reply = |status, body: &str| Reply {
-            status,
-            body: body.as_bytes().to_vec(),
+        let reply = |status, body: &str| {
+            let mut reply = Reply::new(status, body);
+            reply.credentials_sent = true;
+            reply
         };
         let e = expect_success(
             "switchover",
@@ -208,14 +158,45 @@ mod tests {
         assert!(e.to_string().contains("`patroni_user`"), "{e}");
         assert_eq!(e.settings(), ["patroni_user", "patroni_password"]);
         assert!(expect_success("reload", reply(202, "reload scheduled")).is_ok());
+        // Credentials withheld from a learned plain-HTTP endpoint: the message says why.
+        let e = expect_success("restart m3", Reply::new(401, "no auth header received")).expect_err("refused");
+        assert!(e.to_string().contains("no credentials were sent"), "{e}");
+        assert_eq!(e.settings(), ["patroni_user", "patroni_password", "patroni"]);
+    }
+
+    #[test]
+    fn failures_map_onto_kinds_and_unsafe_calls_warn_they_may_have_been_received() {
+        let e = failure(&Method::GET, "http://h:8008", "/cluster", Failure::TooLarge);
+        assert_eq!(e.kind(), ErrorKind::Protocol);
+        let e = failure(
+            &Method::GET,
+            "http://h:8008",
+            "/cluster",
+            Failure::MaybeSent("timed out".into()),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unreachable);
+        assert!(!e.to_string().contains("may have reached"), "{e}");
+        let e = failure(
+            &Method::POST,
+            "http://h:8008",
+            "/switchover",
+            Failure::MaybeSent("timed out".into()),
+        );
+        assert_eq!(e.kind(), ErrorKind::Unreachable);
+        assert!(e.to_string().contains("may have reached Patroni"), "{e}");
+        assert!(e.to_string().contains("POST http://h:8008/switchover"), "{e}");
+        let e = failure(
+            &Method::POST,
+            "http://h:8008",
+            "/switchover",
+            Failure::NotSent("connection refused".into()),
+        );
+        assert!(!e.to_string().contains("may have reached"), "{e}");
     }
 
     #[test]
     fn long_bodies_are_cut_on_a_char_boundary() {
-        let reply = Reply {
-            status: 500,
-            body: "é".repeat(600).into_bytes(),
-        };
+        let reply = Reply::new(500, "é".repeat(600));
         assert_eq!(reply.text().chars().count(), 501);
     }
 }

@@ -4,13 +4,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset};
 use pgha_client::patroni::{ClusterView, Member, Role};
-use reqwest::Method;
+use pgha_client::reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::admin::Admin;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rest;
+use crate::rest::{self, ReplyExt};
 use crate::sql::RowExt;
 use crate::switchover::SwitchoverRequest;
 

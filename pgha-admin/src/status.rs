@@ -1,6 +1,7 @@
 //! Cluster status and timeline history (Patroni `/cluster`, `/patroni`, `/history`).
 
 use pgha_client::patroni::{HistoryEntry, Member, NodeStatus, ScheduledSwitchover};
+use pgha_client::reqwest::Method;
 use serde::Serialize;
 
 use crate::admin::Admin;
@@ -33,7 +34,7 @@ impl Admin {
     pub async fn status(&self) -> Result<ClusterStatus> {
         let (source, view) = self.cluster_view().await?;
         // `/cluster` has no scope before Patroni 3.2 and never the version: ask `/patroni` too.
-        let node = match rest::request(self.connector(), reqwest::Method::GET, &source, "/patroni", None).await {
+        let node = match rest::request(self.connector(), Method::GET, &source, "/patroni", None).await {
             Ok(reply) => NodeStatus::from_json(&reply.body).ok(),
             Err(e) => {
                 tracing::debug!(error = %e, "GET /patroni");

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
 use pgha_client::patroni::{ClusterView, Member, Role};
-use reqwest::Method;
+use pgha_client::reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::admin::Admin;
 use crate::error::{Error, ErrorKind, Result};
-use crate::rest;
+use crate::rest::{self, ReplyExt};
 use crate::sql::RowExt;
 
 /// Parses a schedule as Patroni wants it: ISO 8601 / RFC 3339 **with a time zone**

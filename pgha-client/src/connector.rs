@@ -6,7 +6,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{ClientBuilder, Secret, Settings};
+use crate::config::{ClientBuilder, Settings};
 use crate::error::{Error, Kind, Result};
 use crate::patroni::{Api, Failure, Reply};
 
@@ -32,7 +32,6 @@ use crate::patroni::{Api, Failure, Reply};
 pub struct Connector {
     settings: Arc<Settings>,
     tls: MakeRustlsConnect,
-    http: reqwest::Client,
     patroni: Api,
 }
 
@@ -53,7 +52,6 @@ impl ClientBuilder {
         let settings = self.settings()?;
         Ok(Connector {
             tls: crate::tls::postgres_tls(&settings)?,
-            http: crate::tls::patroni_http(&settings)?,
             patroni: Api::new(&settings)?,
             settings: Arc::new(settings),
         })
@@ -75,19 +73,6 @@ impl Connector {
         &self.settings.seed_hosts
     }
 
-    /// The HTTP client for Patroni: request timeout, no redirects, the configured CA.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// Patroni basic-auth credentials, if configured.
-    pub fn patroni_auth(&self) -> Option<(&str, Option<&Secret>)> {
-        self.settings
-            .patroni_user
-            .as_deref()
-            .map(|u| (u, self.settings.patroni_password.as_ref()))
-    }
-
     /// The database user.
     pub fn user(&self) -> &str {
         &self.settings.user
@@ -96,11 +81,6 @@ impl Connector {
     /// The database name.
     pub fn dbname(&self) -> &str {
         &self.settings.dbname
-    }
-
-    /// The timeout for one Patroni request.
-    pub fn patroni_timeout(&self) -> std::time::Duration {
-        self.settings.patroni_timeout
     }
 
     /// `GET base + path` on a Patroni REST API: [`patroni_send`](Self::patroni_send) without a

@@ -130,7 +130,8 @@
 //! | `pgvector` | yes | [`vector`]: pgvector tables, HNSW/IVFFlat indexes, binary COPY, k-NN search |
 //!
 //! The crates your code names are re-exported: [`tokio_postgres`], [`deadpool_postgres`],
-//! [`reqwest`] (the HTTP client of [`Connector::http`]) and (with `pgvector`) [`pgvector`].
+//! [`reqwest`] (for the [`Method`](reqwest::Method) of [`Connector::patroni_send`]) and (with
+//! `pgvector`) [`pgvector`].
 #![deny(missing_docs)]
 
 mod address;
@@ -174,6 +175,6 @@ pub use topology::{Exclusion, MemberInfo, MemberStatus, Source, Topology};
 pub use deadpool_postgres;
 #[cfg(feature = "pgvector")]
 pub use pgvector;
-/// The HTTP client [`Connector::http`] returns (Patroni's REST API).
+/// The HTTP library of Patroni requests ([`Connector::patroni_send`] takes its `Method`).
 pub use reqwest;
 pub use tokio_postgres;
