@@ -230,8 +230,9 @@ async fn main() -> anyhow::Result<()> {
         if let Some((u, p)) = &auth {
             builder = builder.patroni_auth(u.clone(), p.as_str());
         }
-        let client = base(builder).connect().await?;
-        let injector = RestInjector::new(client.clone(), auth);
+        let builder = base(builder);
+        let client = builder.clone().connect().await?;
+        let injector = RestInjector::new(builder)?;
         let targets = || harness::probe_targets(&client, &user, &password, &db);
         let reports = run_rounds(&client, &injector, &faults, &config, targets, args.json).await?;
         client.shutdown().await;

@@ -77,13 +77,13 @@ pub(crate) async fn target(args: &Args) -> anyhow::Result<Target> {
         if let Some((u, p)) = &auth {
             builder = builder.patroni_auth(u.clone(), p.as_str());
         }
-        let client = builder.connect().await?;
+        let client = builder.clone().connect().await?;
         let haproxy = match (&args.haproxy_primary, &args.haproxy_replicas) {
             (Some(p), Some(r)) => Some((host_port(p)?, host_port(r)?)),
             _ => None,
         };
         Ok(Target {
-            rest: Some(RestInjector::new(client.clone(), auth)),
+            rest: Some(RestInjector::new(builder)?),
             client,
             user,
             password,

@@ -141,22 +141,18 @@ pub fn client_builder_with(cluster: &pgha_testkit::LocalCluster, discovery: Disc
     }
 }
 
-/// Faults on a cluster pgha did not start: only what the REST API allows.
+/// Faults on a cluster pgha did not start: only what the REST API allows, through pgha-admin.
 #[derive(Debug)]
 pub struct RestInjector {
-    http: reqwest::Client,
-    client: Client,
-    auth: Option<(String, String)>,
+    admin: pgha_admin::Admin,
 }
 
 impl RestInjector {
-    /// Switchovers through the REST API of `client`'s cluster, with optional basic auth.
-    pub fn new(client: Client, auth: Option<(String, String)>) -> Self {
-        Self {
-            http: reqwest::Client::new(),
-            client,
-            auth,
-        }
+    /// Switchovers with pgha-admin on the cluster `builder` describes: its Patroni URLs and basic
+    /// auth, and its database credentials (to see the new leader accept writes).
+    pub fn new(builder: pgha_client::ClientBuilder) -> anyhow::Result<Self> {
+        let admin = pgha_admin::Admin::new(builder)?.wait_timeout(Duration::from_secs(90));
+        Ok(Self { admin })
     }
 }
 
@@ -164,25 +160,19 @@ impl Injector for RestInjector {
     async fn inject(&self, fault: Fault, leader: &str) -> anyhow::Result<()> {
         match fault {
             Fault::Switchover => {
-                let topology = self.client.topology();
-                let url = topology
-                    .member(leader)
-                    .and_then(|m| m.api_url.clone())
-                    .context("the leader's Patroni URL is unknown")?;
-                let url = url.trim_end_matches("/patroni").to_owned() + "/switchover";
-                let mut request = self
-                    .http
-                    .post(&url)
-                    .json(&serde_json::json!({ "leader": leader }))
-                    .timeout(Duration::from_secs(60));
-                if let Some((user, password)) = &self.auth {
-                    request = request.basic_auth(user, Some(password));
-                }
-                let response = request.send().await.context("POST /switchover")?;
-                let status = response.status();
-                let text = response.text().await.unwrap_or_default();
-                if !status.is_success() {
-                    bail!("switchover refused: HTTP {status}: {text}");
+                // Pre-flight checks, `POST /switchover` naming the leader, then the wait until
+                // the new leader accepts writes.
+                let report = self
+                    .admin
+                    .switchover(&pgha_admin::SwitchoverRequest::new(None))
+                    .await
+                    .context("switchover")?;
+                if report.plan.leader.as_deref() != Some(leader) {
+                    tracing::warn!(
+                        expected = leader,
+                        switched_from = ?report.plan.leader,
+                        "Patroni named another leader than the client did"
+                    );
                 }
                 Ok(())
             }
