@@ -1,7 +1,11 @@
 //! The few Patroni REST calls the testkit itself needs (status, switchover, failover).
 //!
 //! This is deliberately small and independent of `pgha-client`: the testkit is the reference
-//! the client is tested against, so it must not share the client's parsing.
+//! the client is tested against, so it must not share the client's parsing, nor the one HTTP path
+//! to Patroni that pgha-client's discovery and pgha-admin share (`patroni::Api` behind
+//! `Connector::patroni_send`). The tests observe the cluster through this module; were it that
+//! code, a fault in it (a wrong URL, a credentials rule, a body limit, a timeout) would blind the
+//! observer the same way it breaks the code under test, and no test would see it.
 
 use std::time::Duration;
 
