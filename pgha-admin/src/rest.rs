@@ -106,8 +106,8 @@ pub(crate) fn expect_success(what: &str, reply: Reply) -> Result<Reply> {
             401,
             format!(
                 "{what}: authentication required ({}) and no credentials were sent: set `patroni_user` and \
-                 `patroni_password`; they go only to the configured `patroni` URLs and over HTTPS, so list \
-                 this member's REST API URL in `patroni` (or use HTTPS)",
+                 `patroni_password` (reads send them only to the configured `patroni` URLs and over \
+                 HTTPS: list this member's REST API URL in `patroni`, or use HTTPS)",
                 reply.text()
             ),
         )

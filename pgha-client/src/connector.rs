@@ -113,9 +113,11 @@ impl Connector {
     /// with `body` as JSON. The answer is returned whatever its status, its body read up to
     /// 1 MiB (a larger one is [`Failure::TooLarge`]).
     ///
-    /// - **Credentials**: the configured basic auth goes to a configured Patroni URL, and to any
-    ///   other only over HTTPS (verified against the configured CA) — never in clear text to an
-    ///   address learned from an answer. [`Reply::credentials_sent`] says whether it went.
+    /// - **Credentials**: the configured basic auth goes with every unsafe method (`POST`,
+    ///   `PATCH`…: an action on the member the caller chose, as `patronictl` does), and with safe
+    ///   ones to a configured Patroni URL or over HTTPS (verified against the configured CA) —
+    ///   never in clear text with a read of an address learned from an answer.
+    ///   [`Reply::credentials_sent`] says whether it went.
     /// - **Time**: safe methods (`GET`…) are bounded by the Patroni timeout, connecting and the
     ///   whole answer included; unsafe ones by at least 60 s, since Patroni answers a switchover
     ///   once it is done and a restart once PostgreSQL is up.

@@ -45,10 +45,10 @@ impl ClientBuilder {
         self
     }
 
-    /// Basic-auth credentials for the Patroni REST API. They are sent to the configured
-    /// [`patroni`](Self::patroni) URLs, and to members learned from `/cluster` only over HTTPS —
-    /// never in clear text to an address nobody configured (list every member to authenticate
-    /// to all of them over HTTP).
+    /// Basic-auth credentials for the Patroni REST API. They go with every unsafe request (a
+    /// switchover, a restart: an operator's action on a member, as with `patronictl`), and with
+    /// reads only to the configured [`patroni`](Self::patroni) URLs or over HTTPS — discovery's
+    /// reads of members learned from `/cluster` carry none in clear text.
     pub fn patroni_auth(mut self, user: impl Into<String>, password: impl Into<Secret>) -> Self {
         self.config.patroni_user = Some(user.into());
         self.config.patroni_password = Some(password.into());

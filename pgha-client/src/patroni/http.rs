@@ -44,11 +44,14 @@ pub fn base_url(api_url: &str) -> Option<Url> {
     Some(url)
 }
 
-/// Whether the Patroni credentials may be sent to `base`: always to an endpoint the user
-/// configured; to one learned from an answer (a member's `api_url`) only over HTTPS, which is
-/// verified against the configured CA — never in clear text to an address nobody configured.
-pub(crate) fn may_send_credentials(base: &Url, configured: &[Url]) -> bool {
-    configured.contains(base) || base.scheme() == "https"
+/// Whether the Patroni credentials may be sent with `method` to `base`: always to an endpoint
+/// the user configured, and over HTTPS (verified against the configured CA); in clear text to
+/// another address only with an unsafe method (`POST`, `PATCH`…). Those are operator actions on
+/// a member the caller chose (a restart of the member at its advertised `api_url`, as
+/// `patronictl` does); the reads that discovery sends to addresses learned from answers carry no
+/// credentials in clear text.
+pub(crate) fn may_send_credentials(method: &Method, base: &Url, configured: &[Url]) -> bool {
+    !method.is_safe() || configured.contains(base) || base.scheme() == "https"
 }
 
 /// `base` joined with `path` (`/cluster` or `cluster`): a path in `base` is kept as a prefix.
@@ -69,8 +72,9 @@ pub struct Reply {
     pub status: u16,
     /// The body, at most 1 MiB.
     pub body: Vec<u8>,
-    /// Whether the configured basic-auth credentials went with the request: they are sent only
-    /// to a configured Patroni URL, or over HTTPS (see [`Connector::patroni_send`]).
+    /// Whether the configured basic-auth credentials went with the request: they go with unsafe
+    /// methods, and with safe ones only to a configured Patroni URL or over HTTPS (see
+    /// [`Connector::patroni_send`]).
     ///
     /// [`Connector::patroni_send`]: crate::Connector::patroni_send
     pub credentials_sent: bool,
@@ -203,12 +207,12 @@ impl Api {
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
         let limit = self.limit(&method);
-        let mut request = self.0.http.request(method, endpoint(base, path)).timeout(limit);
         let credentials = self
             .0
             .credentials
             .as_ref()
-            .filter(|_| may_send_credentials(base, &self.0.configured));
+            .filter(|_| may_send_credentials(&method, base, &self.0.configured));
+        let mut request = self.0.http.request(method, endpoint(base, path)).timeout(limit);
         if let Some((user, password)) = credentials {
             request = request.basic_auth(user, password.as_ref().map(Secret::expose));
         }
@@ -280,19 +284,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_go_to_configured_endpoints_and_over_https_only() {
-        let configured = [Url::parse("http://10.0.0.1:8008/").expect("url")];
-        assert!(may_send_credentials(&configured[0], &configured));
+    fn credentials_go_to_configured_endpoints_over_https_and_with_unsafe_methods_only() {
+        let url = |s: &str| Url::parse(s).expect("url");
+        let configured = [url("http://10.0.0.1:8008/")];
+        assert!(may_send_credentials(&Method::GET, &configured[0], &configured));
         assert!(!may_send_credentials(
-            &Url::parse("http://10.0.0.2:8008/").expect("url"),
+            &Method::GET,
+            &url("http://10.0.0.2:8008/"),
             &configured
         ));
         assert!(!may_send_credentials(
-            &Url::parse("http://evil.example:8008/").expect("url"),
+            &Method::GET,
+            &url("http://evil.example:8008/"),
             &configured
         ));
         assert!(may_send_credentials(
-            &Url::parse("https://10.0.0.2:8008/").expect("url"),
+            &Method::GET,
+            &url("https://10.0.0.2:8008/"),
+            &configured
+        ));
+        assert!(may_send_credentials(
+            &Method::POST,
+            &url("http://10.0.0.2:8008/"),
+            &configured
+        ));
+        assert!(may_send_credentials(
+            &Method::PATCH,
+            &url("http://10.0.0.2:8008/"),
             &configured
         ));
     }
@@ -412,28 +430,33 @@ mod tests {
         let (configured, configured_heads) = server(ok.clone()).await;
         let (learned, learned_heads) = server(ok).await;
         let api = api(&[&configured], Some("patroni"));
-        let reply = api
-            .send_to(Method::POST, &configured, "/restart", Some(&serde_json::json!({})))
-            .await
-            .expect("reply");
-        assert!(reply.credentials_sent);
-        let reply = api
-            .send_to(Method::POST, &learned, "/restart", None)
+        let has_auth = |heads: &Mutex<Vec<String>>| {
+            let heads = heads.lock().expect("heads");
+            heads
+                .iter()
+                .map(|h| h.to_ascii_lowercase().contains("authorization: basic"))
+                .collect::<Vec<_>>()
+        };
+        for method in [Method::GET, Method::POST] {
+            let reply = api.send_to(method, &configured, "/restart", None).await.expect("reply");
+            assert!(reply.credentials_sent);
+        }
+        assert_eq!(has_auth(&configured_heads), [true, true]);
+        // A learned plain-HTTP endpoint: none with a read, sent with an action on it.
+        let read = api
+            .send_to(Method::GET, &learned, "/cluster", None)
             .await
             .expect("reply");
         assert!(
-            !reply.credentials_sent,
-            "a learned plain-HTTP endpoint gets no credentials"
+            !read.credentials_sent,
+            "a read of a learned plain-HTTP endpoint carries none"
         );
-        let has_auth = |heads: &Mutex<Vec<String>>| {
-            heads
-                .lock()
-                .expect("heads")
-                .iter()
-                .any(|h| h.to_ascii_lowercase().contains("authorization: basic"))
-        };
-        assert!(has_auth(&configured_heads));
-        assert!(!has_auth(&learned_heads));
+        let restart = api
+            .send_to(Method::POST, &learned, "/restart", Some(&serde_json::json!({})))
+            .await
+            .expect("reply");
+        assert!(restart.credentials_sent, "an unsafe request carries them");
+        assert_eq!(has_auth(&learned_heads), [false, true]);
     }
 
     #[tokio::test]

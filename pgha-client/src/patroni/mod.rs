@@ -23,7 +23,8 @@
 //! The REST API itself is reached one way, by discovery and by
 //! [`Connector::patroni_send`](crate::Connector::patroni_send): no redirects, bodies up to 1 MiB,
 //! the Patroni timeout on every safe request (at least a minute for unsafe ones), the basic-auth
-//! credentials only to a configured URL or over HTTPS, and a [`Failure`] that tells a request
+//! credentials with unsafe requests and otherwise only to a configured URL or over HTTPS, and a
+//! [`Failure`] that tells a request
 //! that never left from one Patroni may have acted on.
 
 mod http;

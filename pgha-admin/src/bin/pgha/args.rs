@@ -24,8 +24,8 @@ pub(crate) struct Global {
     /// Patroni REST API URLs (comma-separated); the other members are learned from /cluster.
     #[arg(long, global = true, env = "PGHA_PATRONI_URLS", value_delimiter = ',')]
     pub(crate) patroni: Vec<String>,
-    /// Patroni basic-auth user (for switchover, restart, config…); sent to the --patroni URLs, and
-    /// to other members only over HTTPS.
+    /// Patroni basic-auth user (for switchover, restart, config…); sent with those actions, and
+    /// with reads only to the --patroni URLs or over HTTPS.
     #[arg(long, global = true, env = "PGHA_PATRONI_USER")]
     pub(crate) patroni_user: Option<String>,
     /// Patroni basic-auth password.
