@@ -519,8 +519,14 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
     for m in cluster.member_names() {
         cluster.block_rest_api(&m)?;
     }
+    // Polling clients fall back to SQL probes; watching clients never needed the REST APIs.
+    let without_rest = if watches_etcd() {
+        pgha_client::Source::Dcs
+    } else {
+        pgha_client::Source::SqlProbe
+    };
     client
-        .wait_for_topology(Duration::from_secs(10), |t| t.source == pgha_client::Source::SqlProbe)
+        .wait_for_topology(Duration::from_secs(10), |t| t.source == without_rest)
         .await?;
     // A client started while every Patroni API hangs finds the primary from its seed hosts.
     let mut fresh = builder_for(&cluster).patroni_timeout(Duration::from_millis(500));
@@ -530,7 +536,7 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
     let fresh = fresh.connect().await?;
     for c in [&client, &fresh] {
         let topology = c.topology();
-        assert_eq!(topology.source, pgha_client::Source::SqlProbe);
+        assert_eq!(topology.source, without_rest);
         for _ in 0..10 {
             let (port, standby) = c.run(Intent::Write, async |c| whoami(c).await).await?;
             assert!(!standby);
@@ -543,11 +549,14 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
             .await?;
         assert!(standby, "standbys keep serving reads without Patroni");
     }
+    // Found by SQL alone, a member is named by its address; etcd names it.
     let fresh_primary = fresh.topology().primary().map(|m| m.name.clone());
-    assert_eq!(
-        fresh_primary.as_deref(),
-        Some(format!("127.0.0.1:{}", cluster.pg_port(&leader)?).as_str())
-    );
+    let expected = if watches_etcd() {
+        leader.clone()
+    } else {
+        format!("127.0.0.1:{}", cluster.pg_port(&leader)?)
+    };
+    assert_eq!(fresh_primary, Some(expected));
     for m in cluster.member_names() {
         cluster.restore_rest_api(&m)?;
     }
@@ -634,9 +643,16 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     assert!(text.contains("certificate") || text.contains("UnknownIssuer"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 
-    // Without the Patroni CA, HTTPS to Patroni is refused too: nothing is known.
+    // Without the Patroni CA, HTTPS to Patroni is refused too: a polling client knows nothing. A
+    // client watching etcd does not need Patroni's REST API at all.
     let blind = builder_for(&cluster).connect().await;
-    assert!(blind.is_err_and(|e| e.is_no_member()));
+    if watches_etcd() {
+        let blind = blind?;
+        assert_eq!(blind.topology().source, pgha_client::Source::Dcs);
+        blind.shutdown().await;
+    } else {
+        assert!(blind.is_err_and(|e| e.is_no_member()));
+    }
     cluster.shutdown();
     Ok(())
 }
@@ -1102,7 +1118,9 @@ async fn a_client_holds_only_the_connections_its_traffic_needs_and_wakes_when_id
         let client = client.clone();
         burst.spawn(async move {
             client
-                .run(Intent::Write, async |c| Ok(c.execute("SELECT pg_sleep(0.3)", &[]).await?))
+                .run(Intent::Write, async |c| {
+                    Ok(c.execute("SELECT pg_sleep(0.3)", &[]).await?)
+                })
                 .await
         });
     }
