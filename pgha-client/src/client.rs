@@ -79,6 +79,7 @@ impl Client {
         let now = Instant::now();
         let (publisher, snapshots) = watch::channel(Arc::new(Snapshot {
             dormant: false,
+            standbys_unprobed: false,
             topology: Arc::new(Topology::empty(now)),
             handles: Vec::new(),
             closed: false,
@@ -170,12 +171,12 @@ impl Client {
         let mut rx = self.inner.snapshots.clone();
         // A waiter keeps the client refreshing (an idle client would stop), until it returns.
         let _awake = Waiter::new(&self.inner.counters);
-        if rx.borrow().dormant {
+        if rx.borrow().dormant || rx.borrow().standbys_unprobed {
             self.request_refresh("waiting for the topology of an idle client");
         }
         let found = tokio::time::timeout(
             timeout,
-            rx.wait_for(|s| s.closed || (!s.dormant && condition(&s.topology))),
+            rx.wait_for(|s| s.closed || (!s.dormant && !s.standbys_unprobed && condition(&s.topology))),
         )
         .await;
         match found {

@@ -63,12 +63,16 @@
 //! - **Idle clients cost nothing.** A client without an operation for
 //!   [`idle_timeout`](ClientBuilder::idle_timeout) (30 s) — or one that never ran any — closes its
 //!   pooled connections and stops probing and polling (an etcd watch stays open); its next
-//!   operation refreshes the topology first, so nothing is routed on an old view.
+//!   operation refreshes the topology first, so nothing is routed on an old view. Likewise, after
+//!   `idle_timeout` without an operation that may read from a standby only the members that may
+//!   be the primary are probed (a client that only writes holds nothing on the standbys); the
+//!   next such read probes the standbys first.
 //! - **Routing** is a pure function of the snapshot, the [`Intent`], the [`LagBound`] and the
 //!   time; see [`Intent`] for the table. Standby staleness is measured by pgha from WAL
 //!   positions, so an idle primary never makes standbys look stale.
-//! - **Pools.** One deadpool-postgres pool per member. When a member stops being the primary,
-//!   its pool is closed and replaced, so no connection to a demoted primary is reused.
+//! - **Pools.** One deadpool-postgres pool per member, handing out the connection used last (so
+//!   a pool grown by a burst shrinks back after `idle_timeout`). When a member stops being the
+//!   primary, its pool is closed and replaced, so no connection to a demoted primary is reused.
 //! - **Retries.** [`Op::run`] and [`Op::transaction`] retry what is safe to retry until the
 //!   deadline, with backoff and jitter under a client-wide budget (table below). A write
 //!   interrupted after COMMIT was sent is reported as [outcome unknown](Error::is_outcome_unknown),

@@ -10,6 +10,9 @@ use crate::topology::MemberStatus;
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub(crate) operations: AtomicU64,
+    /// Operations whose intent may run on a standby (not a metric: standbys are probed only
+    /// while there are such operations).
+    pub(crate) standby_operations: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) fallbacks: AtomicU64,
     pub(crate) failovers_seen: AtomicU64,

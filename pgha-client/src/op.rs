@@ -289,6 +289,9 @@ impl Op<'_> {
     {
         let inner = &self.client.inner;
         bump(&inner.counters.operations);
+        if self.intent.allows_standby() {
+            bump(&inner.counters.standby_operations);
+        }
         let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
         let mut attempts: u32 = 0;
         // Instrumenting moves the operation's whole state (kilobytes) into the span's wrapper:
@@ -341,6 +344,12 @@ impl Op<'_> {
                     continue;
                 }
                 let intent = if force_primary { Intent::Primary } else { self.intent };
+                if snapshot.standbys_unprobed && intent.allows_standby() {
+                    // Only the primary has been probed lately: no standby's staleness is known.
+                    self.client.request_refresh("a read that may use a standby");
+                    Box::pin(wait_for_change(&mut rx, deadline)).await;
+                    continue;
+                }
                 let selection = {
                     let request = Request {
                         intent,

@@ -106,6 +106,12 @@ impl ClientBuilder {
     /// connection and sends no query: with [`etcd`](Self::etcd) it only keeps its watch, with
     /// Patroni URLs it stops polling. Its next operation first refreshes the topology (one
     /// probe round, a few milliseconds on a LAN), so nothing is routed on an old view.
+    ///
+    /// Likewise for the standbys: after `idle_timeout` without an operation whose
+    /// [`Intent`](crate::Intent) may run on a standby, only the members that may be the primary
+    /// are probed (every member again as soon as they do not confirm one), so a client that
+    /// only writes holds no connection to a standby. Its next such read first probes the
+    /// standbys again, so its staleness bound holds as always.
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = Some(timeout);
         self

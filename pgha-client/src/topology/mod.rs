@@ -28,4 +28,8 @@ pub(crate) struct Snapshot {
     /// The client has been idle (see `idle_timeout`): the topology is no longer refreshed, so an
     /// operation must ask for a refresh and use the next snapshot.
     pub(crate) dormant: bool,
+    /// No operation that may read from a standby ran for `idle_timeout`: only the members that
+    /// may be the primary were probed, the standbys are "not probed", so such an operation must
+    /// ask for a refresh and use the next snapshot.
+    pub(crate) standbys_unprobed: bool,
 }

@@ -71,6 +71,8 @@ pub(crate) struct Worker {
     steady_endpoint: Option<Url>,
     /// The leader etcd names while its database is still in recovery, and since when.
     promoting: Option<(String, Instant)>,
+    /// Whether the refresh in progress (or the last one) left the standbys unprobed.
+    standbys_unprobed: bool,
     scope: discovery::ScopeRule,
     history: PrimaryHistory,
     /// Patroni's `/history` as last read, with the system identifier it belongs to: the one
@@ -116,6 +118,7 @@ impl Worker {
             learned: Vec::new(),
             steady_endpoint: None,
             promoting: None,
+            standbys_unprobed: false,
             scope: discovery::ScopeRule::Unknown,
             history: PrimaryHistory::default(),
             switch_points: Default::default(),
@@ -142,6 +145,10 @@ impl Worker {
             let _ = tokio::time::timeout(first, rx.changed()).await;
         }
         let mut activity = Activity::new(self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed));
+        // Operations that may read from a standby: without any for `idle_timeout`, only the
+        // members that may be the primary are probed (a client that only writes holds no
+        // connection to a standby and sends it nothing).
+        let mut standby_reads = Activity::with_grace(self.standby_operations());
         loop {
             tokio::select! {
                 changed = dcs_changed(&mut dcs_changes) => {
@@ -171,7 +178,10 @@ impl Worker {
                         next = crate::time::tokio_after(started, pace);
                         continue;
                     }
-                    let due = self.refresh().await;
+                    if last.is_some() && standby_reads.tick(self.standby_operations(), waiters > 0, started, self.settings.idle_timeout) {
+                        debug!(idle_timeout = ?self.settings.idle_timeout, "no operation that may read from a standby for idle_timeout: only the primary is probed until the next one");
+                    }
+                    let due = self.refresh(!standby_reads.dormant).await;
                     last = Some(started);
                     let period = match due {
                         Next::Steady => self.settings.refresh_interval,
@@ -182,6 +192,18 @@ impl Worker {
                 }
                 command = commands.recv() => match command {
                     Some(Command::Refresh(reason)) => {
+                        let waiters = self.metrics.waiters.load(std::sync::atomic::Ordering::Relaxed);
+                        let standby_wanted = standby_reads.dormant
+                            && (self.standby_operations() != standby_reads.operations || waiters > 0);
+                        if standby_wanted {
+                            // Probe the standbys now: the operation waits for their staleness.
+                            debug!(reason, "a read that may use a standby: probing the standbys again");
+                            standby_reads.wake(tokio::time::Instant::now());
+                            if !activity.dormant {
+                                next = tokio::time::Instant::now();
+                                continue;
+                            }
+                        }
                         if activity.dormant {
                             debug!(reason, "an operation woke the idle client: refreshing");
                             activity.wake(tokio::time::Instant::now());
@@ -218,7 +240,14 @@ impl Worker {
             handles: current.handles.clone(),
             closed: current.closed,
             dormant: true,
+            standbys_unprobed: current.standbys_unprobed,
         }));
+    }
+
+    fn standby_operations(&self) -> u64 {
+        self.metrics
+            .standby_operations
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn close(&mut self) {
@@ -232,6 +261,7 @@ impl Worker {
             handles: Vec::new(),
             closed: true,
             dormant: false,
+            standbys_unprobed: false,
         }));
         info!("pgha topology task stopped");
     }
@@ -285,8 +315,9 @@ impl Worker {
     }
 
     /// One refresh. Returns when the next one is due: soon if there is no primary or Patroni and
-    /// the databases disagree, promptly while etcd names a leader still being promoted.
-    async fn refresh(&mut self) -> Next {
+    /// the databases disagree, promptly while etcd names a leader still being promoted. Without
+    /// `standbys`, only the members that may be the primary are probed (see [`probe_scope`]).
+    async fn refresh(&mut self, standbys: bool) -> Next {
         bump(&self.metrics.refreshes);
         let endpoints = match self.steady_endpoint.take() {
             Some(one) => vec![one],
@@ -355,16 +386,22 @@ impl Worker {
                 probe_addresses.push(a);
             }
         }
-        let members: Vec<Arc<MemberHandle>> = probe_addresses
-            .iter()
-            .filter_map(|a| self.handle_for(a, false))
-            .collect();
-        let operated = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed) > 0;
-        let mut by_name = probe::probe_all(&self.settings, &members, operated).await;
-        let by_address: HashMap<(String, u16), description::ProbeResult> = probe_addresses
-            .iter()
-            .filter_map(|a| Some(((a.host.clone(), a.port), by_name.remove(&a.name)?)))
-            .collect();
+        let (first, rest) = if standbys {
+            (probe_addresses, Vec::new())
+        } else {
+            let primary = self.current.primary().map(|p| (p.host.as_str(), p.port));
+            probe_scope(probe_addresses, &ranked, primary)
+        };
+        let mut by_address = self.probe(&first).await;
+        // The members that may be the primary did not confirm one: something is changing, so
+        // every member is probed, as with reads (the fence and a Patroni-less choice need them).
+        let confirmed = by_address
+            .values()
+            .any(|r| matches!(r, description::ProbeResult::Ok(p) if !p.in_recovery));
+        self.standbys_unprobed = !rest.is_empty() && confirmed;
+        if !rest.is_empty() && !confirmed {
+            by_address.extend(self.probe(&rest).await);
+        }
         // The view: the best-ranked one whose leader its database confirms (out of recovery),
         // else the best-ranked one.
         let confirmed = |v: &&&crate::patroni::ClusterView| {
@@ -465,6 +502,17 @@ impl Worker {
         }
     }
 
+    /// Probes the members at `addresses` (one probe each), by address.
+    async fn probe(&mut self, addresses: &[Address]) -> HashMap<(String, u16), description::ProbeResult> {
+        let members: Vec<Arc<MemberHandle>> = addresses.iter().filter_map(|a| self.handle_for(a, false)).collect();
+        let operated = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed) > 0;
+        let mut by_name = probe::probe_all(&self.settings, &members, operated).await;
+        addresses
+            .iter()
+            .filter_map(|a| Some(((a.host.clone(), a.port), by_name.remove(&a.name)?)))
+            .collect()
+    }
+
     fn publish(&mut self, next: Topology) {
         let previous = std::mem::replace(&mut self.current, Arc::new(next));
         let next = self.current.clone();
@@ -499,6 +547,7 @@ impl Worker {
             handles,
             closed: false,
             dormant: false,
+            standbys_unprobed: self.standbys_unprobed,
         }));
     }
 
@@ -596,6 +645,29 @@ impl Worker {
     }
 }
 
+/// Without reads that may use a standby, which of `addresses` to probe first: the leader each
+/// acceptable view names and the current primary; the rest only if none of those confirms a
+/// primary. Without a view naming a leader (Patroni unreachable, no leader) every member is
+/// probed: choosing a primary from SQL alone needs all of them.
+fn probe_scope(
+    addresses: Vec<Address>,
+    ranked: &[&crate::patroni::ClusterView],
+    current_primary: Option<(&str, u16)>,
+) -> (Vec<Address>, Vec<Address>) {
+    let leaders: Vec<(String, u16)> = ranked
+        .iter()
+        .filter_map(|v| v.leader())
+        .map(|l| (l.host.clone().unwrap_or_default(), l.port.unwrap_or(0)))
+        .collect();
+    if leaders.is_empty() {
+        return (addresses, Vec::new());
+    }
+    addresses.into_iter().partition(|a| {
+        leaders.iter().any(|(host, port)| *host == a.host && *port == a.port)
+            || current_primary.is_some_and(|(host, port)| host == a.host && port == a.port)
+    })
+}
+
 fn handle_key(address: &Address) -> (String, String, u16) {
     (address.name.clone(), address.host.clone(), address.port)
 }
@@ -603,12 +675,16 @@ fn handle_key(address: &Address) -> (String, String, u16) {
 /// Whether the client is in use: operations counted at each timer tick. After `idle_timeout`
 /// without one — or right after its first refresh, if it has never run an operation — it is
 /// dormant (no probes, no REST polls) until an operation asks for a refresh. A caller waiting in
-/// `wait_for_topology` keeps it awake.
+/// `wait_for_topology` keeps it awake. The same for the operations that may read from a
+/// standby ([`Activity::with_grace`]: those are dormant only after `idle_timeout`, so a client
+/// shows its standbys for that long after it connects).
 #[derive(Debug)]
 struct Activity {
     operations: u64,
     last: tokio::time::Instant,
     dormant: bool,
+    /// Never used is not idle until `idle_timeout` has passed.
+    grace: bool,
 }
 
 impl Activity {
@@ -617,6 +693,15 @@ impl Activity {
             operations,
             last: tokio::time::Instant::now(),
             dormant: false,
+            grace: false,
+        }
+    }
+
+    /// Dormant only after `idle_timeout` without an operation, used or not before.
+    fn with_grace(operations: u64) -> Self {
+        Self {
+            grace: true,
+            ..Self::new(operations)
         }
     }
 
@@ -627,7 +712,8 @@ impl Activity {
             self.operations = operations;
             self.last = now;
         }
-        let idle = !waited_on && (operations == 0 || now.saturating_duration_since(self.last) >= idle_timeout);
+        let unused = operations == 0 && !self.grace;
+        let idle = !waited_on && (unused || now.saturating_duration_since(self.last) >= idle_timeout);
         let fell_asleep = idle && !self.dormant;
         self.dormant = idle;
         fell_asleep
@@ -660,6 +746,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn without_standby_reads_the_leader_and_the_primary_are_probed_first() {
+        let address = |i: u16| Address {
+            name: format!("m{i}"),
+            host: "127.0.0.1".into(),
+            port: 5430 + i,
+            api_url: None,
+        };
+        let view = |leader: Option<u16>| {
+            let members: Vec<String> = (0..3)
+                .map(|i| {
+                    let role = if Some(i) == leader { "leader" } else { "replica" };
+                    format!(
+                        r#"{{"name": "m{i}", "role": "{role}", "state": "running", "host": "127.0.0.1", "port": {}}}"#,
+                        5430 + i
+                    )
+                })
+                .collect();
+            let json = format!(r#"{{"members": [{}]}}"#, members.join(","));
+            crate::patroni::ClusterView::from_json(json.as_bytes()).expect("view")
+        };
+        let names = |a: &[Address]| a.iter().map(|a| a.name.clone()).collect::<Vec<_>>();
+        let all = || (0..3).map(address).collect::<Vec<_>>();
+
+        let led_by_1 = view(Some(1));
+        let (first, rest) = probe_scope(all(), &[&led_by_1], None);
+        assert_eq!(
+            (names(&first), names(&rest)),
+            (vec!["m1".into()], vec!["m0".into(), "m2".into()])
+        );
+        // A new leader and the primary of the last refresh: both first.
+        let (first, rest) = probe_scope(all(), &[&led_by_1], Some(("127.0.0.1", 5432)));
+        assert_eq!(
+            (names(&first), names(&rest)),
+            (vec!["m1".into(), "m2".into()], vec!["m0".into()])
+        );
+        // No view names a leader, or there is no view: everybody.
+        let leaderless = view(None);
+        for ranked in [vec![&leaderless], vec![]] {
+            let (first, rest) = probe_scope(all(), &ranked, Some(("127.0.0.1", 5432)));
+            assert_eq!((first.len(), rest.len()), (3, 0));
+        }
+    }
+
+    #[test]
     fn a_client_without_operations_for_idle_timeout_is_dormant_until_woken() {
         let idle = Duration::from_secs(30);
         let start = tokio::time::Instant::now();
@@ -684,5 +814,14 @@ mod tests {
         assert!(!activity.dormant);
         assert!(!activity.tick(2, false, at(150), idle));
         assert!(activity.tick(2, false, at(151), idle));
+
+        // With grace, never used is idle only once idle_timeout has passed.
+        let mut reads = Activity::with_grace(0);
+        reads.last = start;
+        assert!(!reads.tick(0, false, at(29), idle));
+        assert!(reads.tick(0, false, at(30), idle));
+        reads.wake(at(31));
+        assert!(!reads.tick(1, false, at(60), idle));
+        assert!(reads.tick(1, false, at(91), idle));
     }
 }

@@ -1164,6 +1164,66 @@ async fn a_client_holds_only_the_connections_its_traffic_needs_and_wakes_when_id
     Ok(())
 }
 
+/// A client that only writes leaves the standbys alone: once `idle_timeout` passed without an
+/// operation that may read from a standby, only the primary is probed, so the client holds no
+/// connection to a standby and sends it nothing. Its next standby read probes the standbys again
+/// first and runs on one of them (not on the primary as a fallback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_only_writes_leaves_the_standbys_alone_until_it_reads() -> anyhow::Result<()> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    let leader = cluster.leader().await?;
+    let ports = port_map(&cluster).await?;
+    let name = "pgha-write-only-test";
+    let client = builder_for(&cluster)
+        .application_name(name)
+        .idle_timeout(Duration::from_secs(2))
+        .connect()
+        .await?;
+    let (port, standby) = client.run(Intent::Standby, async |c| whoami(c).await).await?;
+    ensure!(
+        standby && ports[&port] != leader,
+        "a standby read at first: {}",
+        ports[&port]
+    );
+    // Writes only, 10 a second, for three times idle_timeout.
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        client.run(Intent::Write, async |c| whoami(c).await).await?;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Probes keep their pooled connection once the client has run an operation, so a standby
+    // still probed would hold one.
+    let held = backends_of(&cluster, name).await?;
+    ensure!(held[&leader] >= 1, "the writes' connection: {held:?}");
+    ensure!(
+        held.iter().all(|(member, &n)| member == &leader || n == 0),
+        "a client that only writes holds nothing on the standbys: {held:?}"
+    );
+    let topology = client.topology();
+    ensure!(
+        topology.standbys().count() == 0,
+        "standbys unprobed, none usable: {topology:?}"
+    );
+
+    let fallbacks = client.metrics().fallbacks;
+    let (port, standby) = client.run(Intent::Standby, async |c| whoami(c).await).await?;
+    ensure!(
+        standby && ports[&port] != leader,
+        "the next standby read runs on a standby: {}",
+        ports[&port]
+    );
+    ensure!(
+        client.metrics().fallbacks == fallbacks,
+        "not on the primary as a fallback"
+    );
+    ensure!(client.topology().standbys().count() == 2, "both standbys probed again");
+    assert_eq!(client.metrics().errors_surfaced, 0);
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
+
 /// In steady state one Patroni endpoint is polled per refresh, not all of them; when it stops
 /// answering every endpoint is polled again, and another one becomes the steady one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
