@@ -4,18 +4,23 @@
 //! discovery mode (Patroni REST polling, etcd watch) and fleet size: the cluster's CPU (etcd,
 //! Patroni and PostgreSQL with every backend), client backends per member, topology refreshes
 //! and Patroni requests per second (counted by the clients), etcd watch streams, this process's
-//! memory per instance, and how long the fleet took to start. See BENCHMARKS.md ("Fleets").
+//! memory per instance, and how long the fleet took to start. With `--writes-every`, the
+//! instances are in use instead: each runs one write that often (a fleet of services that only
+//! write). See BENCHMARKS.md ("Fleets").
 //!
 //! ```text
 //! cargo bench --bench fleet                                  # rest and etcd, 0/10/100/1000 instances
 //! cargo bench --bench fleet -- --discovery etcd --instances 10,100 --window 30s --json
+//! cargo bench --bench fleet -- --instances 100 --writes-every 1s --idle-timeout 5s
 //! ```
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use pgha::client::Client;
+use pgha::client::{Client, Intent};
 use pgha::harness;
 use pgha::testkit::LocalCluster;
 use serde::Serialize;
@@ -32,6 +37,13 @@ struct Args {
     /// How long to measure each fleet once it has settled.
     #[arg(long, default_value = "20s", value_parser = pgha::client::parse_duration)]
     window: Duration,
+    /// Instead of idling, every instance runs one write (`Intent::Write`) this often: a fleet of
+    /// services that only write, in use.
+    #[arg(long, value_parser = pgha::client::parse_duration)]
+    writes_every: Option<Duration>,
+    /// The instances' `idle_timeout` (default: pgha-client's).
+    #[arg(long, value_parser = pgha::client::parse_duration)]
+    idle_timeout: Option<Duration>,
     /// Print one JSON document instead of a table.
     #[arg(long)]
     json: bool,
@@ -61,6 +73,8 @@ struct Row {
     client_kib_per_instance: f64,
     /// Instances that found no primary within 60 s of starting.
     not_ready: usize,
+    /// With `--writes-every`: writes that returned an error.
+    failed_writes: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -75,14 +89,14 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &discovery in &args.discovery {
         for &n in &args.instances {
-            rows.push(measure(&cluster, discovery, n, args.window).await?);
+            rows.push(measure(&cluster, discovery, n, &args).await?);
         }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&rows)?);
     } else {
         println!(
-            "\n{:>9} {:>9} {:>8} {:>13} {:>20} {:>12} {:>14} {:>13} {:>12} {:>9}",
+            "\n{:>9} {:>9} {:>8} {:>13} {:>20} {:>12} {:>14} {:>13} {:>12} {:>9} {:>13}",
             "discovery",
             "instances",
             "start s",
@@ -92,12 +106,13 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "Patroni req/s",
             "etcd streams",
             "KiB/instance",
-            "not ready"
+            "not ready",
+            "failed writes"
         );
         for r in &rows {
             let backends: Vec<String> = r.backends_per_member.iter().map(|(_, n)| n.to_string()).collect();
             println!(
-                "{:>9} {:>9} {:>8.1} {:>13.3} {:>20} {:>12.1} {:>14.1} {:>13} {:>12.0} {:>9}",
+                "{:>9} {:>9} {:>8.1} {:>13.3} {:>20} {:>12.1} {:>14.1} {:>13} {:>12.0} {:>9} {:>13}",
                 format!("{:?}", r.discovery).to_lowercase(),
                 r.instances,
                 r.start_s,
@@ -107,7 +122,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
                 r.patroni_requests_per_s,
                 r.etcd_watch_streams,
                 r.client_kib_per_instance,
-                r.not_ready
+                r.not_ready,
+                r.failed_writes
             );
         }
     }
@@ -115,17 +131,17 @@ async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn measure(
-    cluster: &LocalCluster,
-    discovery: harness::Discovery,
-    n: usize,
-    window: Duration,
-) -> anyhow::Result<Row> {
+async fn measure(cluster: &LocalCluster, discovery: harness::Discovery, n: usize, args: &Args) -> anyhow::Result<Row> {
+    let window = args.window;
     let rss_before = rss_kib();
     let mut clients = Vec::with_capacity(n);
     let connecting = Instant::now();
     for _ in 0..n {
-        clients.push(harness::client_builder_with(cluster, discovery).connect().await?);
+        let mut builder = harness::client_builder_with(cluster, discovery);
+        if let Some(idle) = args.idle_timeout {
+            builder = builder.idle_timeout(idle);
+        }
+        clients.push(builder.connect().await?);
     }
     let start_s = connecting.elapsed().as_secs_f64();
     let started = Instant::now();
@@ -136,8 +152,32 @@ async fn measure(
             not_ready += 1;
         }
     }
-    // Let connection set-up and the first refreshes pass before measuring the idle cost.
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut writers = tokio::task::JoinSet::new();
+    let stop = Arc::new(AtomicBool::new(false));
+    if let Some(every) = args.writes_every {
+        for (i, client) in clients.iter().enumerate() {
+            let (client, stop) = (client.clone(), stop.clone());
+            // Spread the instances' writes over the interval.
+            let offset = every.mul_f64(i as f64 / n as f64);
+            writers.spawn(async move {
+                tokio::time::sleep(offset).await;
+                let mut failed = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let write = client.run(Intent::Write, async |c| Ok(c.execute("SELECT 1", &[]).await?));
+                    failed += u64::from(write.await.is_err());
+                    tokio::time::sleep(every).await;
+                }
+                failed
+            });
+        }
+    }
+    // Let connection set-up and the first refreshes pass before measuring the idle cost; with
+    // writes, also twice idle_timeout (standbys no longer probed, their connections closed).
+    let settle = match args.writes_every {
+        Some(_) => Duration::from_secs(5) + args.idle_timeout.unwrap_or(Duration::from_secs(30)) * 2,
+        None => Duration::from_secs(5),
+    };
+    tokio::time::sleep(settle).await;
     let counted = |clients: &[Client]| {
         clients
             .iter()
@@ -160,6 +200,11 @@ async fn measure(
             .await?;
         backends.push((member, rows.first().map_or(0, |r| r.get::<_, i64>(0))));
     }
+    stop.store(true, Ordering::Relaxed);
+    let mut failed_writes = 0;
+    while let Some(failed) = writers.join_next().await {
+        failed_writes += failed?;
+    }
     for client in clients {
         client.shutdown().await;
     }
@@ -180,6 +225,7 @@ async fn measure(
             rss_after.saturating_sub(rss_before) as f64 / n as f64
         },
         not_ready,
+        failed_writes,
     })
 }
 
