@@ -1081,22 +1081,31 @@ async fn backends_of(cluster: &LocalCluster, application_name: &str) -> anyhow::
     Ok(out)
 }
 
+/// A 3-member cluster, its leader, its members by port, and a client named `application_name`
+/// (to count its backends) with an `idle_timeout` of 2 s.
+async fn short_idle_client(
+    application_name: &str,
+) -> anyhow::Result<(LocalCluster, String, BTreeMap<u16, String>, Client)> {
+    init_tracing();
+    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
+    let leader = cluster.leader().await?;
+    let ports = port_map(&cluster).await?;
+    let client = builder_for(&cluster)
+        .application_name(application_name)
+        .idle_timeout(Duration::from_secs(2))
+        .connect()
+        .await?;
+    Ok((cluster, leader, ports, client))
+}
+
 /// A client holds only the connections its traffic needs: a pool that grew under a burst shrinks
 /// to a hot few under light traffic (its pools hand out the connection used last, so the others
 /// fall idle and close after `idle_timeout`); an idle client holds none and sends nothing (it
 /// stops probing), and its next operation refreshes the topology first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_holds_only_the_connections_its_traffic_needs_and_wakes_when_idle() -> anyhow::Result<()> {
-    init_tracing();
-    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
-    let leader = cluster.leader().await?;
-    let ports = port_map(&cluster).await?;
     let name = "pgha-idle-test";
-    let client = builder_for(&cluster)
-        .application_name(name)
-        .idle_timeout(Duration::from_secs(2))
-        .connect()
-        .await?;
+    let (cluster, leader, ports, client) = short_idle_client(name).await?;
     // Connected, but no operation yet: the probes closed the connections they opened.
     let fresh = backends_of(&cluster, name).await?;
     assert!(
@@ -1170,16 +1179,8 @@ async fn a_client_holds_only_the_connections_its_traffic_needs_and_wakes_when_id
 /// first and runs on one of them (not on the primary as a fallback).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_only_writes_leaves_the_standbys_alone_until_it_reads() -> anyhow::Result<()> {
-    init_tracing();
-    let cluster = LocalCluster::builder().members(3).pgbackrest(false).start().await?;
-    let leader = cluster.leader().await?;
-    let ports = port_map(&cluster).await?;
     let name = "pgha-write-only-test";
-    let client = builder_for(&cluster)
-        .application_name(name)
-        .idle_timeout(Duration::from_secs(2))
-        .connect()
-        .await?;
+    let (cluster, leader, ports, client) = short_idle_client(name).await?;
     let (port, standby) = client.run(Intent::Standby, async |c| whoami(c).await).await?;
     ensure!(
         standby && ports[&port] != leader,
