@@ -3,11 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test test-etcd unit bench chaos fuzz lint doc fmt clean-clusters
+.PHONY: deps build demo test test-etcd unit bench chaos fuzz lint doc package publish-check fmt clean-clusters
 
 FAULTS ?= 54
 SEED ?= 11
 FUZZ_SECONDS ?= 600
+# The crates that go to crates.io (the umbrella crate `pgha` and fuzz/ do not).
+PUBLISHED := pgha-client pgha-admin pgha-cli pgha-testkit
 
 deps:
 	@bash scripts/install-deps.sh
@@ -23,7 +25,7 @@ demo: deps
 
 ## Everything: formatting, lints, unit tests and integration tests against real clusters, and a
 ## smoke run of the benchmark (no timing is asserted).
-test: deps lint
+test: deps lint package
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --profile ci; \
 	else \
@@ -64,6 +66,16 @@ lint: doc
 	$(CARGO) fmt --all -- --check
 	rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+## Each published crate packaged as crates.io would take it (metadata, README, licences, files),
+## without building it (seconds).
+package:
+	$(CARGO) package $(addprefix -p ,$(PUBLISHED)) --no-verify --allow-dirty
+
+## `cargo publish --dry-run` for every published crate: packaged, then built from the package
+## against the others' packages, as crates.io would build them (~5 min).
+publish-check:
+	$(CARGO) publish --workspace --dry-run --allow-dirty
 
 ## The API docs, with broken intra-doc links and other rustdoc warnings as errors.
 doc:

@@ -1,8 +1,9 @@
 //! # pgha-admin
 //!
 //! The operations runbook of a Patroni cluster (etcd, streaming replication, pgBackRest,
-//! pgvector) as typed, tested library calls — and the `pgha` command-line tool, a thin layer
-//! that renders their reports as tables or JSON.
+//! pgvector) as typed, tested library calls. The `pgha` command-line tool (crate `pgha-cli`) is a
+//! thin layer over them that renders their reports as tables or JSON; this crate does not depend
+//! on it or on its command-line dependencies.
 //!
 //! ```no_run
 //! # async fn demo() -> pgha_admin::Result<()> {
@@ -99,3 +100,8 @@ pub use vector_index::{VectorIndex, VectorIndexSpec};
 pub use wal::{ArchiverStatus, WalDirStatus};
 
 pub use pgha_client;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -74,7 +74,7 @@ pub struct Recommendation {
 fn pg_memory(bytes: u64) -> String {
     const MB: u64 = 1 << 20;
     const GB: u64 = 1 << 30;
-    if bytes >= GB && bytes % GB == 0 {
+    if bytes >= GB && bytes.is_multiple_of(GB) {
         format!("{}GB", bytes / GB)
     } else {
         format!("{}MB", (bytes / MB).max(1))

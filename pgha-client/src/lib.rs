@@ -137,6 +137,7 @@
 //! [`reqwest`] (for the [`Method`](reqwest::Method) of [`Connector::patroni_send`]) and (with
 //! `pgvector`) [`pgvector`].
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod address;
 mod classify;
@@ -182,3 +183,8 @@ pub use pgvector;
 /// The HTTP library of Patroni requests ([`Connector::patroni_send`] takes its `Method`).
 pub use reqwest;
 pub use tokio_postgres;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -66,6 +66,7 @@
 //! | `PGHA_CACHE_DIR` | where the Patroni 4.x venv lives (default `/var/cache/pgha`) |
 //! | `PGHA_TESTKIT_DIR` | root of cluster directories (default `/tmp/pgha-testkit`) |
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "admin")]
 mod admin;
@@ -108,3 +109,8 @@ pub fn init_test_tracing(default_filter: &str) {
         .with_test_writer()
         .try_init();
 }
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

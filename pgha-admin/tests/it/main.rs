@@ -1,9 +1,4 @@
-//! pgha-admin's integration tests, linked into one binary (as tokio-postgres does) instead of six.
-//!
-//! Tests under [`cluster`] start real local Patroni clusters and drive them through the library
-//! and the `pgha` binary; the others need none and are part of `make unit`.
-//! `.config/nextest.toml` tells them apart by that module path.
+//! pgha-admin's integration tests that need no cluster, linked into one binary. The runbook
+//! against real clusters is tested through the `pgha` binary, in pgha-cli's tests.
 
-mod cluster;
-mod common;
 mod hostile;
