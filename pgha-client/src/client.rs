@@ -11,6 +11,7 @@ use tracing::{debug, Instrument};
 use crate::config::{ClientBuilder, Settings};
 use crate::error::{Error, Kind, Result};
 use crate::events::TopologyEvent;
+use crate::health::Health;
 use crate::intent::Intent;
 use crate::metrics::{Counters, MemberMetrics, Metrics};
 use crate::op::Op;
@@ -201,6 +202,21 @@ impl Client {
     /// excluded for lag…). A slow subscriber loses the oldest events (`RecvError::Lagged`).
     pub fn events(&self) -> broadcast::Receiver<TopologyEvent> {
         self.inner.events.subscribe()
+    }
+
+    /// The client's readiness, from its last topology snapshot: no I/O, cheap enough for every
+    /// readiness probe. [`Health::is_ready`] is true once a verified primary is known.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client) {
+    /// // A readiness endpoint: 200 once writes have a verified primary to go to.
+    /// let status = if client.health().is_ready() { 200 } else { 503 };
+    /// # let _ = status;
+    /// # }
+    /// ```
+    pub fn health(&self) -> Health {
+        let snapshot = self.inner.snapshots.borrow().clone();
+        Health::of(&snapshot, &self.inner.settings.lag_bound, Instant::now())
     }
 
     /// A snapshot of the client's counters and of each member's load and lag.

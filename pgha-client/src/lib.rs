@@ -118,6 +118,12 @@
 //! back to the pool busy. Connections drop a member that stops acknowledging data after
 //! [`tcp_user_timeout`](ClientBuilder::tcp_user_timeout) (10 s).
 //!
+//! ## Readiness
+//! [`Client::health`] reads the last topology snapshot, with no I/O: the verified primary and its
+//! timeline, where the topology came from (etcd, a Patroni REST API or SQL probing), how many
+//! standbys are under the lag bound, the age of the last refresh. [`Health::is_ready`] — the
+//! client runs and knows a verified primary — is what a readiness probe should answer.
+//!
 //! ## Read-your-writes and lost writes
 //! A [`WalToken`] is the primary's WAL insert position after the commit (it covers the commit
 //! record even with `synchronous_commit = off`), with its timeline. A read that carries it runs
@@ -149,6 +155,7 @@ mod error;
 mod etcd;
 mod events;
 mod failure;
+mod health;
 mod ident;
 mod intent;
 mod metrics;
@@ -169,6 +176,7 @@ pub use connector::Connector;
 pub use duration::parse_duration;
 pub use error::{Error, Result};
 pub use events::TopologyEvent;
+pub use health::Health;
 pub use ident::Ident;
 pub use intent::{Balance, Intent, LagBound};
 pub use metrics::{MemberMetrics, Metrics};

@@ -190,6 +190,12 @@ async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Re
     let topology = client.topology();
     assert_eq!(topology.primary().map(|m| m.name.as_str()), Some(leader.as_str()));
     assert_eq!(topology.standbys().count(), 2, "{topology:#?}");
+    let health = client.health();
+    assert!(health.is_ready(), "{health:?}");
+    assert_eq!(health.primary.as_deref(), Some(leader.as_str()), "{health:?}");
+    assert_eq!((health.members, health.standbys), (3, 2), "{health:?}");
+    assert_eq!(health.source, healthy_source(), "{health:?}");
+    assert!(health.refreshed_ago.is_some() && !health.shut_down, "{health:?}");
 
     // Writes always land on the leader; standby reads spread over both replicas.
     for _ in 0..20 {
@@ -389,6 +395,8 @@ async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Re
     client.shutdown().await;
     let after = client.run(Intent::Write, async |c| whoami(c).await).await;
     assert!(after.is_err_and(|e| e.is_shutdown()));
+    let health = client.health();
+    assert!(health.shut_down && !health.is_ready(), "after shutdown: {health:?}");
     cluster.shutdown();
     Ok(())
 }
@@ -537,6 +545,8 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
     for c in [&client, &fresh] {
         let topology = c.topology();
         assert_eq!(topology.source, without_rest);
+        let health = c.health();
+        assert!(health.is_ready() && health.source == without_rest, "{health:?}");
         for _ in 0..10 {
             let (port, standby) = c.run(Intent::Write, async |c| whoami(c).await).await?;
             assert!(!standby);
