@@ -272,7 +272,15 @@ impl Client {
             token: None,
             idempotent: false,
             deadline: None,
+            isolation: None,
+            deferrable: false,
         }
+    }
+
+    /// A connection chosen by `intent`, held by you until dropped; what you run on it is not
+    /// retried. See [`Op::get`].
+    pub async fn get(&self, intent: Intent) -> Result<Connection> {
+        self.op(intent).get().await
     }
 
     /// Runs `f` on a connection chosen by `intent`, retrying across failover (see

@@ -118,6 +118,14 @@
 //! back to the pool busy. Connections drop a member that stops acknowledging data after
 //! [`tcp_user_timeout`](ClientBuilder::tcp_user_timeout) (10 s).
 //!
+//! ## Code that must hold a connection
+//! [`Client::get`] hands out a pooled connection chosen by intent — a
+//! `deadpool_postgres::Client`, as `pool.get()` returns — for session state: advisory locks,
+//! `LISTEN`, cursors, libraries that take a client. Getting it waits and tries again like an
+//! operation (nothing of yours has run); what you run on it is **not** retried. Transactions take
+//! an isolation level and DEFERRABLE ([`Op::isolation`], [`Op::deferrable`]); READ ONLY follows
+//! the intent.
+//!
 //! ## Readiness
 //! [`Client::health`] reads the last topology snapshot, with no I/O: the verified primary and its
 //! timeline, where the topology came from (etcd, a Patroni REST API or SQL probing), how many

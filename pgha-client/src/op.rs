@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
+use tokio_postgres::IsolationLevel;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::classify::{classify, OpKind, Phase, Verdict};
@@ -15,7 +16,7 @@ use crate::error::{Error, Kind, Result};
 use crate::intent::{Intent, LagBound};
 use crate::metrics::bump;
 use crate::patroni::Lsn;
-use crate::pool::MemberHandle;
+use crate::pool::{Busy, MemberHandle};
 use crate::retry::backoff;
 use crate::token::WalToken;
 use crate::topology::selection::{select, Request, Selection};
@@ -46,6 +47,8 @@ pub struct Op<'a> {
     pub(crate) token: Option<WalToken>,
     pub(crate) idempotent: bool,
     pub(crate) deadline: Option<Duration>,
+    pub(crate) isolation: Option<IsolationLevel>,
+    pub(crate) deferrable: bool,
 }
 
 /// How an attempt ended when it did not return.
@@ -102,6 +105,75 @@ impl Op<'_> {
         self
     }
 
+    /// The isolation level of [`transaction`](Self::transaction)s (the server's default,
+    /// normally READ COMMITTED, unless set). Serialization failures (`40001`) and deadlocks roll
+    /// the transaction back and run it again, so `Serializable` needs no retry loop of yours.
+    ///
+    /// Whether a transaction is READ ONLY follows the intent: every intent but
+    /// [`Intent::Write`] runs read-only, on a standby or on the primary
+    /// ([`Intent::Primary`] for a read-only transaction that must see the latest commit).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client) -> pgha_client::Result<()> {
+    /// use pgha_client::{Intent, tokio_postgres::IsolationLevel};
+    /// client
+    ///     .op(Intent::Write)
+    ///     .isolation(IsolationLevel::Serializable)
+    ///     .transaction(async |tx| {
+    ///         let n: i64 = tx.query_one("SELECT count(*) FROM seats WHERE taken", &[]).await?.get(0);
+    ///         if n < 100 {
+    ///             tx.execute("UPDATE seats SET taken = true WHERE id = (SELECT min(id) FROM seats WHERE NOT taken)", &[]).await?;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn isolation(mut self, level: IsolationLevel) -> Self {
+        self.isolation = Some(level);
+        self
+    }
+
+    /// Makes [`transaction`](Self::transaction)s DEFERRABLE. PostgreSQL honours it only for a
+    /// SERIALIZABLE READ ONLY transaction (a read intent with
+    /// [`isolation`](Self::isolation)`(Serializable)`), which then waits for a snapshot that
+    /// can neither fail with a serialization error nor cause one — for long reports on the
+    /// primary.
+    pub fn deferrable(mut self) -> Self {
+        self.deferrable = true;
+        self
+    }
+
+    /// A connection chosen by the intent, checked out of its member's pool and handed to you, for
+    /// code that must hold a connection (a session-level advisory lock, `LISTEN`, a cursor, a
+    /// library that takes a `&Client`). Drop it to return it to the pool.
+    ///
+    /// Choosing the member follows the same rules as [`run`](Self::run) (lag bound,
+    /// read-your-writes token, fallback to the primary), and so does getting the connection:
+    /// while there is no usable member or no connection can be opened, `get` waits and tries
+    /// again until the deadline — nothing of yours has run. **What you do with the connection is
+    /// not retried**: if its member fails over while you hold it, your statements fail with the
+    /// server's or the connection's error (a write on a demoted primary with `25006`). On the
+    /// primary, a connection for any intent but [`Intent::Write`] is read-only
+    /// (`default_transaction_read_only`); do not change that setting on it.
+    ///
+    /// ```no_run
+    /// # async fn demo(client: pgha_client::Client) -> pgha_client::Result<()> {
+    /// use pgha_client::Intent;
+    /// let conn = client.get(Intent::Write).await?;
+    /// conn.execute("SELECT pg_advisory_lock(42)", &[]).await?;
+    /// // … work that must hold the lock on this session …
+    /// conn.execute("SELECT pg_advisory_unlock(42)", &[]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn get(self) -> Result<Connection> {
+        let (_, busy) = self
+            .execute(OpKind::Read, async |_: &mut Connection, _: &AtomicU8| Ok(()))
+            .await?;
+        busy.detach()
+            .ok_or_else(|| Error::new(Kind::Connect).with_message("no connection"))
+    }
+
     /// Runs `f` with a connection chosen by the intent; statements autocommit.
     ///
     /// Failures where nothing ran (no connection, `25006` on a node that just became a
@@ -145,10 +217,12 @@ impl Op<'_> {
         let kind = self.op_kind(OpKind::Write {
             idempotent: self.idempotent,
         });
-        self.execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
-            f(conn).await
-        })
-        .await
+        let (value, busy) = self
+            .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
+                f(conn).await
+            })
+            .await?;
+        Ok((value, busy.release(false)))
     }
 
     /// Like [`transaction`](Self::transaction), and returns the name of the member it committed
@@ -190,12 +264,13 @@ impl Op<'_> {
             idempotent: op.idempotent,
         };
         let started = Instant::now();
-        let ((value, token), _) = op
+        let ((value, token), busy) = op
             .execute(kind, async move |conn: &mut Connection, _phase: &AtomicU8| {
                 let value = f(conn).await?;
                 Ok((value, wal_token(conn).await.ok()))
             })
             .await?;
+        busy.release(false);
         Ok((value, op.token_or_fetch(token, started).await))
     }
 
@@ -243,15 +318,22 @@ impl Op<'_> {
             idempotent: op.idempotent,
         });
         let read_only = !op.intent.is_write();
-        op.execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
-            let tx = conn.build_transaction().read_only(read_only).start().await?;
-            let value = f(&tx).await?;
-            phase.store(PHASE_COMMIT, Ordering::SeqCst);
-            tx.commit().await?;
-            let token = if with_token { wal_token(conn).await.ok() } else { None };
-            Ok((value, token))
-        })
-        .await
+        let (isolation, deferrable) = (op.isolation, op.deferrable);
+        let (value, busy) = op
+            .execute(kind, async move |conn: &mut Connection, phase: &AtomicU8| {
+                let mut begin = conn.build_transaction().read_only(read_only).deferrable(deferrable);
+                if let Some(level) = isolation {
+                    begin = begin.isolation_level(level);
+                }
+                let tx = begin.start().await?;
+                let value = f(&tx).await?;
+                phase.store(PHASE_COMMIT, Ordering::SeqCst);
+                tx.commit().await?;
+                let token = if with_token { wal_token(conn).await.ok() } else { None };
+                Ok((value, token))
+            })
+            .await?;
+        Ok((value, busy.release(false)))
     }
 
     /// The token read after the commit, or — if that query failed after a successful commit —
@@ -282,8 +364,9 @@ impl Op<'_> {
         }
     }
 
-    /// The retry loop shared by `run` and `transaction`, in the operation's span.
-    async fn execute<T, F>(&self, kind: OpKind, attempt: F) -> Result<(T, Arc<MemberHandle>)>
+    /// The retry loop shared by `run`, `transaction` and `get`, in the operation's span. Returns
+    /// the connection of the successful attempt, for the caller to release (or hand out).
+    async fn execute<T, F>(&self, kind: OpKind, attempt: F) -> Result<(T, Busy)>
     where
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
@@ -311,7 +394,7 @@ impl Op<'_> {
         result
     }
 
-    async fn retry_loop<T, F>(&self, kind: OpKind, mut attempt: F, attempts: &mut u32) -> Result<(T, Arc<MemberHandle>)>
+    async fn retry_loop<T, F>(&self, kind: OpKind, mut attempt: F, attempts: &mut u32) -> Result<(T, Busy)>
     where
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
@@ -418,7 +501,7 @@ impl Op<'_> {
                     .attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
                     .await;
                 let error = match outcome {
-                    Ok(Some(value)) => return Ok((value, handle)),
+                    Ok(Some(done)) => return Ok(done),
                     Ok(None) => {
                         debug!(
                             member = %handle.address.name,
@@ -466,8 +549,8 @@ impl Op<'_> {
         }
     }
 
-    /// One attempt on one member. `Ok(None)` means a read-your-writes check did not pass in
-    /// time (try the primary).
+    /// One attempt on one member: its value and its connection, still checked out. `Ok(None)`
+    /// means a read-your-writes check did not pass in time (try the primary).
     async fn attempt_on<T, F>(
         &self,
         handle: &Arc<MemberHandle>,
@@ -476,7 +559,7 @@ impl Op<'_> {
         phase: &AtomicU8,
         on_primary: bool,
         attempt: &mut F,
-    ) -> Result<Option<T>>
+    ) -> Result<Option<(T, Busy)>>
     where
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
@@ -563,10 +646,7 @@ impl Op<'_> {
             }
         };
         match outcome {
-            Ok(Ok(value)) => {
-                busy.release(false);
-                Ok(Some(value))
-            }
+            Ok(Ok(value)) => Ok(Some((value, busy))),
             Ok(Err(e)) => {
                 busy.release(discard_after(&e));
                 Err(e)

@@ -151,14 +151,21 @@ impl Busy {
     }
 
     /// The attempt ended normally: the connection goes back to the pool, or is closed when
-    /// `discard` (its session is broken or read-only now).
-    pub(crate) fn release(mut self, discard: bool) {
+    /// `discard` (its session is broken or read-only now). Returns the member it was on.
+    pub(crate) fn release(mut self, discard: bool) -> Arc<MemberHandle> {
         if let Some(conn) = self.conn.take() {
             if discard {
                 self.handle.forget(&conn);
                 drop(deadpool_postgres::Object::take(conn));
             }
         }
+        self.handle.clone()
+    }
+
+    /// The attempt ended normally and its connection is handed to the caller, who returns it to
+    /// the pool by dropping it.
+    pub(crate) fn detach(mut self) -> Option<deadpool_postgres::Object> {
+        self.conn.take()
     }
 }
 

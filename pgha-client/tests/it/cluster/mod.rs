@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use pgha_client::tokio_postgres::IsolationLevel;
 use pgha_client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
 use pgha_client::{Client, ClientBuilder, Intent, LagBound, SslMode, TopologyEvent};
 use pgha_testkit::LocalCluster;
@@ -219,6 +220,50 @@ async fn routes_by_intent_bounds_staleness_and_reads_your_writes() -> anyhow::Re
     );
     let (_, standby) = client.run(Intent::Primary, async |c| whoami(c).await).await?;
     assert!(!standby);
+
+    // Held connections are chosen as operations are; on the primary, only Write may write.
+    let held = client.get(Intent::Write).await?;
+    let (port, standby) = whoami(&held).await?;
+    assert!(ports[&port] == leader && !standby, "get(Write) on {port}");
+    let read_only = async |c: &pgha_client::Connection| -> anyhow::Result<String> {
+        Ok(c.query_one("SHOW default_transaction_read_only", &[]).await?.get(0))
+    };
+    assert_eq!(read_only(&held).await?, "off");
+    drop(held);
+    let held = client.get(Intent::Primary).await?;
+    let (port, standby) = whoami(&held).await?;
+    assert!(ports[&port] == leader && !standby, "get(Primary) on {port}");
+    assert_eq!(read_only(&held).await?, "on", "a Primary checkout is read-only");
+    let held = client.get(Intent::Standby).await?;
+    assert!(whoami(&held).await?.1, "get(Standby) on a standby");
+    drop(held);
+
+    // Transaction options: isolation and DEFERRABLE as asked, READ ONLY from the intent.
+    let settings = async |tx: &pgha_client::Transaction<'_>| -> pgha_client::Result<[String; 3]> {
+        let row = tx
+            .query_one(
+                "SELECT current_setting('transaction_isolation'), current_setting('transaction_read_only'), \
+                 current_setting('transaction_deferrable')",
+                &[],
+            )
+            .await?;
+        Ok([row.get(0), row.get(1), row.get(2)])
+    };
+    let got = client.transaction(async |tx| settings(tx).await).await?;
+    assert_eq!(got, ["read committed", "off", "off"]);
+    let got = client
+        .op(Intent::Write)
+        .isolation(IsolationLevel::RepeatableRead)
+        .transaction(async |tx| settings(tx).await)
+        .await?;
+    assert_eq!(got, ["repeatable read", "off", "off"]);
+    let got = client
+        .op(Intent::Primary)
+        .isolation(IsolationLevel::Serializable)
+        .deferrable()
+        .transaction(async |tx| settings(tx).await)
+        .await?;
+    assert_eq!(got, ["serializable", "on", "on"]);
 
     // Lag-bounded reads while the heartbeat writes; then replay stops on one standby.
     let hb = Heartbeat::start(&client).await?;
@@ -1043,6 +1088,14 @@ async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Res
     cluster.kill_node(&leader)?;
     cluster.heal_partition()?;
     let ((), lost) = written?;
+    // A checkout asked for while the leader is dead waits for the new primary.
+    let held = client.op(Intent::Write).deadline(Duration::from_secs(60)).get().await?;
+    let (port, in_recovery) = whoami(&held).await?;
+    ensure!(
+        !in_recovery && port == cluster.pg_port(&standby)?,
+        "get(Write) after the kill: port {port}, in recovery {in_recovery}"
+    );
+    drop(held);
     client
         .wait_for_topology(Duration::from_secs(60), |t| {
             t.primary()
@@ -1060,6 +1113,14 @@ async fn a_token_of_a_write_lost_in_a_failover_is_a_typed_error() -> anyhow::Res
             .await
             .expect_err("the write is gone");
         ensure!(e.is_write_lost() && !e.is_retryable(), "{intent:?}: {e}");
+        let e = client
+            .op(intent)
+            .after(lost)
+            .deadline(Duration::from_secs(10))
+            .get()
+            .await
+            .expect_err("the write is gone");
+        ensure!(e.is_write_lost(), "get({intent:?}): {e}");
     }
     // The write before it survived: its token is satisfied on the new timeline.
     let n: i64 = client
