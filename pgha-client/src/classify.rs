@@ -40,6 +40,30 @@ pub(crate) enum Verdict {
     OutcomeUnknown,
 }
 
+/// What failed, for the `reason` label of `pgha_retries_total`, in the terms of the retry table.
+pub(crate) fn retry_reason(error: &Error) -> &'static str {
+    match error.kind() {
+        Kind::Connect => "connect",
+        Kind::OutcomeUnknown => "session_lost",
+        Kind::Db => match error.as_postgres() {
+            Some(pg) => match pg.code() {
+                Some(code) if code == &SqlState::READ_ONLY_SQL_TRANSACTION => "read_only",
+                Some(code) if code == &SqlState::T_R_DEADLOCK_DETECTED => "deadlock",
+                Some(code) => match class(code) {
+                    Class::NotExecuted => "not_accepting",
+                    Class::SessionEnded => "session_lost",
+                    Class::TransientTransaction => "serialization_failure",
+                    Class::RefusedForGood | Class::Other => "other",
+                },
+                None if is_connection_error(pg) => "session_lost",
+                None => "other",
+            },
+            None => "other",
+        },
+        _ => "other",
+    }
+}
+
 /// The retry table of the crate documentation ("What is retried" in `lib.rs`), as code.
 pub(crate) fn classify(error: &Error, phase: Phase, op: OpKind) -> Verdict {
     let retry = |rediscover| Verdict::Retry { rediscover };

@@ -88,6 +88,7 @@ impl Client {
         let (events, _) = broadcast::channel(256);
         let (commands, receiver) = mpsc::channel(64);
         let counters = Arc::new(Counters::default());
+        crate::telemetry::describe();
         let worker = Worker::new(settings.clone(), publisher, events.clone(), counters.clone())?;
         let span = tracing::info_span!("pgha.topology");
         let handle = runtime.spawn(worker.run(receiver).instrument(span));

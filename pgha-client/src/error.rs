@@ -53,6 +53,24 @@ pub(crate) enum Kind {
     WriteLost,
 }
 
+impl Kind {
+    /// The kind's name in the `outcome` label of metrics and spans.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Db => "db",
+            Self::Connect => "connect",
+            Self::NoMember => "no_member",
+            Self::Timeout => "timeout",
+            Self::OutcomeUnknown => "outcome_unknown",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::Shutdown => "shutdown",
+            Self::User => "user",
+            Self::WriteLost => "write_lost",
+        }
+    }
+}
+
 impl Error {
     pub(crate) fn new(kind: Kind) -> Self {
         Self(Box::new(Inner {

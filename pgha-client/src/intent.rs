@@ -33,6 +33,18 @@ pub enum Intent {
 }
 
 impl Intent {
+    /// The intent's name, as in serialized configuration (`write`, `prefer-standby`…): the
+    /// `intent` label of metrics and spans.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Write => "write",
+            Self::Primary => "primary",
+            Self::Standby => "standby",
+            Self::PreferStandby => "prefer-standby",
+            Self::Any => "any",
+        }
+    }
+
     /// True for intents that may run on a standby.
     pub fn allows_standby(self) -> bool {
         matches!(self, Self::Standby | Self::PreferStandby | Self::Any)

@@ -142,10 +142,43 @@
 //! whose position could not be read returns [`WalToken::UNKNOWN`], which sends reads to the
 //! primary.
 //!
+//! ## Metrics
+//! With the `metrics` feature, pgha records through the [`metrics`](https://docs.rs/metrics)
+//! facade: install the exporter you use (Prometheus with `metrics-exporter-prometheus`,
+//! OpenTelemetry, StatsD…) **before** building the client, and pgha's metrics appear in it.
+//! Without the feature nothing is recorded and the facade is not compiled in;
+//! [`Client::metrics`] (counters) and [`Client::health`] work either way.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `pgha_operations_total` | counter | intent, outcome, member | Operations finished (run, transaction, get), by intent, outcome (`ok` or the error kind: `outcome_unknown`, `timeout`, `no_member`, `connect`, `db`, `user`, `write_lost`, `budget_exhausted`, `shutdown`, `config`) and the member of the last attempt |
+//! | `pgha_operation_duration_seconds` | histogram | intent, outcome | Time from the call to its result, retries and waits included, in seconds |
+//! | `pgha_attempts_total` | counter | intent, member | Attempts started on a member (an operation makes one, plus one per retry) |
+//! | `pgha_retries_total` | counter | reason | Attempts retried, by what failed: `connect`, `read_only` (25006: the node is a standby now), `not_accepting` (57P03, 53300), `session_lost`, `serialization_failure`, `deadlock`, `other` |
+//! | `pgha_fallbacks_total` | counter | intent | Reads served by the primary because no standby was under the lag bound |
+//! | `pgha_primary_changes_total` | counter | – | Changes of the verified primary to another member (failovers and switchovers seen) |
+//! | `pgha_topology_events_total` | counter | event | Topology events, by kind (`leader-changed`, `member-joined`, `member-left`, `standby-excluded`, `standby-included`, `source-changed`, `pool-purged`) |
+//! | `pgha_topology_refresh_duration_seconds` | histogram | source | Time one topology refresh took (discovery and SQL probes), by the source it used (`dcs`, `patroni`, `sql-probe`), in seconds |
+//! | `pgha_patroni_requests_total` | counter | – | Requests sent to Patroni REST APIs (`/cluster` polls and `/history` reads) |
+//! | `pgha_member_primary` | gauge | member | 1 for the verified primary, 0 for every other member |
+//! | `pgha_member_usable` | gauge | member | 1 for the primary and the standbys in service, 0 for a member not used |
+//! | `pgha_member_staleness_seconds` | gauge | member | How stale a standby was at its last probe, in seconds (NaN when unknown) |
+//! | `pgha_member_lag_bytes` | gauge | member | WAL bytes between the primary's last sampled position and a standby's replay position (NaN when unknown) |
+//! | `pgha_pool_size` | gauge | member | Connections open in the member's pool |
+//! | `pgha_pool_available` | gauge | member | Of those, idle in the pool |
+//! | `pgha_pool_waiting` | gauge | member | Checkouts waiting for a connection of the member's pool |
+//!
+//! Every operation is also a span, `pgha.op` at INFO level, with OpenTelemetry's database client
+//! attributes (`db.system.name` = `postgresql`, `db.namespace`) and `pgha.intent`,
+//! `pgha.attempts`, `pgha.member` and `pgha.outcome`; each attempt inside it is a `pgha.attempt`
+//! span with `server.address`, `server.port`, `pgha.member`, `pgha.attempt` and, when it failed,
+//! `error.type`. The topology task runs in a `pgha.topology` span.
+//!
 //! ## Features
 //! | feature | default | what |
 //! |---|---|---|
 //! | `pgvector` | yes | [`vector`]: pgvector tables, HNSW/IVFFlat indexes, binary COPY, k-NN search |
+//! | `metrics` | no | metrics through the `metrics` facade (see [Metrics](#metrics)) |
 //!
 //! The crates your code names are re-exported: [`tokio_postgres`], [`deadpool_postgres`],
 //! [`reqwest`] (for the [`Method`](reqwest::Method) of [`Connector::patroni_send`]) and (with
@@ -171,6 +204,7 @@ mod op;
 pub mod patroni;
 mod pool;
 mod retry;
+mod telemetry;
 mod time;
 mod tls;
 mod token;

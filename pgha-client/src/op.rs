@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio_postgres::IsolationLevel;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::classify::{classify, OpKind, Phase, Verdict};
+use crate::classify::{classify, retry_reason, OpKind, Phase, Verdict};
 use crate::client::{Client, Connection, Transaction};
 use crate::error::{Error, Kind, Result};
 use crate::intent::{Intent, LagBound};
@@ -18,6 +18,7 @@ use crate::metrics::bump;
 use crate::patroni::Lsn;
 use crate::pool::{Busy, MemberHandle};
 use crate::retry::backoff;
+use crate::telemetry;
 use crate::token::WalToken;
 use crate::topology::selection::{select, Request, Selection};
 use crate::topology::{Snapshot, Topology};
@@ -371,22 +372,42 @@ impl Op<'_> {
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
         let inner = &self.client.inner;
+        let started = Instant::now();
         bump(&inner.counters.operations);
         if self.intent.allows_standby() {
             bump(&inner.counters.standby_operations);
         }
-        let span = tracing::debug_span!("pgha.op", intent = ?self.intent, attempts = tracing::field::Empty);
+        // OpenTelemetry's database client conventions; one `pgha.attempt` span per attempt inside.
+        let span = tracing::info_span!(
+            "pgha.op",
+            otel.kind = "client",
+            db.system.name = "postgresql",
+            db.namespace = %inner.settings.dbname,
+            pgha.intent = self.intent.label(),
+            pgha.attempts = tracing::field::Empty,
+            pgha.member = tracing::field::Empty,
+            pgha.outcome = tracing::field::Empty,
+        );
         let mut attempts: u32 = 0;
         // Instrumenting moves the operation's whole state (kilobytes) into the span's wrapper:
         // only when the span is recorded. The loop's future is awaited where it is made.
         let result = if span.is_disabled() {
-            self.retry_loop(kind, attempt, &mut attempts).await
+            self.retry_loop(kind, attempt, &mut attempts, started).await
         } else {
-            self.retry_loop(kind, attempt, &mut attempts)
+            self.retry_loop(kind, attempt, &mut attempts, started)
                 .instrument(span.clone())
                 .await
         };
-        span.record("attempts", attempts);
+        let (outcome, member) = match &result {
+            Ok((_, busy)) => ("ok", Some(busy.member())),
+            Err(e) => (e.kind().label(), e.member()),
+        };
+        span.record("pgha.attempts", attempts);
+        span.record("pgha.outcome", outcome);
+        if let Some(member) = member {
+            span.record("pgha.member", member);
+        }
+        telemetry::operation(self.intent, outcome, member, started.elapsed());
         if let Err(e) = &result {
             bump(&inner.counters.errors_surfaced);
             debug!(error = %e, attempts, "operation failed");
@@ -394,13 +415,18 @@ impl Op<'_> {
         result
     }
 
-    async fn retry_loop<T, F>(&self, kind: OpKind, mut attempt: F, attempts: &mut u32) -> Result<(T, Busy)>
+    async fn retry_loop<T, F>(
+        &self,
+        kind: OpKind,
+        mut attempt: F,
+        attempts: &mut u32,
+        started: Instant,
+    ) -> Result<(T, Busy)>
     where
         F: AsyncFnMut(&mut Connection, &AtomicU8) -> Result<T>,
     {
         let inner = &self.client.inner;
         let settings = &inner.settings;
-        let started = Instant::now();
         let deadline = crate::time::after(started, self.budget());
         let mut rx = inner.snapshots.clone();
         let mut avoid: Option<String> = None;
@@ -460,6 +486,7 @@ impl Op<'_> {
                     } => {
                         if fallback.is_some() {
                             bump(&inner.counters.fallbacks);
+                            telemetry::fallback(self.intent);
                             let total = inner.counters.fallbacks.load(Ordering::Relaxed);
                             if inner.fallback_log.allow(Instant::now()) {
                                 info!(
@@ -495,11 +522,29 @@ impl Op<'_> {
                     continue;
                 };
                 *attempts += 1;
+                telemetry::attempt(self.intent, &handle.address.name);
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
                 let on_primary = snapshot.topology.primary == Some(index);
-                let outcome = self
-                    .attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
-                    .await;
+                let span = tracing::info_span!(
+                    "pgha.attempt",
+                    server.address = %handle.address.host,
+                    server.port = handle.address.port,
+                    pgha.member = %handle.address.name,
+                    pgha.attempt = *attempts,
+                    error.type = tracing::field::Empty,
+                );
+                // As in `execute`: the attempt's future is instrumented only when the span is on.
+                let outcome = if span.is_disabled() {
+                    self.attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
+                        .await
+                } else {
+                    self.attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
+                        .instrument(span.clone())
+                        .await
+                };
+                if let Err(e) = &outcome {
+                    span.record("error.type", e.kind().label());
+                }
                 let error = match outcome {
                     Ok(Some(done)) => return Ok(done),
                     Ok(None) => {
@@ -528,6 +573,7 @@ impl Op<'_> {
                             return Err(Error::new(Kind::BudgetExhausted).with_source(error));
                         }
                         bump(&inner.counters.retries);
+                        telemetry::retry(retry_reason(&error));
                         debug!(member, attempt = attempts, error = %error, "retrying");
                         let used = snapshot.topology.generation;
                         if rediscover {

@@ -145,6 +145,11 @@ impl Busy {
         }
     }
 
+    /// The name of the member the connection is to.
+    pub(crate) fn member(&self) -> &str {
+        &self.handle.address.name
+    }
+
     /// The connection, while the attempt runs.
     pub(crate) fn conn(&mut self) -> Option<&mut deadpool_postgres::Object> {
         self.conn.as_mut()

@@ -29,6 +29,18 @@ pub enum Source {
     SqlProbe,
 }
 
+impl Source {
+    /// The source's name, as serialized (`dcs`, `sql-probe`…): the `source` label of metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Patroni => "patroni",
+            Self::Dcs => "dcs",
+            Self::SqlProbe => "sql-probe",
+        }
+    }
+}
+
 /// What a member may be used for right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case", tag = "status", content = "reason")]

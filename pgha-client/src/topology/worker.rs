@@ -18,6 +18,7 @@ use crate::etcd::DcsState;
 use crate::events::TopologyEvent;
 use crate::metrics::{bump, Counters};
 use crate::pool::{MemberCounters, MemberHandle};
+use crate::telemetry;
 
 /// How long the last view from etcd is still used after its watch was lost, while the watch task
 /// reconnects to another etcd member (normally well within this); after that, the Patroni REST
@@ -164,6 +165,7 @@ impl Worker {
                 () = tokio::time::sleep_until(next) => {
                     let started = tokio::time::Instant::now();
                     self.close_idle_connections();
+                    telemetry::members(&self.publisher.borrow());
                     let operations = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed);
                     let waiters = self.metrics.waiters.load(std::sync::atomic::Ordering::Relaxed);
                     // The first refresh always runs (`connect` waits for it).
@@ -182,6 +184,8 @@ impl Worker {
                         debug!(idle_timeout = ?self.settings.idle_timeout, "no operation that may read from a standby for idle_timeout: only the primary is probed until the next one");
                     }
                     let due = self.refresh(!standby_reads.dormant).await;
+                    telemetry::refreshed(self.current.source, started.elapsed());
+                    telemetry::members(&self.publisher.borrow());
                     last = Some(started);
                     let period = match due {
                         Next::Steady => self.settings.refresh_interval,
@@ -338,9 +342,11 @@ impl Worker {
                 let mut poll = if endpoints.is_empty() {
                     discovery::Poll::default()
                 } else {
+                    let sent = endpoints.len() as u64;
                     self.metrics
                         .patroni_requests
-                        .fetch_add(endpoints.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                        .fetch_add(sent, std::sync::atomic::Ordering::Relaxed);
+                    telemetry::patroni_requests(sent);
                     discovery::poll(&self.patroni, &endpoints).await
                 };
                 if let (Some(error), Some(etcd)) = (dcs_error, &self.settings.etcd) {
@@ -489,6 +495,7 @@ impl Worker {
         self.publish(next);
         if let Some(url) = history_from {
             bump(&self.metrics.patroni_requests);
+            telemetry::patroni_requests(1);
             if let Some(entries) = discovery::history(&self.patroni, &url).await {
                 self.switch_points = (sysid, Arc::new(switch_points(&entries)));
             }
@@ -568,7 +575,7 @@ impl Worker {
         let generation = *generation;
         if demoted {
             info!(member = %address.name, generation, "member is no longer the primary: its pool was purged");
-            let _ = self.events.send(TopologyEvent::PoolPurged {
+            self.send_event(TopologyEvent::PoolPurged {
                 name: address.name.clone(),
                 generation,
             });
@@ -587,15 +594,20 @@ impl Worker {
         }
     }
 
+    /// Publishes `event` to subscribers, counted by kind.
+    fn send_event(&self, event: TopologyEvent) {
+        debug!(?event, "topology event");
+        telemetry::topology_event(event.kind());
+        let _ = self.events.send(event);
+    }
+
     fn emit_changes(&self, previous: &Topology, next: &Topology, now: Instant) {
-        let send = |event: TopologyEvent| {
-            debug!(?event, "topology event");
-            let _ = self.events.send(event);
-        };
+        let send = |event: TopologyEvent| self.send_event(event);
         let (old_primary, new_primary) = (previous.primary(), next.primary());
         if old_primary.map(|m| &m.name) != new_primary.map(|m| &m.name) {
             if previous.generation > 0 && new_primary.is_some() {
                 bump(&self.metrics.failovers_seen);
+                telemetry::primary_changed();
             }
             info!(
                 from = old_primary.map(|m| m.name.as_str()),

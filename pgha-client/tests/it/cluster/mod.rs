@@ -3,6 +3,8 @@
 
 mod etcd;
 mod hostile;
+#[cfg(feature = "metrics")]
+mod metrics;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
