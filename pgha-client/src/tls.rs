@@ -154,8 +154,15 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
         });
-    if let Some(p) = &settings.password {
-        c.password(p.expose());
+    match &settings.password {
+        Some(p) => {
+            c.password(p.expose());
+        }
+        None => {
+            if let Some(p) = crate::config::pgpass::lookup(host, port, &settings.dbname, &settings.user) {
+                c.password(p);
+            }
+        }
     }
     c
 }

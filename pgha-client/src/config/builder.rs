@@ -156,7 +156,8 @@ impl ClientBuilder {
         self
     }
 
-    /// Database password.
+    /// Database password. Without one, the password file (`PGPASSFILE`, else `~/.pgpass`, mode
+    /// 0600) is looked up for each member's host, port, database and user, as libpq does.
     pub fn password(mut self, password: impl Into<Secret>) -> Self {
         self.config.password = Some(password.into());
         self

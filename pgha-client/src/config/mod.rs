@@ -3,6 +3,8 @@
 //! [`ClientBuilder`], libpq-style URLs, [`Secret`] and [`SslMode`].
 
 mod builder;
+mod env;
+pub(crate) mod pgpass;
 mod secret;
 mod ssl_mode;
 mod url;
