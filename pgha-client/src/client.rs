@@ -114,24 +114,25 @@ impl Client {
             .settings
             .connect_timeout
             .saturating_add(crate::topology::probe::round_bound(&self.inner.settings));
-        let waited = tokio::time::timeout(limit, rx.wait_for(|s| s.topology.generation > 0 || s.closed)).await;
-        match waited {
-            Ok(Ok(s)) if !s.closed => {
-                let snapshot = s.clone();
-                drop(s);
-                if snapshot.topology.members.is_empty() {
-                    let mut message = "neither Patroni nor any seed host answered: no member known".to_owned();
-                    for note in &snapshot.topology.notes {
-                        message.push_str("; ");
-                        message.push_str(note);
-                    }
-                    return Err(Error::new(Kind::NoMember).with_message(message));
-                }
-                self.refuse_unusable_configuration(&snapshot).await
+        // The channel's read guard ends with this block: held across the await below, it would
+        // make `connect()`'s future not `Send`.
+        let snapshot = {
+            let waited = tokio::time::timeout(limit, rx.wait_for(|s| s.topology.generation > 0 || s.closed)).await;
+            match waited {
+                Ok(Ok(s)) if !s.closed => s.clone(),
+                Ok(_) => return Err(Error::new(Kind::Shutdown)),
+                Err(_) => return Err(Error::timeout("the first topology refresh", limit)),
             }
-            Ok(_) => Err(Error::new(Kind::Shutdown)),
-            Err(_) => Err(Error::timeout("the first topology refresh", limit)),
+        };
+        if snapshot.topology.members.is_empty() {
+            let mut message = "neither Patroni nor any seed host answered: no member known".to_owned();
+            for note in &snapshot.topology.notes {
+                message.push_str("; ");
+                message.push_str(note);
+            }
+            return Err(Error::new(Kind::NoMember).with_message(message));
         }
+        self.refuse_unusable_configuration(&snapshot).await
     }
 
     /// After the first refresh found no usable member: connects once to each member to learn
@@ -337,8 +338,13 @@ fn _assert_impls() {
     fn send_sync_clone<T: Send + Sync + Clone>() {}
     send_sync_clone::<Client>();
     fn send<T: Send>(_: &T) {}
+    // Every public future can run in a spawned task.
+    send(&Client::builder().connect());
     let client: Option<Client> = None;
     if let Some(c) = client {
+        send(&c.get(Intent::Write));
+        send(&c.wait_for_topology(Duration::from_secs(1), |_| true));
+        send(&c.shutdown());
         send(&c.run(Intent::Write, async |conn| Ok(conn.execute("SELECT 1", &[]).await?)));
         send(&c.transaction(async |tx| Ok(tx.execute("SELECT 1", &[]).await?)));
         #[cfg(feature = "pgvector")]
