@@ -2,5 +2,6 @@
 //! short fault-injection runs.
 
 mod admin_under_load;
+mod axum_service;
 mod chaos;
 mod failover;
