@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::url::parse_url;
+use super::url::{parse_conninfo, parse_url};
 use super::{ClientConfig, Secret, Settings, SslMode};
 use crate::error::{Error, Result};
 use crate::intent::{Balance, Intent, LagBound};
@@ -137,13 +137,25 @@ impl ClientBuilder {
         self
     }
 
-    /// Applies a libpq-style URL: `postgresql://user:password@h1:p1,h2:p2/db?options`, with
-    /// options `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
-    /// `connect_timeout` (seconds) and pgha's own `patroni` (comma-separated REST URLs) and
-    /// `patroni_scope`.
-    /// Hosts become seed hosts.
+    /// Applies a libpq connection string: a URL, `postgresql://user:password@h1:p1,h2:p2/db?options`,
+    /// or `key=value` pairs, `host=h1,h2 port=5432 dbname=db user=u password='…' options…`.
+    /// Options: `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
+    /// `connect_timeout` (seconds), `tcp_user_timeout` (ms), `host`, `port`, `user`, `password`,
+    /// `dbname`, and pgha's own `patroni` (comma-separated REST URLs), `patroni_scope`, `etcd`
+    /// and `etcd_namespace`. Hosts become seed hosts; Unix-domain sockets are refused.
+    ///
+    /// ```
+    /// let builder = pgha_client::Client::builder()
+    ///     .url("host=db1,db2 port=5432 dbname=app user=app target_session_attrs=read-write patroni=http://db1:8008");
+    /// # let _ = builder;
+    /// ```
     pub fn url(mut self, url: &str) -> Self {
-        match parse_url(url) {
+        let parsed = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            parse_url(url)
+        } else {
+            parse_conninfo(url)
+        };
+        match parsed {
             Ok(parsed) => self.config.merge(parsed),
             Err(e) => self.errors.push(e),
         }

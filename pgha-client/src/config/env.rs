@@ -83,7 +83,7 @@ impl ClientConfig {
     ///
     /// | variable | key |
     /// |---|---|
-    /// | `PGHA_DSN` | `url` (a libpq-style URL) |
+    /// | `PGHA_DSN` | `url` (a libpq connection string: a URL or `key=value` pairs) |
     /// | `PGHA_PATRONI_URLS`, `PGHA_ETCD_URLS`, `PGHA_HOSTS` | `patroni`, `etcd`, `hosts` (comma-separated) |
     /// | `PGHA_PATRONI_CA`, `PGHA_ETCD_CA` | `patroni_ca_file`, `etcd_ca_file` |
     /// | `PGHA_LAG_BOUND_TIME`, `PGHA_LAG_BOUND_BYTES` | `lag_bound.time`, `lag_bound.bytes` |

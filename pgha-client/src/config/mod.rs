@@ -1,6 +1,6 @@
 //! Configuration: the serde [`ClientConfig`] (TOML/env friendly, every field optional), its
 //! validation into the [`Settings`] a client runs with, and the submodules for the
-//! [`ClientBuilder`], libpq-style URLs, [`Secret`] and [`SslMode`].
+//! [`ClientBuilder`], libpq connection strings, [`Secret`] and [`SslMode`].
 
 mod builder;
 mod env;
@@ -89,7 +89,7 @@ pub(crate) const DEFAULT_ETCD_NAMESPACE: &str = "/service";
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ClientConfig {
-    /// libpq-style URL (see [`ClientBuilder::url`]).
+    /// libpq connection string, a URL or `key=value` pairs (see [`ClientBuilder::url`]).
     pub url: Option<String>,
     /// Patroni REST API base URLs.
     pub patroni: Vec<String>,

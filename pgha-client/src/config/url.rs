@@ -1,5 +1,6 @@
-//! libpq-style connection URLs: `parse_url` (multi-host `postgresql://` URLs into a
-//! [`ClientConfig`]), `parse_host_port` and `redact_url` (a URL with its password hidden, for `Debug`).
+//! libpq connection strings: `parse_url` (multi-host `postgresql://` URLs into a
+//! [`ClientConfig`]), `parse_conninfo` (`key=value` strings, the same options), `parse_host_port`
+//! and `redact_url` (either form with its password hidden, for `Debug`).
 
 use std::time::Duration;
 
@@ -7,8 +8,25 @@ use super::{ClientConfig, Secret};
 use crate::error::Error;
 use crate::intent::Intent;
 
-/// A connection URL with its password (in the user info or a `password=` option) replaced.
+/// A connection string with its password (in a URL's user info, or a `password` option)
+/// replaced.
 pub(crate) fn redact_url(url: &str) -> String {
+    if !url.contains("://") {
+        return match conninfo_pairs(url) {
+            Ok(pairs) => pairs
+                .iter()
+                .map(|(k, v)| {
+                    if k.eq_ignore_ascii_case("password") {
+                        format!("{k}=<redacted>")
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+            Err(_) => "<not a connection string>".to_owned(),
+        };
+    }
     let (head, query) = url.split_once('?').unwrap_or((url, ""));
     let mut out = match head.split_once("://") {
         Some((scheme, rest)) => {
@@ -94,9 +112,104 @@ pub(super) fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> 
     if !db.is_empty() {
         config.dbname = Some(decode(db)?);
     }
+    let mut ports = Vec::new();
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let value = value.into_owned();
-        match &*key {
+        apply(&mut config, &mut ports, &key, value.into_owned())?;
+    }
+    with_ports(&mut config, &ports)?;
+    Ok(config)
+}
+
+/// Parses a libpq `key=value` connection string (`host=h1,h2 port=5432 dbname=app
+/// user=app password='it\\'s' target_session_attrs=read-write`), with the options of [`parse_url`].
+///
+/// tokio-postgres's own parser is not used: it refuses libpq options pgha honours
+/// (`sslrootcert`, `target_session_attrs=prefer-standby`) and pgha's own (`patroni`, `etcd`).
+pub(super) fn parse_conninfo(conninfo: &str) -> std::result::Result<ClientConfig, String> {
+    let mut config = ClientConfig::default();
+    let mut ports = Vec::new();
+    for (key, value) in conninfo_pairs(conninfo)? {
+        apply(&mut config, &mut ports, &key, value)?;
+    }
+    with_ports(&mut config, &ports)?;
+    Ok(config)
+}
+
+/// `key=value` pairs separated by blanks; a value may be single-quoted, with `\'` and `\\`
+/// escapes, as libpq reads them.
+fn conninfo_pairs(s: &str) -> std::result::Result<Vec<(String, String)>, String> {
+    let mut pairs = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.peek().is_none() {
+            return Ok(pairs);
+        }
+        let mut key = String::new();
+        while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+            key.push(c);
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        if chars.next() != Some('=') {
+            return Err(format!("connection string: missing \"=\" after {key:?}"));
+        }
+        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+            chars.next();
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'\'').is_some() {
+            loop {
+                match chars.next() {
+                    Some('\\') => value.push(chars.next().ok_or("connection string: \\ at the end")?),
+                    Some('\'') => break,
+                    Some(c) => value.push(c),
+                    None => return Err(format!("connection string: unterminated quoted value of {key:?}")),
+                }
+            }
+        } else {
+            while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.push(chars.next().ok_or("connection string: \\ at the end")?);
+                } else {
+                    value.push(c);
+                }
+            }
+        }
+        pairs.push((key, value));
+    }
+}
+
+/// Gives the hosts named without a port the `port` option's: one port for all, or one per host.
+fn with_ports(config: &mut ClientConfig, ports: &[String]) -> std::result::Result<(), String> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    if ports.len() > 1 && ports.len() != config.hosts.len() {
+        return Err(format!("{} ports for {} hosts", ports.len(), config.hosts.len()));
+    }
+    for (i, host) in config.hosts.iter_mut().enumerate() {
+        let port = &ports[if ports.len() == 1 { 0 } else { i }];
+        port.parse::<u16>().map_err(|_| format!("invalid port {port:?}"))?;
+        if !host.contains(':') || host.ends_with(']') {
+            *host = format!("{host}:{port}");
+        }
+    }
+    Ok(())
+}
+
+/// One option of a URL's query or a connection string.
+fn apply(
+    config: &mut ClientConfig,
+    ports: &mut Vec<String>,
+    key: &str,
+    value: String,
+) -> std::result::Result<(), String> {
+    {
+        match key {
             "target_session_attrs" => {
                 config.default_intent = Some(
                     Intent::from_target_session_attrs(&value)
@@ -126,12 +239,23 @@ pub(super) fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> 
             "user" => config.user = Some(value),
             "password" => config.password = Some(Secret(value)),
             "dbname" => config.dbname = Some(value),
-            "host" => config.hosts.extend(value.split(',').map(str::to_owned)),
+            "host" => {
+                for host in value.split(',').filter(|h| !h.is_empty()) {
+                    if host.starts_with('/') || host.starts_with('@') {
+                        return Err(format!(
+                            "host {host:?}: Unix-domain sockets are not supported; give a host name or address"
+                        ));
+                    }
+                    parse_host_port(host)?;
+                    config.hosts.push(host.to_owned());
+                }
+            }
+            "port" => ports.extend(value.split(',').map(str::to_owned)),
             "load_balance_hosts" => {}
-            other => return Err(format!("unknown URL option {other:?}")),
+            other => return Err(format!("unknown connection option {other:?}")),
         }
     }
-    Ok(config)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -151,7 +275,7 @@ mod tests {
             "postgresql://app:<redacted>@db1:5433,db2/shop?sslmode=disable&password=<redacted>"
         );
         assert_eq!(redact_url("postgres://app@db1"), "postgres://app@db1");
-        assert_eq!(redact_url("garbage:secret"), "<not a URL>");
+        assert_eq!(redact_url("garbage:secret"), "<not a connection string>");
         let config = ClientConfig {
             url: Some("postgresql://u:hunter2@h/db".into()),
             ..ClientConfig::default()
@@ -178,6 +302,43 @@ mod tests {
         assert_eq!(s.ssl_mode, SslMode::Disable);
         assert_eq!(s.patroni_urls.len(), 2);
         assert_eq!(s.application_name, "api");
+    }
+
+    #[test]
+    fn a_key_value_connection_string_maps_onto_the_same_settings() {
+        let s = settings(ClientBuilder::default().url(
+            "host=db1,db2,[::1] port=5433,5432,5434 dbname=shop user = app password='p@ss \\'quoted\\'' \
+             target_session_attrs=prefer-standby sslmode=disable patroni=http://db1:8008,http://db2:8008 \
+             application_name=api connect_timeout=3",
+        ))
+        .expect("valid connection string");
+        assert_eq!(s.user, "app");
+        assert_eq!(s.password.as_ref().map(Secret::expose), Some("p@ss 'quoted'"));
+        assert_eq!(s.dbname, "shop");
+        assert_eq!(
+            s.seed_hosts,
+            vec![("db1".into(), 5433), ("db2".into(), 5432), ("::1".into(), 5434)]
+        );
+        assert_eq!(s.default_intent, Intent::PreferStandby);
+        assert_eq!(s.ssl_mode, SslMode::Disable);
+        assert_eq!(s.patroni_urls.len(), 2);
+        assert_eq!(s.application_name, "api");
+        assert_eq!(s.connect_timeout, Duration::from_secs(3));
+        let one_port = settings(ClientBuilder::default().url("host=a,b port=6000 user=u")).expect("valid");
+        assert_eq!(one_port.seed_hosts, vec![("a".into(), 6000), ("b".into(), 6000)]);
+
+        for (bad, why) in [
+            ("host=/var/run/postgresql user=u", "Unix-domain sockets"),
+            ("host=a,b,c port=1,2", "2 ports for 3 hosts"),
+            ("user", "missing \"=\""),
+            ("password='open", "unterminated"),
+            ("hostaddr=10.0.0.1", "unknown connection option"),
+        ] {
+            let e = settings(ClientBuilder::default().url(bad)).expect_err(bad);
+            assert!(e.is_config() && e.to_string().contains(why), "{bad}: {e}");
+        }
+        let shown = redact_url("host=db1 user=app password='it\\'s secret'");
+        assert_eq!(shown, "host=db1 user=app password=<redacted>");
     }
 
     #[test]
