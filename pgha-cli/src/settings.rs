@@ -62,9 +62,12 @@ pub(crate) fn load_file(path: &Path) -> Result<FileSettings> {
     })
 }
 
-/// The client configuration: file first, then environment and flags (clap has merged those).
+/// The client configuration: file first, then the environment as a service reads it
+/// (`ClientConfig::from_env("PGHA")`: every `PGHA_*` key, then libpq's `PG*`), then flags (clap
+/// has merged the flags with the `PGHA_*` variables it shows in `--help`).
 pub(crate) fn client_config(global: &Global, file: &FileSettings) -> Result<ClientConfig> {
-    let mut c = file.client.clone();
+    let env = ClientConfig::from_env("PGHA").map_err(|e| usage(e.to_string()))?;
+    let mut c = env.over(file.client.clone());
     if global.dsn.is_some() {
         c.url = global.dsn.clone();
     }

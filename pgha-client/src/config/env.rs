@@ -93,7 +93,7 @@ impl ClientConfig {
     /// Values are written as in a configuration file: durations with their unit (`2s`,
     /// `250ms`), `true`/`false`. Without `<prefix>_DSN`, libpq's variables fill the keys left
     /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`,
-    /// `PGHOST`/`PGPORT` (seed hosts; lists as libpq takes them), `PGCONNECT_TIMEOUT` (seconds)
+    /// `PGHOST`/`PGPORT` (seed hosts; lists as libpq takes them; socket directories skipped), `PGCONNECT_TIMEOUT` (seconds)
     /// and `PGTARGETSESSIONATTRS` (the default intent). A password not given at all is looked up
     /// in `PGPASSFILE` or `~/.pgpass` for each member, as libpq does. Variables of the prefix
     /// that name no key (an application's own, the CLI's `PGHA_STANZA`…) are ignored; a value
@@ -152,15 +152,18 @@ fn libpq<'a>(get: &impl Fn(&str) -> Option<&'a str>, form: &mut Map<String, Valu
         }
         let mut seeds = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
-            if host.starts_with('/') || host.starts_with('@') {
-                return Err(Error::config(format!(
-                    "PGHOST {host:?}: Unix-domain sockets are not supported; give a host name or address"
-                )));
+            // libpq's socket directories: fine for psql on a database host, of no use to pgha,
+            // whose seed hosts are only a fallback to discovery.
+            if host.starts_with('/') || host.starts_with('@') || host.is_empty() {
+                tracing::debug!(host, "PGHOST names a Unix-domain socket: not a seed host");
+                continue;
             }
             let port = ports.get(i).or(ports.first()).copied().unwrap_or("5432");
             seeds.push(Value::String(format!("{host}:{port}")));
         }
-        form.insert("hosts".into(), Value::Array(seeds));
+        if !seeds.is_empty() {
+            form.insert("hosts".into(), Value::Array(seeds));
+        }
     }
     if let (Some(text), false) = (get("PGCONNECT_TIMEOUT"), form.contains_key("connect_timeout")) {
         let seconds: i64 = text
@@ -329,7 +332,6 @@ mod tests {
             (vec![("PGHA_IDLE_TIMEOUT", "30")], "PGHA_IDLE_TIMEOUT"),
             (vec![("PGHA_SSLMODE", "sometimes")], "PGHA_SSLMODE"),
             (vec![("PGHA_FALLBACK_TO_PRIMARY", "maybe")], "PGHA_FALLBACK_TO_PRIMARY"),
-            (vec![("PGHOST", "/var/run/postgresql")], "PGHOST"),
             (vec![("PGHOST", "a,b,c"), ("PGPORT", "1,2")], "PGPORT"),
             (vec![("PGCONNECT_TIMEOUT", "soon")], "PGCONNECT_TIMEOUT"),
         ] {
@@ -338,5 +340,8 @@ mod tests {
         }
         let config = from_vars("PGHA", vars(&[("PGHA_PASSWORD", "hunter2")])).expect("parses");
         assert!(!format!("{config:?}").contains("hunter2"));
+        // libpq's socket directory in PGHOST is no seed host for pgha, and no error either.
+        let config = from_vars("PGHA", vars(&[("PGHOST", "/var/run/postgresql,db1")])).expect("parses");
+        assert_eq!(config.hosts, ["db1:5432"]);
     }
 }

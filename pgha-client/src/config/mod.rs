@@ -227,6 +227,36 @@ impl ClientConfig {
         builder
     }
 
+    /// This configuration over `base`: each key set here, else `base`'s; a list set here
+    /// replaces `base`'s. For layers, such as the environment over a configuration file:
+    ///
+    /// ```no_run
+    /// # fn demo() -> pgha_client::Result<()> {
+    /// use pgha_client::ClientConfig;
+    /// let file: ClientConfig = serde_json::from_str(&std::fs::read_to_string("pgha.json").unwrap()).unwrap();
+    /// let config = ClientConfig::from_env("PGHA")?.over(file);
+    /// # let _ = config;
+    /// # Ok(()) }
+    /// ```
+    pub fn over(self, base: ClientConfig) -> ClientConfig {
+        let mut out = base;
+        macro_rules! take {
+            ($($f:ident),*) => { $( if self.$f.is_some() { out.$f = self.$f; } )* };
+        }
+        take!(url);
+        option_fields!(take);
+        for (mine, theirs) in [
+            (self.patroni, &mut out.patroni),
+            (self.etcd, &mut out.etcd),
+            (self.hosts, &mut out.hosts),
+        ] {
+            if !mine.is_empty() {
+                *theirs = mine;
+            }
+        }
+        out
+    }
+
     /// Fields set in `other` override this one's; lists are appended.
     fn merge(&mut self, other: ClientConfig) {
         macro_rules! take {

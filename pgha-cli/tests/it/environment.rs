@@ -1,0 +1,29 @@
+//! The `pgha` binary reads the environment as a service's `ClientConfig::from_env("PGHA")` does
+//! (no cluster needed: a bad value is refused before anything is contacted).
+
+use pgha_admin::exit_codes;
+
+use crate::common::pgha;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_client_key_of_the_environment_reaches_the_cli() {
+    let base = [("PGHA_PATRONI_URLS".to_owned(), "http://127.0.0.1:9".to_owned())];
+    // Keys the CLI has no flag for, each refused with the variable's name.
+    for (name, value) in [
+        ("PGHA_POOL_MAX_SIZE", "ten"),
+        ("PGHA_IDLE_TIMEOUT", "30"),
+        ("PGHA_FALLBACK_TO_PRIMARY", "maybe"),
+    ] {
+        let mut env = base.to_vec();
+        env.push((name.to_owned(), value.to_owned()));
+        let run = pgha(&env, &["status"]).await;
+        assert_eq!(run.code, exit_codes::USAGE, "{name}={value}: {run:?}");
+        assert!(run.stderr.contains(name), "the error names {name}: {run:?}");
+    }
+    // A list the CLI has no flag for reaches the client's own validation.
+    let mut env = base.to_vec();
+    env.push(("PGHA_ETCD_URLS".to_owned(), "not a url".to_owned()));
+    let run = pgha(&env, &["status"]).await;
+    assert_eq!(run.code, exit_codes::USAGE, "{run:?}");
+    assert!(run.stderr.contains("etcd URL \"not a url\""), "{run:?}");
+}
