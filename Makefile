@@ -33,7 +33,7 @@ test: deps lint package
 		$(CARGO) test --workspace --lib --bins --tests --examples; \
 	fi
 	$(CARGO) test --workspace --doc
-	$(CARGO) test --bench failover -- --quick
+	$(CARGO) test --bench failover -- --quick --plot target/failover-quick.svg
 
 ## pgha-client's cluster tests again, with every client watching etcd instead of polling the
 ## Patroni REST APIs (PGHA_TEST_DISCOVERY=etcd; ~3 min).
@@ -47,9 +47,10 @@ unit:
 	$(CARGO) nextest run --workspace --profile unit
 	$(CARGO) test --workspace --doc
 
-## The benchmarks of BENCHMARKS.md (release build, ~15 min; add ARGS="--json" for one JSON document).
+## The benchmarks of BENCHMARKS.md (release build, ~15 min; add ARGS="--json" for one JSON document),
+## with the failover picture drawn to target/failover.svg.
 bench: deps
-	$(CARGO) bench --bench failover -- $(ARGS)
+	$(CARGO) bench --bench failover -- --plot target/failover.svg $(ARGS)
 
 ## The long fault-injection runs of RELIABILITY.md: FAULTS faults (default 54) in each
 ## replication mode, from SEED; exits non-zero if an invariant fails.

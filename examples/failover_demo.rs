@@ -13,6 +13,7 @@
 //! cargo run --example failover_demo                     # a fresh local 3-node cluster (make demo)
 //! cargo run --example failover_demo -- --async          # the same on asynchronous replication
 //! cargo run --example failover_demo -- --json           # one JSON object per round
+//! cargo run --example failover_demo -- --plot f.svg      # and the rounds drawn as an SVG
 //! cargo run --example failover_demo -- \
 //!     --patroni http://10.0.0.1:8008,http://10.0.0.2:8008 \
 //!     --dsn postgresql://app:secret@10.0.0.1,10.0.0.2/app --fault switchover
@@ -78,6 +79,10 @@ struct Args {
     /// Print one JSON object per round instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also draw the rounds as an SVG: acknowledged writes per 100 ms, the fault, the promotion
+    /// and the errors.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
 }
 
 fn print_table(reports: &[RoundReport], asynchronous: bool) {
@@ -240,6 +245,12 @@ async fn main() -> anyhow::Result<()> {
     };
     if !args.json {
         print_table(&reports, args.asynchronous);
+    }
+    if let Some(path) = &args.plot {
+        let rounds: Vec<(String, Vec<RoundReport>)> =
+            reports.iter().map(|r| (r.fault.clone(), vec![r.clone()])).collect();
+        harness::failover_svg(path, &rounds)?;
+        eprintln!("failover picture: {}", path.display());
     }
     // Non-zero only when a promise is broken: an error reached the application, a read was
     // staler than its bound, an operation hung, or (synchronous replication, the local

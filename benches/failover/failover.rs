@@ -151,6 +151,7 @@ pub(crate) async fn failover_section(
     };
     let trials = if args.quick { 1 } else { args.trials.max(1) };
     let mut rows = Vec::new();
+    let mut pictured: Vec<(String, Vec<RoundReport>)> = Vec::new();
     for fault in faults {
         let mut all: Vec<RoundReport> = Vec::new();
         for trial in 1..=trials {
@@ -186,7 +187,12 @@ pub(crate) async fn failover_section(
                 (None, None) => bail!("no way to inject faults"),
             };
             match reports {
-                Ok(reports) => all.extend(reports),
+                Ok(reports) => {
+                    if !pictured.iter().any(|(f, _)| f == fault.name()) {
+                        pictured.push((fault.name().to_owned(), reports.clone()));
+                    }
+                    all.extend(reports);
+                }
                 Err(e) => {
                     // Recorded and reported; the next trial starts from whatever state is left.
                     let what = format!("{} trial {trial}: {e:#}", fault.name());
@@ -205,6 +211,10 @@ pub(crate) async fn failover_section(
             let mine: Vec<&RoundReport> = all.iter().filter(|r| r.client == c).collect();
             rows.push(summarize(fault.name(), &c, &mine));
         }
+    }
+    if let Some(path) = &args.plot {
+        harness::failover_svg(path, &pictured)?;
+        eprintln!("failover picture: {}", path.display());
     }
     Ok(rows)
 }

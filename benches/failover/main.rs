@@ -67,6 +67,10 @@ struct Args {
     /// HAProxy's replicas port on an existing cluster (`host:port`).
     #[arg(long)]
     haproxy_replicas: Option<String>,
+    /// Draw each fault's first trial as an SVG: acknowledged writes per 100 ms of every client,
+    /// the fault, the promotion and the errors.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
     /// Cargo passes `--bench` to bench targets.
     #[arg(long, hide = true)]
     bench: bool,

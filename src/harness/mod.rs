@@ -10,6 +10,7 @@ use serde::Serialize;
 mod data;
 mod drivers;
 mod faults;
+mod plot;
 mod probe;
 mod round;
 mod stats;
@@ -18,6 +19,7 @@ mod workload;
 pub use data::{embedding, prepare, prepare_tables, vector_of};
 pub use drivers::{BoxFuture, Contender, Driver, PghaDriver, PoolDriver, ReadSample};
 pub use faults::{client_builder, client_builder_with, settle, Discovery, Fault, Injector, RestInjector};
+pub use plot::failover_svg;
 pub use probe::{dsn_credentials, probe_targets, PromotionProbe};
 pub use round::{run_fault, run_round};
 pub use stats::{percentile, sorted};
@@ -70,6 +72,25 @@ pub struct RoundReport {
     pub primary_before: Option<String>,
     /// New primary.
     pub primary_after: Option<String>,
+    /// What the application saw over time (for the failover picture).
+    pub timeline: Timeline,
+}
+
+/// Acknowledged writes per 100 ms and the errors of one client through one fault, in seconds
+/// from the fault (negative before it).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timeline {
+    /// Where the first bin starts.
+    pub start_s: f64,
+    /// Writes acknowledged in each bin of [`Timeline::BIN`].
+    pub acks: Vec<u32>,
+    /// When each error reached the application.
+    pub errors_s: Vec<f64>,
+}
+
+impl Timeline {
+    /// The width of a bin.
+    pub const BIN: Duration = Duration::from_millis(100);
 }
 
 /// Workload settings.

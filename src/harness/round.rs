@@ -94,7 +94,7 @@ pub async fn run_fault<I: Injector>(
     let after = client.topology().primary().map(|m| m.name.clone());
     let mut reports = Vec::new();
     for log in &logs {
-        let mut report = log.report_from(client, fault.name(), promotion).await?;
+        let mut report = log.report_from(client, fault.name(), fault_at, promotion).await?;
         report.primary_before = before.clone();
         report.primary_after = after.clone();
         reports.push(report);

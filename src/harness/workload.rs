@@ -9,7 +9,7 @@ use tokio::task::JoinSet;
 
 use super::data::embedding;
 use super::drivers::{Driver, ReadSample};
-use super::{RoundReport, WorkloadConfig};
+use super::{RoundReport, Timeline, WorkloadConfig};
 
 /// The heartbeats acknowledged after `seen`; `heartbeats` are `(seq, acknowledged at)` in
 /// sequence order (one writer, so acknowledgement times rise with the sequence).
@@ -40,7 +40,8 @@ pub(crate) fn missed_surviving_heartbeat(
 struct Log {
     acks: Vec<(i64, Instant)>,
     heartbeat: Vec<(i64, Instant)>,
-    errors: Vec<String>,
+    /// Errors returned to the application, with when.
+    errors: Vec<(Instant, String)>,
     reads_standby: u64,
     reads_primary: u64,
     /// Reads that missed a heartbeat acknowledged more than the bound before they started:
@@ -65,6 +66,7 @@ pub struct Workload {
     row: i32,
     seq0: i64,
     bound: Duration,
+    started: Instant,
 }
 
 fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
@@ -103,6 +105,7 @@ impl Workload {
             .await?;
         let next_id = Arc::new(AtomicI64::new(first_id));
         let log = Arc::new(Mutex::new(Log::default()));
+        let started = Instant::now();
         lock(&log).heartbeat.push((seq0, Instant::now()));
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = JoinSet::new();
@@ -123,7 +126,7 @@ impl Workload {
                     let failed = result.is_err();
                     match result {
                         Ok(()) => lock(&log).acks.push((id, Instant::now())),
-                        Err(e) => lock(&log).errors.push(format!("write {id}: {e}")),
+                        Err(e) => lock(&log).errors.push((Instant::now(), format!("write {id}: {e}"))),
                     }
                     if failed {
                         tokio::time::sleep(ERROR_PAUSE).await;
@@ -142,7 +145,9 @@ impl Workload {
                         Ok(()) => lock(&log).heartbeat.push((seq, Instant::now())),
                         Err(e) => {
                             // The value may or may not have been written: the next one supersedes it.
-                            lock(&log).errors.push(format!("heartbeat {seq}: {e}"));
+                            lock(&log)
+                                .errors
+                                .push((Instant::now(), format!("heartbeat {seq}: {e}")));
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -180,7 +185,7 @@ impl Workload {
                                     log.suspects.push(Suspect { started, sample });
                                 }
                             }
-                            Err(e) => log.errors.push(format!("read: {e}")),
+                            Err(e) => log.errors.push((Instant::now(), format!("read: {e}"))),
                         }
                     }
                     if failed {
@@ -198,6 +203,7 @@ impl Workload {
             row,
             seq0,
             bound: config.read_bound,
+            started,
         })
     }
 
@@ -223,6 +229,7 @@ impl Workload {
             log,
             table: self.table,
             name: self.name,
+            started: self.started,
             ended,
             stuck,
             row: self.row,
@@ -238,6 +245,7 @@ pub struct WorkloadLog {
     log: Log,
     table: String,
     name: String,
+    started: Instant,
     ended: Instant,
     stuck: u64,
     row: i32,
@@ -256,6 +264,31 @@ impl WorkloadLog {
             .last()
             .map_or(Duration::ZERO, |t| self.ended.saturating_duration_since(*t));
         inner.max(trailing)
+    }
+
+    /// Acknowledged writes per [`Timeline::BIN`] and errors, on a clock whose zero is `fault_at`.
+    pub fn timeline(&self, fault_at: Instant) -> Timeline {
+        let since_fault = |t: Instant| {
+            if t >= fault_at {
+                t.duration_since(fault_at).as_secs_f64()
+            } else {
+                -fault_at.duration_since(t).as_secs_f64()
+            }
+        };
+        let start_s = since_fault(self.started);
+        let span = self.ended.saturating_duration_since(self.started);
+        let bins = (span.as_secs_f64() / Timeline::BIN.as_secs_f64()).ceil() as usize;
+        let mut acks = vec![0_u32; bins.max(1)];
+        let last = acks.len() - 1;
+        for (_, t) in &self.log.acks {
+            let bin = (t.saturating_duration_since(self.started).as_secs_f64() / Timeline::BIN.as_secs_f64()) as usize;
+            acks[bin.min(last)] += 1;
+        }
+        Timeline {
+            start_s,
+            acks,
+            errors_s: self.log.errors.iter().map(|(t, _)| since_fault(*t)).collect(),
+        }
     }
 
     /// Ids of acknowledged writes.
@@ -299,11 +332,14 @@ impl WorkloadLog {
         &self,
         client: &Client,
         fault: &str,
+        fault_at: Instant,
         promotion: Option<Duration>,
     ) -> pgha_client::Result<RoundReport> {
         let lost = count_lost(client, &self.table, &self.acked_ids()).await?;
         let surviving = surviving_heartbeats(client, self).await?;
-        Ok(self.report(fault, promotion, lost, &surviving))
+        let mut report = self.report(fault, promotion, lost, &surviving);
+        report.timeline = self.timeline(fault_at);
+        Ok(report)
     }
 
     /// Builds the report: `lost` is the number of acknowledged writes missing afterwards,
@@ -327,9 +363,10 @@ impl WorkloadLog {
             writes_acked: self.log.acks.len() as u64,
             acked_writes_lost: lost,
             ops_stuck: self.stuck,
-            error_samples: self.log.errors.iter().take(5).cloned().collect(),
+            error_samples: self.log.errors.iter().take(5).map(|(_, e)| e.clone()).collect(),
             primary_before: None,
             primary_after: None,
+            timeline: Timeline::default(),
         }
     }
 }
@@ -398,6 +435,7 @@ mod tests {
             log,
             table: TABLE.into(),
             name: "pgha-client".into(),
+            started: t0,
             ended: at(10_000),
             stuck: 0,
             row: 1,
@@ -424,5 +462,27 @@ mod tests {
             samples[0].contains("node2") && samples[0].contains("missed 2"),
             "{samples:?}"
         );
+    }
+
+    #[test]
+    fn the_timeline_counts_acknowledgements_per_100_ms_from_the_fault() {
+        let (mut log, t0) = log_with(&[(0, 0)], &[]);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        log.log.acks = vec![(1, at(0)), (2, at(50)), (3, at(150)), (4, at(9_999))];
+        log.log.errors = vec![
+            (at(1_500), "write 5: refused".into()),
+            (at(500), "read: refused".into()),
+        ];
+        let t = log.timeline(at(1_000));
+        assert!(
+            (t.start_s + 1.0).abs() < 1e-9,
+            "starts 1 s before the fault: {}",
+            t.start_s
+        );
+        assert_eq!(t.acks.len(), 100, "10 s in bins of 100 ms");
+        assert_eq!((t.acks[0], t.acks[1], t.acks[2], t.acks[99]), (2, 1, 0, 1));
+        assert_eq!(t.acks.iter().sum::<u32>(), 4);
+        let errors: Vec<i64> = t.errors_s.iter().map(|s| (s * 1000.0).round() as i64).collect();
+        assert_eq!(errors, [500, -500]);
     }
 }

@@ -26,6 +26,7 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let before = cluster.leader().await.expect("leader");
+    let switchover_at = std::time::Instant::now();
     let switchover = admin
         .switchover(&SwitchoverRequest::new(None))
         .await
@@ -54,7 +55,7 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
 
     let log = workload.stop().await;
     let report = log
-        .report_from(&client, "switchover + rolling restart", None)
+        .report_from(&client, "switchover + rolling restart", switchover_at, None)
         .await
         .expect("what survived");
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
