@@ -75,7 +75,10 @@ package:
 
 ## `cargo publish --dry-run` for every published crate: packaged, then built from the package
 ## against the others' packages, as crates.io would build them (~5 min).
+## Cargo unpacks the packages it checks into its registry cache and, the version being the same,
+## would build the next check from the previous one's sources: those are removed first.
 publish-check:
+	rm -rf $(foreach c,$(PUBLISHED),$${CARGO_HOME:-$$HOME/.cargo}/registry/src/*/$(c)-[0-9]*)
 	$(CARGO) publish --workspace --dry-run --allow-dirty
 
 ## The API docs, with broken intra-doc links and other rustdoc warnings as errors.
