@@ -11,10 +11,10 @@ fn read_pem_certs(path: &std::path::Path) -> Result<Vec<rustls::pki_types::Certi
     use rustls::pki_types::pem::PemObject;
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| Error::config(format!("CA file {}: {e}", path.display())))?;
+        .map_err(|e| Error::config(format!("certificate file {}: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(Error::config(format!(
-            "CA file {} holds no certificate",
+            "certificate file {} holds no certificate",
             path.display()
         )));
     }
@@ -59,7 +59,19 @@ pub(crate) fn postgres_tls(settings: &Settings) -> Result<MakeRustlsConnect> {
             }))
         }
     };
-    Ok(MakeRustlsConnect::new(config.with_no_client_auth()))
+    let config = match &settings.ssl_client_cert {
+        Some((cert, key)) => {
+            use rustls::pki_types::pem::PemObject;
+            let chain = read_pem_certs(cert)?;
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| Error::config(format!("sslkey {}: {e}", key.display())))?;
+            config
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| Error::config(format!("sslcert {} and its key: {e}", cert.display())))?
+        }
+        None => config.with_no_client_auth(),
+    };
+    Ok(MakeRustlsConnect::new(config))
 }
 
 /// The CA file's certificates, or the WebPKI roots without one.

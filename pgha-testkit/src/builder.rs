@@ -69,6 +69,7 @@ pub struct LocalClusterBuilder {
     pub(crate) pgbackrest: bool,
     pub(crate) standby_restore_command: bool,
     pub(crate) tls: bool,
+    pub(crate) client_certificates: bool,
     pub(crate) scope: Option<String>,
     pub(crate) base_dir: Option<PathBuf>,
     pub(crate) persistent: bool,
@@ -87,6 +88,7 @@ impl Default for LocalClusterBuilder {
             pgbackrest: true,
             standby_restore_command: false,
             tls: false,
+            client_certificates: false,
             scope: None,
             base_dir: None,
             persistent: false,
@@ -177,6 +179,16 @@ impl LocalClusterBuilder {
     /// cluster ([`LocalCluster::ca_file`](crate::LocalCluster::ca_file)). Default: off.
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// With [`tls`](Self::tls): PostgreSQL asks the application role for a client certificate
+    /// signed by the cluster's CA (`hostssl … scram-sha-256 clientcert=verify-full` for that
+    /// role; the superuser and replication roles, which Patroni uses, are unaffected), and the
+    /// cluster has one for it ([`LocalCluster::client_cert_files`](crate::LocalCluster::client_cert_files)).
+    /// Default: off.
+    pub fn client_certificates(mut self, on: bool) -> Self {
+        self.client_certificates = on;
         self
     }
 

@@ -91,6 +91,8 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
         local_parameters["ssl"] = json!("on");
         local_parameters["ssl_cert_file"] = json!(cert);
         local_parameters["ssl_key_file"] = json!(key);
+        // Client certificates are checked against the cluster's CA.
+        local_parameters["ssl_ca_file"] = json!(ca);
         restapi["certfile"] = json!(cert);
         restapi["keyfile"] = json!(key);
         // Patroni's own calls to other members' REST APIs verify them with this CA.
@@ -136,11 +138,7 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
                 "superuser": { "username": creds.superuser.username, "password": creds.superuser.password.expose() },
                 "replication": { "username": creds.replication.username, "password": creds.replication.password.expose() },
             },
-            "pg_hba": [
-                "local all all trust",
-                format!("host replication {} 127.0.0.1/32 scram-sha-256", creds.replication.username),
-                "host all all 127.0.0.1/32 scram-sha-256",
-            ],
+            "pg_hba": pg_hba(state),
             "parameters": local_parameters,
             "recovery_conf": recovery_conf,
             // A member whose pg_rewind fails, or whose timeline diverged, is re-cloned by Patroni
@@ -216,4 +214,26 @@ pub(crate) fn pgbackrest_config(state: &ClusterState) -> String {
         let _ = writeln!(s, "pg{n}-user={}", state.credentials.superuser.username);
     }
     s
+}
+
+/// `pg_hba.conf`: password authentication on loopback; with client certificates, the
+/// application role must also present one signed by the cluster's CA, for its name.
+fn pg_hba(state: &ClusterState) -> Vec<String> {
+    let creds = &state.credentials;
+    let mut hba = vec![
+        "local all all trust".to_owned(),
+        format!(
+            "host replication {} 127.0.0.1/32 scram-sha-256",
+            creds.replication.username
+        ),
+    ];
+    if state.client_certificates_required() {
+        hba.push(format!(
+            "hostssl all {} 127.0.0.1/32 scram-sha-256 clientcert=verify-full",
+            creds.app.username
+        ));
+        hba.push(format!("host all {} 127.0.0.1/32 reject", creds.app.username));
+    }
+    hba.push("host all all 127.0.0.1/32 scram-sha-256".to_owned());
+    hba
 }

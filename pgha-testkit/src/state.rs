@@ -173,6 +173,9 @@ pub(crate) struct ClusterState {
     /// TLS on PostgreSQL and HTTPS on the REST API, with certificates under `tls/`.
     #[serde(default)]
     pub(crate) tls: bool,
+    /// The application role must present a client certificate (TLS clusters only).
+    #[serde(default)]
+    pub(crate) client_certificates: bool,
     pub(crate) app_database: String,
     pub(crate) credentials: ClusterCredentials,
     /// The etcd members, in order (`etcd0` first).
@@ -204,6 +207,22 @@ impl ClusterState {
 
     pub(crate) fn tls_dir(&self) -> PathBuf {
         self.base_dir.join("tls")
+    }
+
+    /// The application role must present a client certificate.
+    pub(crate) fn client_certificates_required(&self) -> bool {
+        self.tls && self.client_certificates
+    }
+
+    /// The application role's client certificate and key, when the cluster asks for one.
+    pub(crate) fn client_cert_files(&self) -> Option<(PathBuf, PathBuf)> {
+        self.client_certificates_required().then(|| {
+            let dir = self.tls_dir();
+            (
+                dir.join(crate::tls::CLIENT_CERT_FILE),
+                dir.join(crate::tls::CLIENT_KEY_FILE),
+            )
+        })
     }
 
     /// The CA certificate that signed the cluster's server certificate, when TLS is on.

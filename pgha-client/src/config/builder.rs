@@ -199,6 +199,15 @@ impl ClientBuilder {
         self
     }
 
+    /// A client certificate for PostgreSQL (libpq's `sslcert` and `sslkey`): the PEM chain and
+    /// its PEM private key, sent when a server asks for one (`clientcert=verify-full` or `cert`
+    /// authentication in `pg_hba.conf`).
+    pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.config.sslcert = Some(cert.into());
+        self.config.sslkey = Some(key.into());
+        self
+    }
+
     /// The intent of [`Client::run_default`](crate::Client::run_default) (default `Write`).
     pub fn default_intent(mut self, intent: Intent) -> Self {
         self.config.default_intent = Some(intent);

@@ -44,6 +44,8 @@ const VARIABLES: &[(&str, &[&str], Form)] = &[
     ("APPLICATION_NAME", &["application_name"], Form::Text),
     ("SSLMODE", &["sslmode"], Form::Text),
     ("SSLROOTCERT", &["sslrootcert"], Form::Text),
+    ("SSLCERT", &["sslcert"], Form::Text),
+    ("SSLKEY", &["sslkey"], Form::Text),
     ("DEFAULT_INTENT", &["default_intent"], Form::Text),
     ("LAG_BOUND_TIME", &["lag_bound", "time"], Form::Text),
     ("LAG_BOUND_BYTES", &["lag_bound", "bytes"], Form::Number),
@@ -75,6 +77,8 @@ const LIBPQ: &[(&str, &str)] = &[
     ("PGAPPNAME", "application_name"),
     ("PGSSLMODE", "sslmode"),
     ("PGSSLROOTCERT", "sslrootcert"),
+    ("PGSSLCERT", "sslcert"),
+    ("PGSSLKEY", "sslkey"),
 ];
 
 impl ClientConfig {
@@ -92,7 +96,7 @@ impl ClientConfig {
     ///
     /// Values are written as in a configuration file: durations with their unit (`2s`,
     /// `250ms`), `true`/`false`. Without `<prefix>_DSN`, libpq's variables fill the keys left
-    /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`,
+    /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`,
     /// `PGHOST`/`PGPORT` (seed hosts; lists as libpq takes them; socket directories skipped), `PGCONNECT_TIMEOUT` (seconds)
     /// and `PGTARGETSESSIONATTRS` (the default intent). A password not given at all is looked up
     /// in `PGPASSFILE` or `~/.pgpass` for each member, as libpq does. Variables of the prefix

@@ -40,6 +40,8 @@ pub(crate) struct Settings {
     pub(crate) application_name: String,
     pub(crate) ssl_mode: SslMode,
     pub(crate) ssl_ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for PostgreSQL.
+    pub(crate) ssl_client_cert: Option<(PathBuf, PathBuf)>,
     pub(crate) default_intent: Intent,
     pub(crate) lag_bound: LagBound,
     pub(crate) fallback_to_primary: bool,
@@ -125,6 +127,10 @@ pub struct ClientConfig {
     pub sslmode: Option<SslMode>,
     /// CA for TLS to PostgreSQL.
     pub sslrootcert: Option<PathBuf>,
+    /// Client certificate (PEM, the chain) for PostgreSQL; with `sslkey`.
+    pub sslcert: Option<PathBuf>,
+    /// The client certificate's private key (PEM); with `sslcert`.
+    pub sslkey: Option<PathBuf>,
     /// Intent of `run_default`.
     pub default_intent: Option<Intent>,
     /// Default lag bound.
@@ -182,6 +188,8 @@ macro_rules! option_fields {
             application_name,
             sslmode,
             sslrootcert,
+            sslcert,
+            sslkey,
             default_intent,
             lag_bound,
             fallback_to_primary,
@@ -382,6 +390,11 @@ impl ClientConfig {
             application_name: self.application_name.unwrap_or_else(|| "pgha".to_owned()),
             ssl_mode: self.sslmode.unwrap_or_default(),
             ssl_ca_file: self.sslrootcert,
+            ssl_client_cert: match (self.sslcert, self.sslkey) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => return Err(Error::config("sslcert and sslkey go together: give both or neither")),
+            },
             default_intent: self.default_intent.unwrap_or(Intent::Write),
             lag_bound,
             fallback_to_primary: self.fallback_to_primary.unwrap_or(true),

@@ -218,6 +218,8 @@ fn apply(
             }
             "sslmode" => config.sslmode = Some(value.parse().map_err(|e: Error| e.to_string())?),
             "sslrootcert" => config.sslrootcert = Some(value.into()),
+            "sslcert" => config.sslcert = Some(value.into()),
+            "sslkey" => config.sslkey = Some(value.into()),
             "application_name" => config.application_name = Some(value),
             "connect_timeout" => {
                 let secs: u64 = value
@@ -319,7 +321,8 @@ mod tests {
         .expect("valid connection string");
         assert_is_the_sample(&s);
         assert_eq!(s.connect_timeout, Duration::from_secs(3));
-        let quoted = settings(ClientBuilder::default().url("host=a user=u password='it\\'s \\\\ spaced'")).expect("valid");
+        let quoted =
+            settings(ClientBuilder::default().url("host=a user=u password='it\\'s \\\\ spaced'")).expect("valid");
         assert_eq!(quoted.password.as_ref().map(Secret::expose), Some("it's \\ spaced"));
         let one_port = settings(ClientBuilder::default().url("host=a,b port=6000 user=u")).expect("valid");
         assert_eq!(one_port.seed_hosts, vec![("a".into(), 6000), ("b".into(), 6000)]);

@@ -306,6 +306,13 @@ impl LocalCluster {
         Ok(self.lock_state().member(member)?.data_dir())
     }
 
+    /// The application role's client certificate and key (PEM, signed by the cluster's CA, for
+    /// the role's name), when the cluster was built with
+    /// [`client_certificates`](crate::LocalClusterBuilder::client_certificates).
+    pub fn client_cert_files(&self) -> Option<(PathBuf, PathBuf)> {
+        self.lock_state().client_cert_files()
+    }
+
     /// The CA certificate (PEM) that signed the cluster's server certificate, when the cluster
     /// was built with [`tls`](crate::LocalClusterBuilder::tls).
     pub fn ca_file(&self) -> Option<PathBuf> {

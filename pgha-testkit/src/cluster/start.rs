@@ -151,6 +151,7 @@ impl LocalCluster {
             pgbackrest: b.pgbackrest,
             standby_restore_command: b.standby_restore_command,
             tls: b.tls,
+            client_certificates: b.client_certificates,
             app_database: APP_DATABASE.to_owned(),
             credentials: ClusterCredentials {
                 superuser: Credentials::new("postgres"),
@@ -218,7 +219,7 @@ impl LocalCluster {
     fn write_files(&self) -> Result<()> {
         let state = self.lock_state();
         if state.tls {
-            crate::tls::generate(&state.tls_dir())?;
+            crate::tls::generate(&state.tls_dir(), &state.credentials.app.username)?;
         }
         if state.pgbackrest {
             let dir = state.pgbackrest_dir();

@@ -634,12 +634,20 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Result<()> {
     init_tracing();
-    let cluster = LocalCluster::builder().members(2).tls(true).start().await?;
+    let cluster = LocalCluster::builder()
+        .members(2)
+        .tls(true)
+        .client_certificates(true)
+        .start()
+        .await?;
     let ca = cluster.ca_file().context("a TLS cluster has a CA")?;
+    let (cert, key) = cluster.client_cert_files().context("a client certificate")?;
     assert!(cluster.patroni_urls().iter().all(|u| u.starts_with("https://")));
     let leader = cluster.leader().await?;
+    // The application role must present its certificate (mutual TLS).
+    let with_cert = |cluster: &LocalCluster| builder_for(cluster).ssl_client_cert(&cert, &key);
 
-    let client = builder_for(&cluster)
+    let client = with_cert(&cluster)
         .patroni_ca_file(&ca)
         .ssl_mode(SslMode::VerifyFull)
         .ssl_ca_file(&ca)
@@ -647,19 +655,38 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
         .await?;
     assert_eq!(client.topology().source, healthy_source());
     assert_eq!(client.topology().primary().map(|m| m.name.clone()), Some(leader));
+    let app = cluster.credentials().app.username;
     for intent in [Intent::Write, Intent::Standby] {
-        let ssl: bool = client
+        let (ssl, client_dn): (bool, Option<String>) = client
             .run(intent, async |c| {
-                Ok(
-                    c.query_one("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
-                        .await?
-                        .get(0),
-                )
+                let row = c
+                    .query_one(
+                        "SELECT ssl, client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+                        &[],
+                    )
+                    .await?;
+                Ok((row.get(0), row.get(1)))
             })
             .await?;
         assert!(ssl, "{intent:?} connection is not encrypted");
+        assert_eq!(
+            client_dn,
+            Some(format!("/CN={app}")),
+            "{intent:?}: the client certificate"
+        );
     }
     client.shutdown().await;
+
+    // Without its certificate the role is refused, at connect(), for good, and says why.
+    let err = builder_for(&cluster)
+        .patroni_ca_file(&ca)
+        .ssl_mode(SslMode::VerifyFull)
+        .ssl_ca_file(&ca)
+        .connect()
+        .await
+        .expect_err("no client certificate");
+    assert!(err.is_connect() && !err.is_retryable(), "{err:?}");
+    assert!(format!("{err}").contains("certificate"), "{err}");
 
     // libpq's modes: `prefer` and `require` encrypt without checking the certificate (a stock
     // server with a self-signed one works), `verify-ca` checks the chain.
@@ -668,7 +695,7 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
         (SslMode::Require, None),
         (SslMode::VerifyCa, Some(&ca)),
     ] {
-        let mut b = builder_for(&cluster).patroni_ca_file(&ca).ssl_mode(mode);
+        let mut b = with_cert(&cluster).patroni_ca_file(&ca).ssl_mode(mode);
         if let Some(ca) = ca_for_postgres {
             b = b.ssl_ca_file(ca);
         }
@@ -689,7 +716,7 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     // `verify-full` without the CA: the certificate is refused at connect(), at once, and the
     // reason is visible.
     let started = Instant::now();
-    let err = builder_for(&cluster)
+    let err = with_cert(&cluster)
         .patroni_ca_file(&ca)
         .ssl_mode(SslMode::VerifyFull)
         .connect()
@@ -702,7 +729,7 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
 
     // Without the Patroni CA, HTTPS to Patroni is refused too: a polling client knows nothing. A
     // client watching etcd does not need Patroni's REST API at all.
-    let blind = builder_for(&cluster).connect().await;
+    let blind = with_cert(&cluster).connect().await;
     if watches_etcd() {
         let blind = blind?;
         assert_eq!(blind.topology().source, pgha_client::Source::Dcs);
