@@ -407,7 +407,7 @@ impl Op<'_> {
         if let Some(member) = member {
             span.record("pgha.member", member);
         }
-        telemetry::operation(self.intent, outcome, member, started.elapsed());
+        telemetry::operation(self.intent, outcome, member, started);
         if let Err(e) = &result {
             bump(&inner.counters.errors_surfaced);
             debug!(error = %e, attempts, "operation failed");

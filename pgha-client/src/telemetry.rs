@@ -5,7 +5,7 @@
 //! feature every function here is empty and compiles to nothing.
 #![cfg_attr(not(feature = "metrics"), allow(dead_code))]
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::intent::Intent;
 use crate::topology::{Snapshot, Source};
@@ -189,7 +189,9 @@ mod record {
         }
     }
 
-    pub(crate) fn operation(intent: Intent, outcome: &'static str, member: Option<&str>, elapsed: Duration) {
+    /// An operation that began at `started` ended now.
+    pub(crate) fn operation(intent: Intent, outcome: &'static str, member: Option<&str>, started: Instant) {
+        let elapsed = started.elapsed();
         let member = member.unwrap_or("").to_owned();
         counter!(OPERATIONS, "intent" => intent.label(), "outcome" => outcome, "member" => member).increment(1);
         histogram!(OPERATION_DURATION, "intent" => intent.label(), "outcome" => outcome).record(elapsed.as_secs_f64());
@@ -255,7 +257,7 @@ mod record {
     use super::*;
 
     pub(crate) fn describe() {}
-    pub(crate) fn operation(_: Intent, _: &'static str, _: Option<&str>, _: Duration) {}
+    pub(crate) fn operation(_: Intent, _: &'static str, _: Option<&str>, _: Instant) {}
     pub(crate) fn attempt(_: Intent, _: &str) {}
     pub(crate) fn retry(_: &'static str) {}
     pub(crate) fn fallback(_: Intent) {}
