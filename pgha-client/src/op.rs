@@ -399,15 +399,20 @@ impl Op<'_> {
                 .await
         };
         let (outcome, member) = match &result {
-            Ok((_, busy)) => ("ok", Some(busy.member())),
-            Err(e) => (e.kind().label(), e.member()),
+            Ok((_, busy)) => {
+                telemetry::succeeded(&busy.handle().instruments, self.intent, started);
+                ("ok", Some(busy.handle().address.name.as_str()))
+            }
+            Err(e) => {
+                telemetry::operation(self.intent, e.kind().label(), e.member(), started);
+                (e.kind().label(), e.member())
+            }
         };
         span.record("pgha.attempts", attempts);
         span.record("pgha.outcome", outcome);
         if let Some(member) = member {
             span.record("pgha.member", member);
         }
-        telemetry::operation(self.intent, outcome, member, started);
         if let Err(e) = &result {
             bump(&inner.counters.errors_surfaced);
             debug!(error = %e, attempts, "operation failed");
@@ -522,7 +527,7 @@ impl Op<'_> {
                     continue;
                 };
                 *attempts += 1;
-                telemetry::attempt(self.intent, &handle.address.name);
+                telemetry::attempt(&handle.instruments, self.intent);
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
                 let on_primary = snapshot.topology.primary == Some(index);
                 let span = tracing::info_span!(

@@ -26,6 +26,8 @@ pub(crate) struct MemberHandle {
     /// Ids are never reused; connections pgha closes are forgotten (one the pool drops on a
     /// failed recycle leaves its id behind until the pool is replaced).
     read_only_sessions: std::sync::Mutex<std::collections::HashSet<deadpool_postgres::ObjectId>>,
+    /// This member's metric handles for the operation path (feature `metrics`).
+    pub(crate) instruments: crate::telemetry::MemberInstruments,
 }
 
 /// Counters that survive pool replacement.
@@ -76,6 +78,7 @@ impl MemberHandle {
             .build()
             .map_err(|e| Error::config(format!("pool for {}: {e}", address.name)))?;
         Ok(Self {
+            instruments: crate::telemetry::MemberInstruments::new(&address.name),
             address,
             pool,
             generation,
@@ -145,9 +148,9 @@ impl Busy {
         }
     }
 
-    /// The name of the member the connection is to.
-    pub(crate) fn member(&self) -> &str {
-        &self.handle.address.name
+    /// The member the connection is to.
+    pub(crate) fn handle(&self) -> &MemberHandle {
+        &self.handle
     }
 
     /// The connection, while the attempt runs.

@@ -165,10 +165,69 @@ impl Type {
     }
 }
 
+/// An intent's slot in a [`MemberInstruments`] array.
+fn slot(intent: Intent) -> usize {
+    match intent {
+        Intent::Write => 0,
+        Intent::Primary => 1,
+        Intent::Standby => 2,
+        Intent::PreferStandby => 3,
+        Intent::Any => 4,
+    }
+}
+
+const INTENTS: [Intent; 5] = [
+    Intent::Write,
+    Intent::Primary,
+    Intent::Standby,
+    Intent::PreferStandby,
+    Intent::Any,
+];
+
+/// A member's metric handles for the operation path, registered once when its pool is made: a
+/// successful operation and an attempt cost an increment each, no label built, no allocation.
+/// (Handles registered before the application installs its recorder stay no-ops: install it
+/// before building the client.)
+#[derive(Debug)]
+pub(crate) struct MemberInstruments {
+    #[cfg(feature = "metrics")]
+    ok: [(metrics::Counter, metrics::Histogram); 5],
+    #[cfg(feature = "metrics")]
+    attempts: [metrics::Counter; 5],
+}
+
+impl MemberInstruments {
+    #[cfg(feature = "metrics")]
+    pub(crate) fn new(member: &str) -> Self {
+        use metrics::{counter, histogram};
+        Self {
+            ok: INTENTS.map(|i| {
+                (
+                    counter!(OPERATIONS, "intent" => i.label(), "outcome" => "ok", "member" => member.to_owned()),
+                    histogram!(OPERATION_DURATION, "intent" => i.label(), "outcome" => "ok"),
+                )
+            }),
+            attempts: INTENTS.map(|i| counter!(ATTEMPTS, "intent" => i.label(), "member" => member.to_owned())),
+        }
+    }
+
+    #[cfg(not(feature = "metrics"))]
+    pub(crate) fn new(_: &str) -> Self {
+        Self {}
+    }
+}
+
 #[cfg(feature = "metrics")]
 mod record {
     use super::*;
     use metrics::{counter, gauge, histogram};
+
+    /// An operation that began at `started` succeeded on `member` now.
+    pub(crate) fn succeeded(member: &MemberInstruments, intent: Intent, started: Instant) {
+        let (count, duration) = &member.ok[slot(intent)];
+        count.increment(1);
+        duration.record(started.elapsed().as_secs_f64());
+    }
 
     /// Registers every description with the installed recorder.
     pub(crate) fn describe() {
@@ -189,7 +248,7 @@ mod record {
         }
     }
 
-    /// An operation that began at `started` ended now.
+    /// An operation that began at `started` failed now (with `outcome`, on `member`).
     pub(crate) fn operation(intent: Intent, outcome: &'static str, member: Option<&str>, started: Instant) {
         let elapsed = started.elapsed();
         let member = member.unwrap_or("").to_owned();
@@ -197,8 +256,8 @@ mod record {
         histogram!(OPERATION_DURATION, "intent" => intent.label(), "outcome" => outcome).record(elapsed.as_secs_f64());
     }
 
-    pub(crate) fn attempt(intent: Intent, member: &str) {
-        counter!(ATTEMPTS, "intent" => intent.label(), "member" => member.to_owned()).increment(1);
+    pub(crate) fn attempt(member: &MemberInstruments, intent: Intent) {
+        member.attempts[slot(intent)].increment(1);
     }
 
     pub(crate) fn retry(reason: &'static str) {
@@ -257,8 +316,9 @@ mod record {
     use super::*;
 
     pub(crate) fn describe() {}
+    pub(crate) fn succeeded(_: &MemberInstruments, _: Intent, _: Instant) {}
     pub(crate) fn operation(_: Intent, _: &'static str, _: Option<&str>, _: Instant) {}
-    pub(crate) fn attempt(_: Intent, _: &str) {}
+    pub(crate) fn attempt(_: &MemberInstruments, _: Intent) {}
     pub(crate) fn retry(_: &'static str) {}
     pub(crate) fn fallback(_: Intent) {}
     pub(crate) fn primary_changed() {}
