@@ -404,8 +404,9 @@ impl Op<'_> {
                 ("ok", Some(busy.handle().address.name.as_str()))
             }
             Err(e) => {
-                telemetry::operation(self.intent, e.kind().label(), e.member(), started);
-                (e.kind().label(), e.member())
+                let (outcome, member) = (e.kind().label(), e.member());
+                telemetry::operation(self.intent, outcome, member, started);
+                (outcome, member)
             }
         };
         span.record("pgha.attempts", attempts);

@@ -165,7 +165,6 @@ impl Worker {
                 () = tokio::time::sleep_until(next) => {
                     let started = tokio::time::Instant::now();
                     self.close_idle_connections();
-                    telemetry::members(&self.publisher.borrow());
                     let operations = self.metrics.operations.load(std::sync::atomic::Ordering::Relaxed);
                     let waiters = self.metrics.waiters.load(std::sync::atomic::Ordering::Relaxed);
                     // The first refresh always runs (`connect` waits for it).
@@ -176,6 +175,7 @@ impl Worker {
                     }
                     if activity.dormant {
                         // Only idle connections to close until an operation wakes the client.
+                        telemetry::members(&self.publisher.borrow());
                         let pace = (self.settings.idle_timeout / 2).max(self.settings.refresh_interval);
                         next = crate::time::tokio_after(started, pace);
                         continue;
