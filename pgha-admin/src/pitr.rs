@@ -96,11 +96,30 @@ fn default_command_timeout() -> u64 {
 
 impl CommandControl {
     /// A template with its placeholders filled in.
+    ///
+    /// One pass over the template: what a placeholder becomes is never read again, so a member
+    /// named `{method}` stays that member's name. Placeholders must stand unquoted in the
+    /// template (each becomes exactly one shell word).
     pub fn expand(&self, template: &str, member: &str, method: Option<&Value>) -> String {
         let method = method.map_or_else(|| "null".to_owned(), Value::to_string);
-        template
-            .replace("{member}", &crate::backup::shell_quote(member))
-            .replace("{method}", &crate::backup::shell_quote(&method))
+        let mut out = String::with_capacity(template.len() + member.len() + method.len());
+        let mut rest = template;
+        while let Some(at) = rest.find('{') {
+            out.push_str(&rest[..at]);
+            let tail = &rest[at..];
+            if let Some(after) = tail.strip_prefix("{member}") {
+                out.push_str(&crate::backup::shell_quote(member));
+                rest = after;
+            } else if let Some(after) = tail.strip_prefix("{method}") {
+                out.push_str(&crate::backup::shell_quote(&method));
+                rest = after;
+            } else {
+                out.push('{');
+                rest = &tail[1..];
+            }
+        }
+        out.push_str(rest);
+        out
     }
 
     async fn run(&self, what: &str, command: String) -> Result<()> {
@@ -503,6 +522,38 @@ mod tests {
         let e = control.clear_data_dir("n1").await.expect_err("exit 3");
         assert_eq!(e.kind(), ErrorKind::NodeControl);
         assert_eq!(control.data_dir("n2").as_deref(), Some("/data/n2"));
+    }
+
+    /// Each placeholder becomes exactly one word for the real `sh`, whatever the member is named
+    /// (a member named `{method}` once took the method's place, its quotes broken by it).
+    #[test]
+    fn every_placeholder_is_one_shell_word_whatever_the_member_is_named() {
+        let control = CommandControl {
+            stop: String::new(),
+            start: String::new(),
+            clear_data_dir: String::new(),
+            clear_dcs: String::new(),
+            set_bootstrap: "printf '<%s>' {member} {method} -{member}-".into(),
+            data_dir: None,
+            timeout_s: 5,
+        };
+        let method = json!({"command": "restore --set='x' \"$HOME\" `id`", "n": "{member}"});
+        for member in [
+            "n1", "{method}", "{member}", "a b", "it's", "$(id)", "", "-x", "{", "{method",
+        ] {
+            let command = control.expand(&control.set_bootstrap, member, Some(&method));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&command)
+                .output()
+                .expect("sh runs");
+            assert!(out.status.success(), "{command}");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("<{member}><{method}><-{member}->"),
+                "{command}"
+            );
+        }
     }
 
     #[test]
