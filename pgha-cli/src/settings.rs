@@ -5,61 +5,15 @@ use std::path::Path;
 
 use pgha_admin::backup::{ContainerRunner, LocalRunner, PgBackRest, SshRunner};
 use pgha_admin::pgha_client::{ClientConfig, Secret};
-use pgha_admin::pitr::CommandControl;
-use pgha_admin::{Error, ErrorKind, Result};
+use pgha_admin::Result;
 
 use crate::args::{BackrestArgs, Global};
+pub(crate) use pgha_cli::settings_file::{self, usage, BackrestFile, FileSettings};
 
-/// Everything the configuration file may hold.
-#[derive(Debug, Default)]
-pub(crate) struct FileSettings {
-    pub(crate) client: ClientConfig,
-    pub(crate) pgbackrest: BackrestFile,
-    pub(crate) pitr: Option<CommandControl>,
-}
-
-/// The `[pgbackrest]` table.
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BackrestFile {
-    stanza: Option<String>,
-    config: Option<String>,
-    run_as: Option<String>,
-    container: Option<String>,
-    ssh: Option<String>,
-    binary: Option<String>,
-}
-
-pub(crate) fn usage(message: String) -> Error {
-    Error::new(ErrorKind::Usage, message)
-}
-
-/// Reads the TOML file: pgha-client's configuration keys at the top level, plus `[pgbackrest]`
-/// and `[pitr]` tables.
+/// Reads the TOML file (see [`settings_file::parse`]).
 pub(crate) fn load_file(path: &Path) -> Result<FileSettings> {
     let text = std::fs::read_to_string(path).map_err(|e| usage(format!("reading {}: {e}", path.display())))?;
-    let mut table: toml::Table = text.parse().map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    let pgbackrest = match table.remove("pgbackrest") {
-        Some(v) => v
-            .try_into()
-            .map_err(|e| usage(format!("{} [pgbackrest]: {e}", path.display())))?,
-        None => BackrestFile::default(),
-    };
-    let pitr = match table.remove("pitr") {
-        Some(v) => Some(
-            v.try_into()
-                .map_err(|e| usage(format!("{} [pitr]: {e}", path.display())))?,
-        ),
-        None => None,
-    };
-    let client: ClientConfig = toml::Value::Table(table)
-        .try_into()
-        .map_err(|e| usage(format!("{}: {e}", path.display())))?;
-    Ok(FileSettings {
-        client,
-        pgbackrest,
-        pitr,
-    })
+    settings_file::parse(&text, &path.display().to_string())
 }
 
 /// The client configuration: file first, then the environment as a service reads it

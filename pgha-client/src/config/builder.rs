@@ -150,7 +150,7 @@ impl ClientBuilder {
     /// # let _ = builder;
     /// ```
     pub fn url(mut self, url: &str) -> Self {
-        let parsed = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let parsed = if super::url::URL_SCHEMES.iter().any(|s| url.starts_with(s)) {
             parse_url(url)
         } else {
             parse_conninfo(url)

@@ -92,6 +92,8 @@ pub(crate) const DEFAULT_ETCD_NAMESPACE: &str = "/service";
 #[non_exhaustive]
 pub struct ClientConfig {
     /// libpq connection string, a URL or `key=value` pairs (see [`ClientBuilder::url`]).
+    /// Serialized with its password redacted, as [`Secret`]s are.
+    #[serde(serialize_with = "serialize_redacted_url")]
     pub url: Option<String>,
     /// Patroni REST API base URLs.
     pub patroni: Vec<String>,
@@ -206,6 +208,10 @@ macro_rules! option_fields {
             retry
         )
     };
+}
+
+fn serialize_redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    url.as_deref().map(redact_url).serialize(s)
 }
 
 impl fmt::Debug for ClientConfig {

@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize, Serializer};
 /// `"<redacted>"` (a configuration written out — to a log, a status page — never carries it).
 ///
 /// ```
-/// let config: pgha_client::ClientConfig =
-///     serde_json::from_str(r#"{"user": "app", "password": "hunter2", "etcd_password": "sesame"}"#)?;
+/// let config: pgha_client::ClientConfig = serde_json::from_str(r#"{
+///     "url": "postgresql://app:opensesame@db1/app", "password": "hunter2", "etcd_password": "sesame"
+/// }"#)?;
 /// let written = serde_json::to_string(&config)?;
 /// assert!(!written.contains("hunter2") && !written.contains("sesame"));
 /// assert!(written.contains("<redacted>"));

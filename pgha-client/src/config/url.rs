@@ -9,14 +9,19 @@ use crate::error::Error;
 use crate::intent::Intent;
 
 /// A connection string with its password (in a URL's user info, or a `password` option)
-/// replaced.
+/// replaced. The string is split exactly as [`parse_url`] and [`parse_conninfo`] split it, so
+/// what they would take for a password is what is hidden; a `key=value` string they cannot split
+/// is not shown at all.
 pub(crate) fn redact_url(url: &str) -> String {
-    if !url.contains("://") {
+    let Some((scheme, rest)) = URL_SCHEMES
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme).map(|rest| (*scheme, rest)))
+    else {
         return match conninfo_pairs(url) {
             Ok(pairs) => pairs
                 .iter()
                 .map(|(k, v)| {
-                    if k.eq_ignore_ascii_case("password") {
+                    if k == "password" {
                         format!("{k}=<redacted>")
                     } else {
                         format!("{k}={v}")
@@ -26,31 +31,32 @@ pub(crate) fn redact_url(url: &str) -> String {
                 .join(" "),
             Err(_) => "<not a connection string>".to_owned(),
         };
-    }
-    let (head, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut out = match head.split_once("://") {
-        Some((scheme, rest)) => {
-            let (authority, path) = rest.split_once('/').map_or((rest, None), |(a, p)| (a, Some(p)));
-            let authority = match authority.rsplit_once('@') {
-                Some((userinfo, hosts)) => match userinfo.split_once(':') {
-                    Some((user, _)) => format!("{user}:<redacted>@{hosts}"),
-                    None => format!("{userinfo}@{hosts}"),
-                },
-                None => authority.to_owned(),
-            };
-            match path {
-                Some(p) => format!("{scheme}://{authority}/{p}"),
-                None => format!("{scheme}://{authority}"),
-            }
-        }
-        None => "<not a URL>".to_owned(),
     };
-    if !query.is_empty() {
+    let (rest, query) = rest.split_once('?').map_or((rest, None), |(r, q)| (r, Some(q)));
+    let (authority, db) = rest.split_once('/').map_or((rest, None), |(a, d)| (a, Some(d)));
+    let mut out = scheme.to_owned();
+    match authority.rsplit_once('@') {
+        Some((userinfo, hosts)) => match userinfo.split_once(':') {
+            Some((user, _)) => out.push_str(&format!("{user}:<redacted>@{hosts}")),
+            None => out.push_str(authority),
+        },
+        None => out.push_str(authority),
+    }
+    if let Some(db) = db {
+        out.push('/');
+        out.push_str(db);
+    }
+    if let Some(query) = query {
         let params: Vec<String> = query
             .split('&')
-            .map(|kv| match kv.split_once('=') {
-                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=<redacted>"),
-                _ => kv.to_owned(),
+            .map(|kv| {
+                // The key as the parser decodes it (`pass%77ord` is `password` too).
+                let decoded = form_urlencoded::parse(kv.as_bytes()).next().map(|(k, _)| k);
+                if decoded.is_some_and(|k| k == "password") {
+                    format!("{}=<redacted>", kv.split('=').next().unwrap_or_default())
+                } else {
+                    kv.to_owned()
+                }
             })
             .collect();
         out.push('?');
@@ -58,6 +64,9 @@ pub(crate) fn redact_url(url: &str) -> String {
     }
     out
 }
+
+/// The schemes of a URL connection string; anything else is read as `key=value` pairs.
+pub(super) const URL_SCHEMES: [&str; 2] = ["postgresql://", "postgres://"];
 
 pub(super) fn parse_host_port(s: &str) -> std::result::Result<(String, u16), String> {
     let (host, port) = match s.rsplit_once(':') {
@@ -81,9 +90,9 @@ pub(super) fn parse_url(url: &str) -> std::result::Result<ClientConfig, String> 
             .map(|c| c.into_owned())
             .map_err(|_| "URL component is not valid UTF-8 after percent-decoding".to_owned())
     };
-    let rest = url
-        .strip_prefix("postgresql://")
-        .or_else(|| url.strip_prefix("postgres://"))
+    let rest = URL_SCHEMES
+        .iter()
+        .find_map(|scheme| url.strip_prefix(scheme))
         .ok_or_else(|| "URL must start with postgresql:// or postgres://".to_owned())?;
     let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
     let (authority, db) = rest.split_once('/').unwrap_or((rest, ""));
@@ -155,7 +164,11 @@ fn conninfo_pairs(s: &str) -> std::result::Result<Vec<(String, String)>, String>
             chars.next();
         }
         if chars.next() != Some('=') {
-            return Err(format!("connection string: missing \"=\" after {key:?}"));
+            // Not the text itself: an unquoted password with a blank in it ends up here.
+            return Err(format!(
+                "connection string: missing \"=\" after option {} (quote values that hold blanks)",
+                pairs.len() + 1
+            ));
         }
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
@@ -339,6 +352,32 @@ mod tests {
         }
         let shown = redact_url("host=db1 user=app password='it\\'s secret'");
         assert_eq!(shown, "host=db1 user=app password=<redacted>");
+        // An unquoted password with a blank: the error names the option, not the text after it.
+        let e = settings(ClientBuilder::default().url("host=db1 password=open sesame")).expect_err("no =");
+        assert!(!e.to_string().contains("sesame"), "{e}");
+    }
+
+    /// What the parsers would take for a password is hidden: a key they percent-decode to
+    /// `password`, and a string that only looks like a URL (it once showed as it was).
+    #[test]
+    fn redaction_splits_as_the_parsers_do() {
+        let url = "postgresql://app@db1/app?pass%77ord=hunter2&sslmode=disable";
+        assert_eq!(
+            settings(ClientBuilder::default().url(url)).expect("valid").password,
+            Some(Secret::new("hunter2"))
+        );
+        assert_eq!(
+            redact_url(url),
+            "postgresql://app@db1/app?pass%77ord=<redacted>&sslmode=disable"
+        );
+        let not_a_url = "{\"patroni\": [\"http://h:8008\"]}&password=hunter2";
+        assert_eq!(redact_url(not_a_url), "<not a connection string>");
+        let config = ClientConfig {
+            url: Some("postgresql://u:hunter2@h/db".into()),
+            ..ClientConfig::default()
+        };
+        let written = serde_json::to_string(&config).expect("serializes");
+        assert!(written.contains("postgresql://u:<redacted>@h/db"), "{written}");
     }
 
     #[test]
