@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for $1 seconds (default 60), two at a time (this machine has 2 cores),
-# starting from the committed seeds. Installs cargo-fuzz if needed. Works on stable Rust: the
-# targets are built without a sanitizer (`-s none`); libFuzzer's coverage guidance still applies.
-# A crash leaves its input in fuzz/artifacts/<target>/ and makes this script fail.
+# Runs every fuzz target (or those named after the seconds) for $1 seconds each (default 60), two
+# at a time (this machine has 2 cores), starting from the committed seeds and regressions.
+# Installs cargo-fuzz if needed. Works on stable Rust: the targets are built without a sanitizer
+# (`-s none`); libFuzzer's coverage guidance still applies. A crash leaves its input in
+# fuzz/artifacts/<target>/ and makes this script fail; fixed, that input goes to
+# fuzz/regressions/<target>/, which `make test` replays.
 set -euo pipefail
 seconds="${1:-60}"
+shift || true
 cd "$(dirname "$0")/../fuzz"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cargo fuzz build -s none
-targets=(patroni_json client_config pgbackrest_info explain_plan)
+if [ "$#" -gt 0 ]; then targets=("$@"); else mapfile -t targets < <(cargo fuzz list); fi
 run() {
     local t="$1"
-    mkdir -p "corpus/$t"
-    cargo fuzz run -s none "$t" "corpus/$t" "seeds/$t" -- -max_total_time="$seconds" -print_final_stats=1 \
-        > "corpus/$t.log" 2>&1
-    echo "$t: $(grep -E '^Done' "corpus/$t.log")"
+    mkdir -p "corpus/$t" "seeds/$t" "regressions/$t"
+    cargo fuzz run -s none "$t" "corpus/$t" "seeds/$t" "regressions/$t" -- \
+        -max_total_time="$seconds" -print_final_stats=1 > "corpus/$t.log" 2>&1
+    echo "$t: $(grep -E '^Done' "corpus/$t.log") $(grep -E '^stat::number_of_executed_units' "corpus/$t.log")"
 }
 status=0
 for ((i = 0; i < ${#targets[@]}; i += 2)); do

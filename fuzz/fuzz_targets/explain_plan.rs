@@ -1,10 +1,4 @@
-//! EXPLAIN (FORMAT JSON) output from arbitrary JSON: a report or a protocol error.
+//! See [`pgha_fuzz::explain_plan`].
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
-    if let Ok(plan) = serde_json::from_slice::<serde_json::Value>(data) {
-        let _ = pgha_admin::parse_explain("fuzz", plan);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| pgha_fuzz::explain_plan(data));
