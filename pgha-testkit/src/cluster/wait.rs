@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::LocalCluster;
 use crate::error::{Error, Result};
-use crate::rest::PatroniMember;
+use crate::rest::{self, PatroniMember};
 
 /// Polls `probe` every 200 ms until it returns `Ok(Some(_))` or `timeout` passes.
 ///
@@ -40,7 +40,8 @@ where
 impl LocalCluster {
     /// Waits until Patroni reports a leader, every member whose Patroni runs is known to it, the
     /// leader is a writable primary and every other running member streams (checked with SQL)
-    /// on the leader's timeline.
+    /// on the leader's timeline; in synchronous mode, also until Patroni names a synchronous
+    /// standby (when a standby runs at all), so that losing the leader next can fail over.
     /// Returns the leader's name.
     pub async fn wait_ready(&self, timeout: Duration) -> Result<String> {
         wait_for("a leader and streaming replicas", timeout, || async {
@@ -60,10 +61,16 @@ impl LocalCluster {
                     .map(|m| m.name.clone())
                     .collect()
             };
-            for name in running.iter().filter(|n| **n != leader.name) {
+            let followers: Vec<&String> = running.iter().filter(|n| **n != leader.name).collect();
+            for name in &followers {
                 if !self.follows_leader(&status, name).await? {
                     return Ok(None);
                 }
+            }
+            // In synchronous mode only a member Patroni lists as synchronous may take over from
+            // the leader: until it names one, a leader lost is a cluster without a leader.
+            if self.is_synchronous() && !followers.is_empty() && !has_synchronous_standby(&status) {
+                return Ok(None);
             }
             Ok(Some(leader.name.clone()))
         })
@@ -71,14 +78,28 @@ impl LocalCluster {
     }
 
     /// Waits until a member other than `old` is the Patroni leader and accepts writes; returns it.
+    ///
+    /// Every member's REST API is asked, not only the first that answers: a member cut off from
+    /// the DCS may still show `old` as the leader.
     pub async fn wait_for_new_leader(&self, old: &str, timeout: Duration) -> Result<String> {
         wait_for("a new writable leader", timeout, || async {
-            let leader = self.leader().await?;
-            if leader != old && self.is_writable_primary(&leader).await? {
-                Ok(Some(leader))
-            } else {
-                Ok(None)
+            let mut last = Err(Error::NotRunning("a leader".into()));
+            for url in self.patroni_urls() {
+                let status = match rest::cluster(&self.http, &url).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        last = Err(e);
+                        continue;
+                    }
+                };
+                if let Some(leader) = status.into_iter().find(|m| m.role == "leader" && m.name != old) {
+                    if self.is_writable_primary(&leader.name).await.unwrap_or(false) {
+                        return Ok(Some(leader.name));
+                    }
+                }
+                last = Ok(None);
             }
+            last
         })
         .await
     }
@@ -106,9 +127,53 @@ impl LocalCluster {
     }
 }
 
+/// Whether Patroni names a running synchronous (or quorum) standby.
+fn has_synchronous_standby(status: &[PatroniMember]) -> bool {
+    status.iter().any(|m| {
+        matches!(m.role.as_str(), "sync_standby" | "quorum_standby")
+            && matches!(m.state.as_str(), "running" | "streaming")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(name: &str, role: &str, state: &str) -> PatroniMember {
+        PatroniMember {
+            name: name.into(),
+            role: role.into(),
+            state: state.into(),
+            timeline: Some(2),
+            lag: None,
+            port: None,
+        }
+    }
+
+    #[test]
+    fn a_synchronous_standby_counts_only_while_it_runs() {
+        let leader = member("m1", "leader", "running");
+        let sync = |state| {
+            vec![
+                leader.clone(),
+                member("m2", "sync_standby", state),
+                member("m3", "replica", "streaming"),
+            ]
+        };
+        assert!(has_synchronous_standby(&sync("streaming")));
+        assert!(has_synchronous_standby(&sync("running")));
+        assert!(!has_synchronous_standby(&sync("stopped")));
+        let none = vec![
+            leader.clone(),
+            member("m2", "replica", "streaming"),
+            member("m3", "replica", "streaming"),
+        ];
+        assert!(!has_synchronous_standby(&none));
+        assert!(has_synchronous_standby(&[
+            leader,
+            member("m2", "quorum_standby", "streaming")
+        ]));
+    }
 
     #[tokio::test]
     async fn wait_for_reports_the_last_error_on_timeout() {
