@@ -5,6 +5,7 @@
 //! cargo run --release --example chaos -- --faults 60 --seed 7                 # asynchronous
 //! cargo run --release --example chaos -- --faults 60 --seed 7 --synchronous   # synchronous_mode_strict
 //! cargo run --release --example chaos -- --long 2h --seed 7                    # faults for two hours
+//! cargo run --release --example chaos -- --seed 7 --history ops.jsonl         # keep the history
 //! ```
 //! Runs on Patroni 4.x unless `PGHA_PATRONI` names another. Prints the report as JSON on stdout;
 //! exits 1 if an invariant failed.
@@ -30,6 +31,9 @@ struct Args {
     /// etcd-restart, switchover, restart-standby, pause-replay, rest-api-down, partition-leader).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
+    /// Write the operation history to FILE as JSON lines (one operation per line).
+    #[arg(long, value_name = "FILE")]
+    history: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -46,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
         seed: args.seed,
         faults: args.faults,
         duration: args.long,
+        history: args.history.clone(),
         ..ChaosConfig::default()
     };
     if !args.kinds.is_empty() {

@@ -117,7 +117,7 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
                 "ttl": state.timing.ttl,
                 "loop_wait": state.timing.loop_wait,
                 "retry_timeout": state.timing.retry_timeout,
-                "maximum_lag_on_failover": 1_048_576,
+                "maximum_lag_on_failover": crate::LocalCluster::MAXIMUM_LAG_ON_FAILOVER,
                 "synchronous_mode": dcs.synchronous_mode,
                 "synchronous_mode_strict": dcs.synchronous_mode_strict,
                 "postgresql": {

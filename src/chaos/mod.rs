@@ -15,11 +15,16 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
+pub mod history;
 mod nemesis;
+mod panics;
 mod verdict;
 mod workload;
 
-use verdict::{FinalState, Window};
+pub use nemesis::ClusterView;
+
+use history::{micros_since, OpKind, Outcome};
+use verdict::{FinalState, Rules, Window};
 use workload::{lock, Log, APPLICATION, DEADLINE};
 
 /// A kind of fault the nemesis injects.
@@ -61,6 +66,15 @@ impl FaultKind {
         Self::PartitionLeader,
     ];
 
+    /// Faults meant to depose the leader: the nemesis holds them until another member leads,
+    /// and a run in which one did not is a failed run.
+    fn fails_over(self) -> bool {
+        matches!(
+            self,
+            Self::KillLeader | Self::FreezeLeader | Self::PartitionLeader | Self::Switchover
+        )
+    }
+
     /// Faults during which asynchronous replication may lose acknowledged writes: the leader
     /// goes away without handing over.
     fn may_lose_writes(self) -> bool {
@@ -86,6 +100,8 @@ pub struct ChaosConfig {
     pub kinds: Vec<FaultKind>,
     /// Read bound of the lag-bounded reads.
     pub read_bound: Duration,
+    /// Where to write the operation history, as JSON lines (see [`history::Op`]).
+    pub history: Option<std::path::PathBuf>,
 }
 
 impl Default for ChaosConfig {
@@ -96,6 +112,7 @@ impl Default for ChaosConfig {
             duration: None,
             kinds: FaultKind::ALL.to_vec(),
             read_bound: Duration::from_secs(2),
+            history: None,
         }
     }
 }
@@ -113,6 +130,12 @@ pub struct FaultRecord {
     pub healed_after_s: f64,
     /// Members that could not follow the new leader and were re-cloned to heal the cluster.
     pub recloned: Vec<String>,
+    /// Patroni's view just before the fault.
+    pub before: ClusterView,
+    /// Patroni's view once the cluster was whole again.
+    pub after: ClusterView,
+    /// Whether another member led, or the timeline advanced, between `before` and `after`.
+    pub failed_over: bool,
     /// Inserts acknowledged between this fault and the next that were lost.
     pub writes_lost: u64,
     /// Stale reads that started between this fault and the next.
@@ -132,7 +155,7 @@ pub struct ChaosReport {
     pub faults_by_kind: BTreeMap<FaultKind, u32>,
     /// Every fault, in order.
     pub faults: Vec<FaultRecord>,
-    /// Operations run (writes, heartbeats, reads, read-your-writes pairs).
+    /// Operations in the history (writes, heartbeats, reads, read-your-writes pairs).
     pub operations: u64,
     /// Inserts acknowledged as committed.
     pub writes_acked: u64,
@@ -140,11 +163,13 @@ pub struct ChaosReport {
     pub writes_failed: u64,
     /// Inserts whose outcome is unknown (connection lost after COMMIT was sent).
     pub writes_outcome_unknown: u64,
+    /// Operations of unknown outcome (of any kind of write) found committed at the end.
+    pub unknown_recovered: u64,
     /// Acknowledged inserts missing at the end.
     pub acked_writes_lost: Vec<i64>,
-    /// Lost inserts whose token was read from a new primary (the connection broke right after
-    /// COMMIT) and whose position before COMMIT lies on the surviving history: the commit may
-    /// lie either side of the switch point. They count as losses of their fault.
+    /// Lost writes (of any kind) whose token was read from a new primary and whose commit no
+    /// later write of the same node bounds: the commit may lie either side of the switch point.
+    /// They count as losses of their fault.
     pub acked_writes_unplaced: Vec<i64>,
     /// Heartbeat updates acknowledged but missing at the end.
     pub heartbeats_lost: u64,
@@ -152,23 +177,30 @@ pub struct ChaosReport {
     pub ryw_writes_lost: u64,
     /// Lost writes (of any table) that no fault of a losing kind explains (must be empty).
     pub unexplained_losses: Vec<String>,
+    /// Per timeline that ended in a failover, how many bytes of WAL past its switch point the
+    /// lost writes reached (must stay within `maximum_lag_on_failover`).
+    pub loss_bytes: BTreeMap<u64, u64>,
     /// Inserts present more than once.
     pub duplicates: Vec<i64>,
     /// Inserts reported as failed that committed anyway.
     pub failed_but_committed: Vec<i64>,
-    /// Acknowledgements whose WAL position is past the end of their timeline in the final
-    /// leader's history: acknowledged by a node whose history did not survive (a lost write must
-    /// be one of these or unplaced; the position is read after the commit, so a surviving write
-    /// may be one too).
+    /// Acknowledged inserts whose commit lies past the end of their timeline in the final
+    /// leader's history: acknowledged by a node whose history did not survive.
     pub acked_off_history: Vec<i64>,
+    /// Writes acknowledged on a timeline after a later timeline had taken writes (must be
+    /// empty).
+    pub deposed_acks: Vec<String>,
     /// Bounded reads that missed a surviving heartbeat acknowledged more than the bound before
     /// they started.
     pub stale_reads: u64,
+    /// Session reads that saw an older heartbeat than the read before them (which survived).
+    pub session_reads_back: u64,
     /// Read-your-writes reads that did not see their own write although it survived.
     pub ryw_violations: u64,
-    /// The first stale reads: when, what they missed, and where they ran (member, recovery,
-    /// checkpoint and receiving timeline, replay position).
+    /// The first stale reads: when, what they missed, and where they ran.
     pub stale_samples: Vec<String>,
+    /// The first session reads that went back.
+    pub session_samples: Vec<String>,
     /// The first read-your-writes misses: when, where they ran, and their token.
     pub ryw_samples: Vec<String>,
     /// Errors surfaced to the application, by kind.
@@ -179,9 +211,11 @@ pub struct ChaosReport {
     pub deadline_overruns: u64,
     /// Connections of the client left open per member after the run (pools: at most their size).
     pub connections_after: BTreeMap<String, i64>,
+    /// A checksum of the workload's tables on every member at the end (all equal).
+    pub checksums: BTreeMap<String, String>,
     /// Operations still in flight after the workload stopped.
     pub in_flight_after: usize,
-    /// Background tasks that panicked.
+    /// Panics anywhere in the process during the run (workload tasks and pgha's own).
     pub panics: u64,
     /// Every invariant that failed, in words. Empty means the run passed.
     pub violations: Vec<String>,
@@ -271,8 +305,9 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
 
     let log = Arc::new(Mutex::new(Log::default()));
     let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = workload::spawn_workload(&client, &log, &stop, config.read_bound);
+    let panic_counter = panics::PanicCounter::install();
     let start = Instant::now();
+    let mut tasks = workload::spawn_workload(&client, &log, &stop, config.read_bound, start);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order = config.kinds.clone();
     // Every kind once, in a seeded order, then at random.
@@ -281,6 +316,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     }
     let mut faults = Vec::new();
     let mut windows: Vec<Window> = Vec::new();
+    let mut no_effect = Vec::new();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut i = 0;
     while i < config.faults || config.duration.is_some_and(|d| start.elapsed() < d) {
@@ -290,15 +326,36 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             .unwrap_or_else(|| config.kinds[rng.random_range(0..config.kinds.len())]);
         let began = Instant::now();
         tracing::info!(n = i + 1, ?kind, "chaos: injecting");
-        let (target, recloned) = nemesis::inject(cluster, kind, &mut rng).await?;
+        let injected = nemesis::inject(cluster, kind, &mut rng).await?;
         let healed = Instant::now();
-        windows.push(Window { kind, began, healed });
+        windows.push(Window {
+            kind,
+            began_us: micros_since(start, began),
+            healed_us: micros_since(start, healed),
+        });
+        if let Some(why) = &injected.no_effect {
+            tracing::warn!(
+                n = i + 1,
+                ?kind,
+                target = injected.target,
+                why,
+                "chaos: the fault had no effect"
+            );
+            no_effect.push(format!(
+                "fault {} ({kind:?} on {}) had no effect: {why}",
+                i + 1,
+                injected.target
+            ));
+        }
         faults.push(FaultRecord {
             kind,
-            target,
+            failed_over: injected.before.failed_over_to(&injected.after),
+            target: injected.target,
             started_s: began.duration_since(start).as_secs_f64(),
             healed_after_s: healed.duration_since(began).as_secs_f64(),
-            recloned,
+            recloned: injected.recloned,
+            before: injected.before,
+            after: injected.after,
             writes_lost: 0,
             stale_reads: 0,
             ryw_violations: 0,
@@ -308,16 +365,11 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut panics = 0;
     let drained = tokio::time::timeout(DEADLINE + Duration::from_secs(10), async {
-        while let Some(joined) = tasks.join_next().await {
-            if joined.as_ref().err().is_some_and(|e| e.is_panic()) {
-                panics += 1;
-            }
-        }
+        while tasks.join_next().await.is_some() {}
     })
     .await;
-    let mut violations = Vec::new();
+    let mut violations = no_effect;
     if drained.is_err() {
         violations.push("workload tasks did not stop within the deadline".into());
         tasks.abort_all();
@@ -325,8 +377,9 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     crate::harness::settle(cluster).await?;
     let in_flight_after: usize = client.metrics().members.iter().map(|m| m.in_flight).sum();
 
-    // The final state, from the leader.
+    // The final state, from the leader; every member's copy of it.
     let last = final_state(&client).await?;
+    let checksums = checksums(cluster, &client).await?;
     let mut connections_after = BTreeMap::new();
     for m in cluster.member_names() {
         let db = cluster.connect_superuser(&m, "postgres").await?;
@@ -341,19 +394,24 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     }
 
     let log = std::mem::take(&mut *lock(&log));
+    if let Some(path) = &config.history {
+        history::write_jsonl(path, &log.ops)
+            .map_err(|e| anyhow::anyhow!("writing the history to {}: {e}", path.display()))?;
+    }
     let synchronous = cluster.is_synchronous();
-    let verdict = verdict::judge(&log, &last, &windows, synchronous, config.read_bound, start);
-    violations.extend(verdict.violations);
-    let ack_times: HashMap<i64, Instant> = log.acked.iter().map(|a| (a.id, a.at)).collect();
+    let rules = Rules {
+        synchronous,
+        bound_us: u64::try_from(config.read_bound.as_micros()).unwrap_or(u64::MAX),
+        loss_budget: LocalCluster::MAXIMUM_LAG_ON_FAILOVER,
+    };
+    let verdict = verdict::judge(&log.ops, &last, &windows, rules);
+    violations.extend(verdict.violations.iter().cloned());
     for (i, f) in faults.iter_mut().enumerate() {
-        let (from, to) = (windows[i].began, windows.get(i + 1).map(|w| w.began));
-        let within = |t: &Instant| *t >= from && to.is_none_or(|to| *t < to);
-        f.writes_lost = count(
-            verdict.acked_writes_lost.iter().filter_map(|id| ack_times.get(id)),
-            within,
-        );
-        f.stale_reads = count(verdict.stale_at.iter(), within);
-        f.ryw_violations = count(verdict.ryw_at.iter(), within);
+        let (from, to) = (windows[i].began_us, windows.get(i + 1).map(|w| w.began_us));
+        let within = |t: &&u64| **t >= from && to.is_none_or(|to| **t < to);
+        f.writes_lost = verdict.lost_at.iter().filter(within).count() as u64;
+        f.stale_reads = verdict.stale_at.iter().filter(within).count() as u64;
+        f.ryw_violations = verdict.ryw_at.iter().filter(within).count() as u64;
     }
     let deadline_overruns = u64::from(log.longest > DEADLINE + Duration::from_secs(5));
     if deadline_overruns > 0 {
@@ -370,14 +428,26 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             violations.push(format!("{n} client connections left on {m}"));
         }
     }
+    let distinct: std::collections::BTreeSet<&String> = checksums.values().collect();
+    if distinct.len() > 1 {
+        violations.push(format!("the members' tables differ at the end: {checksums:?}"));
+    }
+    let panics = panic_counter.count();
+    drop(panic_counter);
     if panics > 0 {
-        violations.push(format!("{panics} workload tasks panicked"));
+        violations.push(format!("{panics} panics during the run"));
     }
     let mut faults_by_kind = BTreeMap::new();
     for f in &faults {
         *faults_by_kind.entry(f.kind).or_default() += 1;
     }
     client.shutdown().await;
+    let inserts = |outcome| {
+        log.ops
+            .iter()
+            .filter(|op| op.kind == OpKind::Insert && op.outcome == outcome)
+            .count() as u64
+    };
     Ok(ChaosReport {
         seed: config.seed,
         replication: if synchronous {
@@ -388,34 +458,62 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
         .into(),
         faults_by_kind,
         faults,
-        operations: log.operations,
-        writes_acked: log.acked.len() as u64,
-        writes_failed: log.failed.len() as u64,
-        writes_outcome_unknown: log.unknown.len() as u64,
-        acked_writes_lost: verdict.acked_writes_lost,
+        operations: log.ops.len() as u64,
+        writes_acked: inserts(Outcome::Ok),
+        writes_failed: inserts(Outcome::Fail),
+        writes_outcome_unknown: inserts(Outcome::Unknown),
+        unknown_recovered: (verdict.inserts.recovered.len()
+            + verdict.heartbeats.recovered.len()
+            + verdict.ryw_writes.recovered.len()) as u64,
+        heartbeats_lost: verdict.heartbeats.lost.len() as u64,
+        ryw_writes_lost: verdict.ryw_writes.lost.len() as u64,
+        failed_but_committed: verdict.inserts.failed_but_present,
+        acked_writes_lost: verdict.inserts.lost,
         acked_writes_unplaced: verdict.lost_unplaced,
-        heartbeats_lost: verdict.heartbeats_lost,
-        ryw_writes_lost: verdict.ryw_writes_lost,
         unexplained_losses: verdict.unexplained_losses,
+        loss_bytes: verdict.loss_bytes,
         duplicates: verdict.duplicates,
-        failed_but_committed: verdict.failed_but_committed,
         acked_off_history: verdict.acked_off_history,
+        deposed_acks: verdict.deposed_acks,
         stale_reads: verdict.stale_at.len() as u64,
+        session_reads_back: verdict.session_back_at.len() as u64,
         ryw_violations: verdict.ryw_at.len() as u64,
         stale_samples: verdict.stale_samples,
+        session_samples: verdict.session_samples,
         ryw_samples: verdict.ryw_samples,
         errors_by_kind: log.errors,
         longest_operation_ms: u64::try_from(log.longest.as_millis()).unwrap_or(u64::MAX),
         deadline_overruns,
         connections_after,
+        checksums,
         in_flight_after,
         panics,
         violations,
     })
 }
 
-fn count<'a>(times: impl Iterator<Item = &'a Instant>, within: impl Fn(&Instant) -> bool) -> u64 {
-    times.filter(|t| within(t)).count() as u64
+/// A checksum of the workload's tables on every member, once every standby has replayed the
+/// leader's position.
+async fn checksums(cluster: &LocalCluster, client: &Client) -> anyhow::Result<BTreeMap<String, String>> {
+    let token = client.op(Intent::Write).run_with_token(async |_| Ok(())).await?.1;
+    client.wait_for_standbys(token, Duration::from_secs(60)).await?;
+    let mut sums = BTreeMap::new();
+    for m in cluster.member_names() {
+        let db = cluster.connect_superuser(&m, &cluster.database()).await?;
+        let sum: String = db
+            .query_one(
+                "SELECT md5(concat_ws('|', \
+                   (SELECT string_agg(id || ':' || writer, ',' ORDER BY id, writer) FROM chaos_writes), \
+                   (SELECT string_agg(seq::text, ',' ORDER BY seq) FROM chaos_heartbeat_log), \
+                   (SELECT string_agg(n::text, ',' ORDER BY n) FROM chaos_ryw), \
+                   (SELECT seq::text FROM chaos_heartbeat WHERE id = 1)))",
+                &[],
+            )
+            .await?
+            .get(0);
+        sums.insert(m, sum);
+    }
+    Ok(sums)
 }
 
 /// What survived, read from the leader after the run.

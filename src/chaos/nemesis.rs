@@ -1,12 +1,73 @@
-//! The nemesis: injects one fault, waits it out, heals the cluster.
+//! The nemesis: injects one fault, holds it until it has had its effect, heals the cluster, and
+//! records what Patroni showed before and after.
 
 use std::time::Duration;
 
 use pgha_testkit::LocalCluster;
 use rand::rngs::StdRng;
 use rand::Rng;
+use serde::Serialize;
 
 use super::FaultKind;
+
+/// How long a fault meant to cause a failover is held, past the TTL, waiting for one.
+const FAILOVER_WAIT: Duration = Duration::from_secs(60);
+
+/// The cluster as Patroni showed it, before or after a fault.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ClusterView {
+    /// The leader Patroni named, if any.
+    pub leader: Option<String>,
+    /// The leader's timeline.
+    pub timeline: Option<u64>,
+    /// Every member as `name role state timeline`, or why Patroni could not be asked.
+    pub members: Vec<String>,
+}
+
+impl ClusterView {
+    async fn read(cluster: &LocalCluster) -> Self {
+        match cluster.cluster_status().await {
+            Ok(status) => {
+                let leader = status.iter().find(|m| m.role == "leader");
+                Self {
+                    leader: leader.map(|m| m.name.clone()),
+                    timeline: leader.and_then(|m| m.timeline),
+                    members: status
+                        .iter()
+                        .map(|m| {
+                            let tl = m.timeline.map_or_else(|| "-".to_owned(), |t| t.to_string());
+                            format!("{} {} {} {tl}", m.name, m.role, m.state)
+                        })
+                        .collect(),
+                }
+            }
+            Err(e) => Self {
+                members: vec![format!("Patroni unavailable: {e}")],
+                ..Self::default()
+            },
+        }
+    }
+
+    /// Whether `after` has another leader or a later timeline than `self`.
+    pub fn failed_over_to(&self, after: &ClusterView) -> bool {
+        after.leader.is_some()
+            && (after.leader != self.leader || after.timeline.unwrap_or(0) > self.timeline.unwrap_or(0))
+    }
+}
+
+/// One fault as the nemesis injected it.
+pub(super) struct Injected {
+    /// The member it hit (`all` for cluster-wide faults).
+    pub target: String,
+    /// Members re-cloned to heal the cluster.
+    pub recloned: Vec<String>,
+    /// Patroni's view just before the fault.
+    pub before: ClusterView,
+    /// Patroni's view once the cluster was whole again.
+    pub after: ClusterView,
+    /// Why a fault meant to cause a failover did not, if it did not.
+    pub no_effect: Option<String>,
+}
 
 async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Result<String> {
     let leader = cluster.leader().await?;
@@ -15,28 +76,39 @@ async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Resul
     Ok(replicas[rng.random_range(0..replicas.len())].clone())
 }
 
-/// Injects one fault and heals the cluster; returns the member it hit and the members re-cloned.
-pub(super) async fn inject(
-    cluster: &LocalCluster,
-    kind: FaultKind,
-    rng: &mut StdRng,
-) -> anyhow::Result<(String, Vec<String>)> {
+/// Waits, while a fault holds, until a member other than `target` leads and takes writes; on
+/// timeout says so with Patroni's view at that moment.
+async fn hold_until_new_leader(cluster: &LocalCluster, target: &str, ttl: Duration) -> Result<(), String> {
+    match cluster.wait_for_new_leader(target, ttl + FAILOVER_WAIT).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "no other member led while the fault held: {e}; Patroni then: {:?}",
+            ClusterView::read(cluster).await
+        )),
+    }
+}
+
+/// Injects one fault and heals the cluster.
+pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> anyhow::Result<Injected> {
     let ttl = Duration::from_secs(u64::from(cluster.timing().ttl));
     let target = match kind {
         FaultKind::RestartStandby | FaultKind::PauseReplay => pick_replica(cluster, rng).await?,
         FaultKind::EtcdRestart | FaultKind::RestApiDown => "all".to_owned(),
         _ => cluster.leader().await?,
     };
+    let before = ClusterView::read(cluster).await;
+    // A fault meant to depose the leader is held until another member leads (or the wait ends).
+    let mut promoted = Ok(());
     match kind {
         FaultKind::KillLeader => {
             cluster.kill_node(&target)?;
-            cluster.wait_for_new_leader(&target, Duration::from_secs(90)).await?;
+            promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.start_node(&target)?;
         }
         FaultKind::KillPostmaster => cluster.kill_postmaster(&target)?,
         FaultKind::FreezeLeader => {
             cluster.freeze_node(&target)?;
-            tokio::time::sleep(ttl + Duration::from_secs(3)).await;
+            promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.thaw_node(&target)?;
         }
         FaultKind::EtcdRestart => {
@@ -71,7 +143,7 @@ pub(super) async fn inject(
         }
         FaultKind::PartitionLeader => {
             cluster.partition_node(&target)?;
-            tokio::time::sleep(ttl + Duration::from_secs(5)).await;
+            promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.heal_partition()?;
         }
         FaultKind::RestApiDown => {
@@ -86,5 +158,44 @@ pub(super) async fn inject(
         }
     }
     let recloned = crate::harness::settle(cluster).await?;
-    Ok((target, recloned))
+    let after = ClusterView::read(cluster).await;
+    let no_effect = match promoted {
+        Err(why) => Some(why),
+        Ok(_) if kind.fails_over() && !before.failed_over_to(&after) => Some(format!(
+            "the leader and timeline did not change: before {before:?}, after {after:?}"
+        )),
+        Ok(_) => None,
+    };
+    Ok(Injected {
+        target,
+        recloned,
+        before,
+        after,
+        no_effect,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(leader: Option<&str>, timeline: Option<u64>) -> ClusterView {
+        ClusterView {
+            leader: leader.map(str::to_owned),
+            timeline,
+            members: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_failover_is_another_leader_or_a_later_timeline() {
+        let before = view(Some("m1"), Some(3));
+        assert!(before.failed_over_to(&view(Some("m2"), Some(4))));
+        // The old leader back on a new timeline (it lost the key and won it again).
+        assert!(before.failed_over_to(&view(Some("m1"), Some(4))));
+        assert!(!before.failed_over_to(&view(Some("m1"), Some(3))));
+        // No leader after the fault is not a failover, whatever the view before.
+        assert!(!before.failed_over_to(&view(None, None)));
+        assert!(view(None, None).failed_over_to(&view(Some("m1"), Some(3))));
+    }
 }

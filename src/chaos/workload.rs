@@ -1,5 +1,5 @@
-//! The workload: unique inserts, a heartbeat and its lag-bounded readers, read-your-writes
-//! pairs — every outcome recorded for the verdict.
+//! The workload: unique inserts, a heartbeat read under a lag bound and in sessions,
+//! read-your-writes pairs — every operation recorded in the history for the checkers.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -10,91 +10,91 @@ use pgha_client::patroni::Lsn;
 use pgha_client::{Client, Intent, LagBound, WalToken};
 use tokio::task::JoinSet;
 
-/// An acknowledged insert: where the client's token places it, and where the transaction
-/// itself stood before COMMIT (timeline of the node that ran it, position after the insert).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Ack {
-    pub(super) id: i64,
-    pub(super) at: Instant,
-    pub(super) token: WalToken,
-    pub(super) before_commit: (u64, Lsn),
-}
+use super::history::{micros_since, Op, OpKind, Outcome};
 
-impl Ack {
-    /// Whether the token was read on the committing node (same timeline) rather than from a
-    /// new primary after the connection was lost right after COMMIT.
-    pub(super) fn token_is_exact(&self) -> bool {
-        self.token.timeline == self.before_commit.0
-    }
-}
-
+/// What the workload did: the history, and tallies for the report.
 #[derive(Debug, Default)]
 pub(super) struct Log {
-    pub(super) acked: Vec<Ack>,
-    pub(super) failed: Vec<i64>,
-    pub(super) unknown: Vec<i64>,
-    /// Heartbeats acknowledged, in order.
-    pub(super) heartbeat: Vec<(i64, Instant)>,
-    /// Bounded reads that missed a heartbeat acknowledged more than the bound before they
-    /// started: `(seen, started, where it ran)`; stale unless every such heartbeat was lost.
-    pub(super) stale_candidates: Vec<(i64, Instant, String)>,
-    /// Read-your-writes inserts acknowledged.
-    pub(super) ryw_acked: Vec<(i64, Instant)>,
-    /// Read-your-writes reads that did not see their write: `(n, started, where it ran)`; a
-    /// violation unless it was lost.
-    pub(super) ryw_misses: Vec<(i64, Instant, String)>,
+    pub(super) ops: Vec<Op>,
     pub(super) errors: BTreeMap<String, u64>,
-    pub(super) operations: u64,
     pub(super) longest: Duration,
-}
-
-impl Log {
-    /// The heartbeats acknowledged after `seen`, in order (they are recorded in sequence order).
-    pub(super) fn heartbeats_after(&self, seen: i64) -> &[(i64, Instant)] {
-        crate::harness::heartbeats_after(&self.heartbeat, seen)
-    }
-}
-
-/// Columns 1–4 of a read, after the value it reads: where it ran, to explain a violation.
-/// `received_tli` is NULL without `pg_read_all_stats` or when no WAL receiver runs.
-macro_rules! where_it_ran_columns {
-    () => {
-        "pg_is_in_recovery(), \
-         (SELECT timeline_id FROM pg_control_checkpoint())::int8, \
-         (SELECT received_tli FROM pg_stat_wal_receiver)::int8, \
-         (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
-    };
-}
-const HEARTBEAT_READ: &str = concat!(
-    "SELECT seq, ",
-    where_it_ran_columns!(),
-    " FROM chaos_heartbeat WHERE id = 1"
-);
-const RYW_READ: &str = concat!(
-    "SELECT EXISTS (SELECT 1 FROM chaos_ryw WHERE n = $1), ",
-    where_it_ran_columns!()
-);
-
-/// `member (standby, checkpoint timeline 3, receiving timeline 4, replay 0/5A3B2C8)`, from the
-/// `where_it_ran_columns!` of `row`.
-fn where_it_ran(member: &str, row: &tokio_postgres::Row) -> Result<String, tokio_postgres::Error> {
-    let standby: bool = row.try_get(1)?;
-    let checkpoint: Option<i64> = row.try_get(2)?;
-    let receiving: Option<i64> = row.try_get(3)?;
-    let lsn: Option<String> = row.try_get(4)?;
-    let show = |v: Option<i64>| v.map_or_else(|| "-".to_owned(), |v| v.to_string());
-    Ok(format!(
-        "{member} ({}, checkpoint timeline {}, receiving timeline {}, {} {})",
-        if standby { "standby" } else { "primary" },
-        show(checkpoint),
-        show(receiving),
-        if standby { "replay" } else { "at" },
-        lsn.as_deref().unwrap_or("-")
-    ))
 }
 
 pub(super) fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
     log.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The timeline and WAL position of the node a statement runs on: for a primary its insert
+/// timeline and position, for a standby the timeline it receives (NULL while no WAL receiver
+/// streams: PostgreSQL does not show the timeline of replay) and the position it has replayed.
+macro_rules! position_columns {
+    () => {
+        "(CASE WHEN pg_is_in_recovery() \
+           THEN (SELECT received_tli FROM pg_stat_wal_receiver) \
+           ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8 END)::int8, \
+         (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text"
+    };
+}
+const INSERT: &str = concat!(
+    "INSERT INTO chaos_writes (id, writer) VALUES ($1, $2) RETURNING ",
+    position_columns!()
+);
+const HEARTBEAT: &str = concat!(
+    "WITH beat AS (UPDATE chaos_heartbeat SET seq = $1 WHERE id = 1), \
+          logged AS (INSERT INTO chaos_heartbeat_log (seq) VALUES ($1) ON CONFLICT DO NOTHING) \
+     SELECT ",
+    position_columns!()
+);
+const RYW_WRITE: &str = concat!(
+    "WITH w AS (INSERT INTO chaos_ryw (n) VALUES ($1) ON CONFLICT DO NOTHING) SELECT ",
+    position_columns!()
+);
+const HEARTBEAT_READ: &str = concat!(
+    "SELECT seq, ",
+    position_columns!(),
+    " FROM chaos_heartbeat WHERE id = 1"
+);
+const RYW_READ: &str = concat!(
+    "SELECT (SELECT count(*) FROM chaos_ryw WHERE n = $1), ",
+    position_columns!()
+);
+
+/// The statement an operation of `kind` runs.
+fn statement(kind: OpKind) -> &'static str {
+    match kind {
+        OpKind::Insert => INSERT,
+        OpKind::Heartbeat => HEARTBEAT,
+        OpKind::RywWrite => RYW_WRITE,
+        OpKind::BoundedRead | OpKind::SessionRead => HEARTBEAT_READ,
+        OpKind::RywRead => RYW_READ,
+    }
+}
+
+/// The position columns at `from` in `row`.
+fn position(row: &tokio_postgres::Row, from: usize) -> Result<Position, tokio_postgres::Error> {
+    let timeline: Option<i64> = row.try_get(from)?;
+    let lsn: Option<String> = row.try_get(from + 1)?;
+    Ok(Position {
+        timeline: timeline.and_then(|t| u64::try_from(t).ok()),
+        lsn: lsn.and_then(|l| l.parse().ok()),
+    })
+}
+
+/// Where a statement ran: see `position_columns!`.
+#[derive(Debug, Clone, Copy)]
+struct Position {
+    timeline: Option<u64>,
+    lsn: Option<Lsn>,
+}
+
+impl Position {
+    /// The position as a token, when both parts are known.
+    fn token(self) -> Option<WalToken> {
+        Some(WalToken {
+            timeline: self.timeline?,
+            lsn: self.lsn?,
+        })
+    }
 }
 
 fn error_kind(e: &pgha_client::Error) -> String {
@@ -108,6 +108,8 @@ fn error_kind(e: &pgha_client::Error) -> String {
         "connect".into()
     } else if e.is_budget_exhausted() {
         "retry-budget".into()
+    } else if e.is_write_lost() {
+        "write-lost".into()
     } else if let Some(code) = e.code() {
         format!("sqlstate-{}", code.code())
     } else {
@@ -118,13 +120,130 @@ fn error_kind(e: &pgha_client::Error) -> String {
 pub(super) const APPLICATION: &str = "pgha-chaos";
 pub(super) const DEADLINE: Duration = Duration::from_secs(30);
 
-fn record(log: &Mutex<Log>, started: Instant, error: Option<&pgha_client::Error>) {
-    let mut l = lock(log);
-    l.operations += 1;
-    l.longest = l.longest.max(started.elapsed());
-    if let Some(e) = error {
-        *l.errors.entry(error_kind(e)).or_default() += 1;
+/// Records the operations of one workload task.
+#[derive(Clone)]
+struct Recorder {
+    log: Arc<Mutex<Log>>,
+    start: Instant,
+    process: u32,
+}
+
+/// What one operation returned, in the terms of the history.
+struct Done {
+    read: Option<i64>,
+    member: Option<String>,
+    position: Option<Position>,
+    token: Option<WalToken>,
+}
+
+impl Recorder {
+    fn record(&self, kind: OpKind, value: i64, invoked: Instant, result: Result<Done, &pgha_client::Error>) {
+        let completed = Instant::now();
+        let (outcome, done, error) = match result {
+            Ok(done) => (Outcome::Ok, Some(done), None),
+            Err(e) if e.is_outcome_unknown() => (Outcome::Unknown, None, Some(error_kind(e))),
+            Err(e) => (Outcome::Fail, None, Some(error_kind(e))),
+        };
+        let done = done.unwrap_or(Done {
+            read: None,
+            member: None,
+            position: None,
+            token: None,
+        });
+        let mut l = lock(&self.log);
+        l.longest = l.longest.max(completed - invoked);
+        if let Some(kind) = &error {
+            *l.errors.entry(kind.clone()).or_default() += 1;
+        }
+        l.ops.push(Op {
+            process: self.process,
+            kind,
+            value,
+            read: done.read,
+            invoke_us: micros_since(self.start, invoked),
+            complete_us: micros_since(self.start, completed),
+            outcome,
+            member: done.member,
+            timeline: done.position.and_then(|p| p.timeline),
+            lsn: done.position.and_then(|p| p.lsn),
+            token: done.token,
+            error,
+        });
     }
+}
+
+/// A write of `value` (and `writer`, for inserts) whose statement returns its position before
+/// COMMIT: recorded with its token. Inserts are not idempotent; the other writes are.
+async fn write(client: &Client, rec: &Recorder, kind: OpKind, value: i64, writer: Option<i32>) -> Option<WalToken> {
+    let invoked = Instant::now();
+    let mut op = client.op(Intent::Write);
+    if kind != OpKind::Insert {
+        op = op.idempotent();
+    }
+    let result = op
+        .transaction_with_token(async move |tx| {
+            let row = match writer {
+                Some(writer) => tx.query_one(statement(kind), &[&value, &writer]).await?,
+                None => tx.query_one(statement(kind), &[&value]).await?,
+            };
+            Ok(position(&row, 0)?)
+        })
+        .await;
+    let token = result.as_ref().ok().map(|(_, t)| *t);
+    rec.record(
+        kind,
+        value,
+        invoked,
+        result.as_ref().map(|(at, token)| Done {
+            read: None,
+            member: None,
+            position: Some(*at),
+            token: Some(*token),
+        }),
+    );
+    token
+}
+
+/// A read of one number and the position columns after it, on a standby under `bound` and
+/// after `after`, if given (recorded as the read's token); returns where the read stood, as a
+/// token, when both parts of it are known.
+async fn read(
+    client: &Client,
+    rec: &Recorder,
+    kind: OpKind,
+    value: i64,
+    after: Option<WalToken>,
+    bound: Duration,
+) -> Option<WalToken> {
+    let invoked = Instant::now();
+    let mut op = client.op(Intent::Standby).max_lag(LagBound::time(bound));
+    if let Some(token) = after {
+        op = op.after(token);
+    }
+    let result = op
+        .run_with_member(async move |c| {
+            let row = if kind == OpKind::RywRead {
+                c.query_one(statement(kind), &[&value]).await?
+            } else {
+                c.query_one(statement(kind), &[]).await?
+            };
+            let seen: i64 = row.try_get(0)?;
+            Ok((seen, position(&row, 1)?))
+        })
+        .await;
+    let out = result.as_ref().ok().and_then(|((_, at), _)| at.token());
+    rec.record(
+        kind,
+        value,
+        invoked,
+        result.as_ref().map(|((seen, at), member)| Done {
+            read: Some(*seen),
+            member: Some(member.clone()),
+            position: Some(*at),
+            token: after,
+        }),
+    );
+    out
 }
 
 pub(super) fn spawn_workload(
@@ -132,132 +251,71 @@ pub(super) fn spawn_workload(
     log: &Arc<Mutex<Log>>,
     stop: &Arc<AtomicBool>,
     bound: Duration,
+    start: Instant,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
+    let recorder = |process| Recorder {
+        log: log.clone(),
+        start,
+        process,
+    };
     let next_id = Arc::new(AtomicI64::new(1));
-    for writer in 0..2 {
-        let (client, log, stop, next_id) = (client.clone(), log.clone(), stop.clone(), next_id.clone());
+    for writer in 0..2_i32 {
+        let (client, rec, stop, next_id) = (
+            client.clone(),
+            recorder(writer.unsigned_abs()),
+            stop.clone(),
+            next_id.clone(),
+        );
         tasks.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                let started = Instant::now();
-                let result = client
-                    .op(Intent::Write)
-                    .transaction_with_token(async move |tx| {
-                        let row = tx
-                            .query_one(
-                                "INSERT INTO chaos_writes (id, writer) VALUES ($1, $2) \
-                                 RETURNING pg_current_wal_lsn()::text, \
-                                 ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int8",
-                                &[&id, &writer],
-                            )
-                            .await?;
-                        let lsn: String = row.try_get(0)?;
-                        let timeline: i64 = row.try_get(1)?;
-                        Ok((u64::try_from(timeline).unwrap_or(0), lsn))
-                    })
-                    .await;
-                record(&log, started, result.as_ref().err());
-                match result {
-                    Ok(((timeline, lsn), token)) => lock(&log).acked.push(Ack {
-                        id,
-                        at: Instant::now(),
-                        token,
-                        before_commit: (timeline, lsn.parse().unwrap_or(token.lsn)),
-                    }),
-                    Err(e) if e.is_outcome_unknown() => lock(&log).unknown.push(id),
-                    Err(_) => lock(&log).failed.push(id),
-                }
+                write(&client, &rec, OpKind::Insert, id, Some(writer)).await;
             }
         });
     }
     {
-        let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+        let (client, rec, stop) = (client.clone(), recorder(2), stop.clone());
         tasks.spawn(async move {
             let mut seq = 0_i64;
             while !stop.load(Ordering::Relaxed) {
                 seq += 1;
-                let started = Instant::now();
-                let result = client
-                    .op(Intent::Write)
-                    .idempotent()
-                    .transaction(async move |tx| {
-                        tx.execute("UPDATE chaos_heartbeat SET seq = $1 WHERE id = 1", &[&seq])
-                            .await?;
-                        tx.execute(
-                            "INSERT INTO chaos_heartbeat_log (seq) VALUES ($1) ON CONFLICT DO NOTHING",
-                            &[&seq],
-                        )
-                        .await?;
-                        Ok(())
-                    })
-                    .await;
-                record(&log, started, result.as_ref().err());
-                if result.is_ok() {
-                    lock(&log).heartbeat.push((seq, Instant::now()));
-                }
+                write(&client, &rec, OpKind::Heartbeat, seq, None).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         });
     }
-    for _ in 0..2 {
-        let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+    for process in 3..5 {
+        let (client, rec, stop) = (client.clone(), recorder(process), stop.clone());
         tasks.spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                let started = Instant::now();
-                let result = client
-                    .op(Intent::Standby)
-                    .max_lag(LagBound::time(bound))
-                    .run_with_member(async |c| Ok(c.query_one(HEARTBEAT_READ, &[]).await?))
-                    .await;
-                record(&log, started, result.as_ref().err());
-                if let Ok((row, member)) = result {
-                    let seen: i64 = row.get(0);
-                    let mut l = lock(&log);
-                    // A heartbeat acknowledged more than `bound` before the read started is
-                    // missing from what it saw: stale, unless that heartbeat was lost (decided
-                    // at the end, from what survived).
-                    let missing = l.heartbeats_after(seen).first().filter(|(s, _)| *s == seen + 1);
-                    if missing.is_some_and(|(_, acked)| *acked + bound < started) {
-                        let at = where_it_ran(&member, &row).unwrap_or_else(|e| format!("{member} ({e})"));
-                        l.stale_candidates.push((seen, started, at));
-                    }
-                }
+                read(&client, &rec, OpKind::BoundedRead, 0, None, bound).await;
             }
         });
     }
     {
-        let (client, log, stop) = (client.clone(), log.clone(), stop.clone());
+        // Session reads: each after the position the previous one had reached. An error (a
+        // position a failover discarded, say), or a standby whose timeline is not shown (no WAL
+        // receiver), starts a new session: the next read carries no token.
+        let (client, rec, stop) = (client.clone(), recorder(5), stop.clone());
+        tasks.spawn(async move {
+            let mut after = None;
+            while !stop.load(Ordering::Relaxed) {
+                after = read(&client, &rec, OpKind::SessionRead, 0, after, bound).await;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+    }
+    {
+        let (client, rec, stop) = (client.clone(), recorder(6), stop.clone());
         tasks.spawn(async move {
             let mut n = 0_i64;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let started = Instant::now();
-                let written = client
-                    .op(Intent::Write)
-                    .idempotent()
-                    .transaction_with_token(async move |tx| {
-                        tx.execute("INSERT INTO chaos_ryw (n) VALUES ($1) ON CONFLICT DO NOTHING", &[&n])
-                            .await?;
-                        Ok(())
-                    })
-                    .await;
-                record(&log, started, written.as_ref().err());
-                let Ok((_, token)) = written else { continue };
-                lock(&log).ryw_acked.push((n, Instant::now()));
-                let started = Instant::now();
-                let seen = client
-                    .op(Intent::Standby)
-                    .after(token)
-                    .run_with_member(async move |c| Ok(c.query_one(RYW_READ, &[&n]).await?))
-                    .await;
-                record(&log, started, seen.as_ref().err());
-                if let Ok((row, member)) = seen {
-                    if !row.get::<_, bool>(0) {
-                        let at = where_it_ran(&member, &row).unwrap_or_else(|e| format!("{member} ({e})"));
-                        lock(&log).ryw_misses.push((n, started, format!("{at}, token {token}")));
-                    }
-                }
+                let Some(token) = write(&client, &rec, OpKind::RywWrite, n, None).await else {
+                    continue;
+                };
+                read(&client, &rec, OpKind::RywRead, n, Some(token), bound).await;
             }
         });
     }

@@ -23,8 +23,8 @@ pub use plot::failover_svg;
 pub use probe::{dsn_credentials, probe_targets, PromotionProbe};
 pub use round::{run_fault, run_round};
 pub use stats::{percentile, sorted};
+pub(crate) use workload::missed_surviving_heartbeat;
 pub use workload::{count_lost, Workload, WorkloadLog};
-pub(crate) use workload::{heartbeats_after, missed_surviving_heartbeat};
 
 /// Dimension of the demo embeddings.
 pub const DIMS: usize = 16;

@@ -13,7 +13,7 @@ use super::{RoundReport, Timeline, WorkloadConfig};
 
 /// The heartbeats acknowledged after `seen`; `heartbeats` are `(seq, acknowledged at)` in
 /// sequence order (one writer, so acknowledgement times rise with the sequence).
-pub(crate) fn heartbeats_after(heartbeats: &[(i64, Instant)], seen: i64) -> &[(i64, Instant)] {
+pub(crate) fn heartbeats_after<T>(heartbeats: &[(i64, T)], seen: i64) -> &[(i64, T)] {
     &heartbeats[heartbeats.partition_point(|(s, _)| *s <= seen)..]
 }
 
@@ -21,14 +21,18 @@ pub(crate) fn heartbeats_after(heartbeats: &[(i64, Instant)], seen: i64) -> &[(i
 /// verdict: a read that saw heartbeat `seen` and started at `started` was stale if it missed a
 /// heartbeat that `survived` and was acknowledged more than `bound` before it started. Returns
 /// the first such heartbeat. (A heartbeat the failover lost is a lost write, not a reason to call
-/// a read stale.)
-pub(crate) fn missed_surviving_heartbeat(
-    heartbeats: &[(i64, Instant)],
+/// a read stale.) Times are `Instant`s with a `Duration` bound, or microseconds.
+pub(crate) fn missed_surviving_heartbeat<T, B>(
+    heartbeats: &[(i64, T)],
     seen: i64,
-    started: Instant,
-    bound: Duration,
+    started: T,
+    bound: B,
     survived: impl Fn(i64) -> bool,
-) -> Option<(i64, Instant)> {
+) -> Option<(i64, T)>
+where
+    T: Copy + PartialOrd + std::ops::Add<B, Output = T>,
+    B: Copy,
+{
     heartbeats_after(heartbeats, seen)
         .iter()
         .take_while(|(_, acked)| *acked + bound < started)

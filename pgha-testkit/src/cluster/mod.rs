@@ -133,6 +133,10 @@ pub fn reap_stale_clusters() {
 }
 
 impl LocalCluster {
+    /// Patroni's `maximum_lag_on_failover` in the clusters the testkit starts, in bytes: a
+    /// standby further behind the last leader position Patroni knows is not promoted.
+    pub const MAXIMUM_LAG_ON_FAILOVER: u64 = 1_048_576;
+
     /// A builder with test-friendly defaults (3 members, 3 etcd members, fast timings, REST auth,
     /// pgBackRest).
     pub fn builder() -> LocalClusterBuilder {

@@ -1,7 +1,8 @@
 //! The fault-injection run, short: every fault kind once, in a seeded order, in asynchronous and
 //! in synchronous (strict) mode, with every invariant checked (see RELIABILITY.md). Longer runs:
 //! `cargo run --release --example chaos -- --faults 60 --seed N [--synchronous]`, or
-//! `PGHA_CHAOS_FAULTS=60 PGHA_CHAOS_SEED=N` for these tests.
+//! `PGHA_CHAOS_FAULTS=60 PGHA_CHAOS_SEED=N` for these tests; `PGHA_CHAOS_HISTORY=DIR` writes each
+//! run's operation history there as JSON lines.
 //!
 //! These runs use Patroni 4.x: on Debian's Patroni 3.0.2 a leader frozen past the TTL can take
 //! the leader key back on its old timeline after the thaw, which pgha fences (it never writes
@@ -21,6 +22,9 @@ async fn run(synchronous: bool, seed: u64) {
     let config = ChaosConfig {
         seed: env_or("PGHA_CHAOS_SEED", seed),
         faults: usize::try_from(env_or("PGHA_CHAOS_FAULTS", 9)).unwrap_or(9),
+        history: std::env::var_os("PGHA_CHAOS_HISTORY").map(|dir| {
+            std::path::PathBuf::from(dir).join(format!("chaos-{}.jsonl", if synchronous { "sync" } else { "async" }))
+        }),
         ..ChaosConfig::default()
     };
     let report = chaos::run(&cluster, &config).await.expect("the run completes");
