@@ -92,6 +92,7 @@ pub use hostile::{HostilePatroni, Misbehaviour};
 pub use process::ProcRef;
 pub use rest::PatroniMember;
 pub use state::{ClusterCredentials, Credentials, Secret, Timing};
+pub use tls::ServerCertificate;
 
 /// Installs a `tracing` subscriber that writes to the test harness's captured output, filtered
 /// by `RUST_LOG` or else by `default_filter` (e.g. `"pgha_client=info,pgha_testkit=info"`).

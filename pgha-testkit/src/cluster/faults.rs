@@ -1,5 +1,5 @@
 //! Fault injection: nodes stopped, started, killed or frozen, replay paused, REST blocked,
-//! partitions. etcd's faults are in `etcd`.
+//! partitions, a bad server certificate. etcd's faults are in `etcd`.
 
 use std::time::Duration;
 
@@ -209,5 +209,43 @@ impl LocalCluster {
     /// Undoes [`block_rest_api`](Self::block_rest_api).
     pub fn restore_rest_api(&self, member: &str) -> Result<()> {
         crate::firewall::allow_port(&self.scope(), self.rest_port(member)?)
+    }
+
+    /// Makes every running PostgreSQL present `which` (signed by the cluster's CA) to new
+    /// connections: the certificate files are replaced and the configuration reloaded, and this
+    /// returns once each server has reloaded. Patroni's REST API keeps the certificate it has.
+    /// [`ServerCertificate::Valid`](crate::ServerCertificate::Valid) puts a good one back.
+    ///
+    /// Only for clusters built with [`tls`](crate::LocalClusterBuilder::tls).
+    pub async fn present_server_certificate(&self, which: crate::ServerCertificate) -> Result<()> {
+        let (dir, tls) = {
+            let state = self.lock_state();
+            (state.tls_dir(), state.tls)
+        };
+        if !tls {
+            return Err(Error::Setup("the cluster was built without TLS".into()));
+        }
+        crate::tls::reissue_server(&dir, &which)?;
+        self.user.own(&dir)?;
+        for member in self.member_names() {
+            let Ok(before) = self.conf_load_time(&member).await else {
+                continue; // not running: it reads the new files when it starts
+            };
+            self.superuser_query(&member, "SELECT pg_reload_conf()").await?;
+            // A new backend is forked after the postmaster has handled the reload (SSL context
+            // included) once it reports a later load time.
+            let what = format!("{member} to reload its certificate");
+            super::wait::wait_for(&what, Duration::from_secs(10), || async {
+                Ok((self.conf_load_time(&member).await? != before).then_some(()))
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// When `member`'s configuration was last loaded, as a new backend sees it.
+    async fn conf_load_time(&self, member: &str) -> Result<String> {
+        let rows = self.superuser_query(member, "SELECT pg_conf_load_time()::text").await?;
+        Ok(rows[0].get(0))
     }
 }

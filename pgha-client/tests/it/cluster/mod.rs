@@ -15,7 +15,7 @@ use anyhow::{ensure, Context};
 use pgha_client::tokio_postgres::IsolationLevel;
 use pgha_client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
 use pgha_client::{Client, ClientBuilder, Intent, LagBound, SslMode, TopologyEvent};
-use pgha_testkit::LocalCluster;
+use pgha_testkit::{LocalCluster, ServerCertificate};
 use pgvector::Vector;
 
 fn init_tracing() {
@@ -737,6 +737,36 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     } else {
         assert!(blind.is_err_and(|e| e.is_no_member()));
     }
+
+    // The certificate itself is checked, not only its chain: PostgreSQL presenting an expired
+    // one, or one for another host, is refused at connect(), at once, saying which; a good one
+    // again is accepted.
+    let verified = |cluster: &LocalCluster| {
+        with_cert(cluster)
+            .patroni_ca_file(&ca)
+            .ssl_mode(SslMode::VerifyFull)
+            .ssl_ca_file(&ca)
+    };
+    for (which, why) in [
+        (ServerCertificate::Expired, &["expired"][..]),
+        (
+            ServerCertificate::ForHost("db.example.com".into()),
+            &["notvalidforname", "not valid for name"][..],
+        ),
+    ] {
+        cluster.present_server_certificate(which.clone()).await?;
+        let started = Instant::now();
+        let err = verified(&cluster)
+            .connect()
+            .await
+            .expect_err("a bad server certificate must not be accepted");
+        assert!(err.is_connect() && !err.is_retryable(), "{which:?}: {err:?}");
+        let text = format!("{err}").to_lowercase();
+        assert!(why.iter().any(|w| text.contains(w)), "{which:?}: {text}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    }
+    cluster.present_server_certificate(ServerCertificate::Valid).await?;
+    verified(&cluster).connect().await?.shutdown().await;
     cluster.shutdown();
     Ok(())
 }
