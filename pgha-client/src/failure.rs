@@ -85,20 +85,31 @@ fn io_failure(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// A connection refused for a reason no retry can fix: its SQLSTATE (`code`) is
-/// [`Class::RefusedForGood`], or the server's certificate was refused (a rustls error among the
-/// causes of `error`). Such errors surface at once with the server's message instead of being
-/// retried until the deadline.
+/// [`Class::RefusedForGood`], the server's certificate was refused (a rustls error among the
+/// causes of `error`), or tokio-postgres itself refused the authentication the server asked for
+/// (`channel_binding=require` and no channel binding offered, a mechanism it does not speak).
+/// Such errors surface at once with their message instead of being retried until the deadline.
 pub(crate) fn is_refused_for_good(code: Option<&SqlState>, error: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(code) = code {
         return class(code) == Class::RefusedForGood;
     }
-    causes(error).any(|cause| {
+    std::iter::once(error).chain(causes(error)).any(|cause| {
         let inside_io = cause
             .downcast_ref::<std::io::Error>()
             .and_then(|io| io.get_ref())
             .and_then(|inner| inner.downcast_ref::<rustls::Error>());
         cause.downcast_ref::<rustls::Error>().or(inside_io).is_some()
+            || cause
+                .downcast_ref::<tokio_postgres::Error>()
+                .is_some_and(is_client_side_authentication_refusal)
     })
+}
+
+/// tokio-postgres's own "authentication error" (its error kind is not public; this prefix is
+/// how that kind displays): raised on the client, never by the server (the server's refusals
+/// carry a SQLSTATE), so it will be raised again on every attempt.
+fn is_client_side_authentication_refusal(e: &tokio_postgres::Error) -> bool {
+    e.code().is_none() && !e.is_closed() && e.to_string().starts_with("authentication error")
 }
 
 #[cfg(test)]
@@ -150,5 +161,55 @@ mod tests {
         ));
         assert!(is_refused_for_good(None, &tls));
         assert!(!is_refused_for_good(None, &Connect(plain)));
+    }
+
+    /// tokio-postgres against a server that answers the startup message with `reply` (then
+    /// waits), or closes the connection if `reply` is empty, with `channel_binding=require`: the
+    /// error it returns.
+    async fn connect_to_a_server_that_says(reply: &'static [u8]) -> tokio_postgres::Error {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut startup = [0_u8; 256];
+            let _ = socket.read(&mut startup).await;
+            if reply.is_empty() {
+                return; // the connection closes
+            }
+            socket.write_all(reply).await.expect("reply");
+            let _ = socket.read(&mut startup).await;
+        });
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(port)
+            .user("u")
+            .password("p")
+            .channel_binding(tokio_postgres::config::ChannelBinding::Require)
+            .connect_timeout(std::time::Duration::from_secs(5));
+        let connecting = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            config.connect(tokio_postgres::NoTls),
+        );
+        let err = connecting
+            .await
+            .expect("an answer in time")
+            .err()
+            .expect("no connection");
+        server.abort();
+        err
+    }
+
+    #[tokio::test]
+    async fn an_authentication_tokio_postgres_refuses_is_permanent_a_lost_connection_is_not() {
+        // AuthenticationCleartextPassword: nothing to bind the password to.
+        let refused = connect_to_a_server_that_says(b"R\0\0\0\x08\0\0\0\x03").await;
+        let text = crate::error::chain(&refused);
+        assert!(text.contains("channel binding"), "{text}");
+        assert!(is_refused_for_good(None, &refused), "{refused}");
+        // The server goes away instead of answering: retryable.
+        let lost = connect_to_a_server_that_says(b"").await;
+        assert!(!is_refused_for_good(None, &lost), "{lost}");
     }
 }
