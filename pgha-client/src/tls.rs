@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{Settings, SslMode};
+use crate::config::{ChannelBinding, Settings, SslMode};
 use crate::error::{Error, Result};
 
 fn read_pem_certs(path: &std::path::Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
@@ -165,6 +165,11 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
+        })
+        .channel_binding(match settings.channel_binding {
+            ChannelBinding::Disable => tokio_postgres::config::ChannelBinding::Disable,
+            ChannelBinding::Prefer => tokio_postgres::config::ChannelBinding::Prefer,
+            ChannelBinding::Require => tokio_postgres::config::ChannelBinding::Require,
         });
     match &settings.password {
         Some(p) => {

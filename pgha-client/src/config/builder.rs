@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::url::{parse_conninfo, parse_url};
-use super::{ClientConfig, Secret, Settings, SslMode};
+use super::{ChannelBinding, ClientConfig, Secret, Settings, SslMode};
 use crate::error::{Error, Result};
 use crate::intent::{Balance, Intent, LagBound};
 use crate::retry::RetryPolicy;
@@ -205,6 +205,14 @@ impl ClientBuilder {
     pub fn ssl_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
         self.config.sslcert = Some(cert.into());
         self.config.sslkey = Some(key.into());
+        self
+    }
+
+    /// SCRAM channel binding (libpq's `channel_binding`; default `prefer`). `require` makes a
+    /// connection whose authentication is not bound to its TLS session fail; it cannot hold
+    /// with [`SslMode::Disable`] (a configuration error).
+    pub fn channel_binding(mut self, mode: ChannelBinding) -> Self {
+        self.config.channel_binding = Some(mode);
         self
     }
 

@@ -46,6 +46,7 @@ const VARIABLES: &[(&str, &[&str], Form)] = &[
     ("SSLROOTCERT", &["sslrootcert"], Form::Text),
     ("SSLCERT", &["sslcert"], Form::Text),
     ("SSLKEY", &["sslkey"], Form::Text),
+    ("CHANNEL_BINDING", &["channel_binding"], Form::Text),
     ("DEFAULT_INTENT", &["default_intent"], Form::Text),
     ("LAG_BOUND_TIME", &["lag_bound", "time"], Form::Text),
     ("LAG_BOUND_BYTES", &["lag_bound", "bytes"], Form::Number),
@@ -79,6 +80,7 @@ const LIBPQ: &[(&str, &str)] = &[
     ("PGSSLROOTCERT", "sslrootcert"),
     ("PGSSLCERT", "sslcert"),
     ("PGSSLKEY", "sslkey"),
+    ("PGCHANNELBINDING", "channel_binding"),
 ];
 
 impl ClientConfig {
@@ -96,7 +98,7 @@ impl ClientConfig {
     ///
     /// Values are written as in a configuration file: durations with their unit (`2s`,
     /// `250ms`), `true`/`false`. Without `<prefix>_DSN`, libpq's variables fill the keys left
-    /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`,
+    /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGCHANNELBINDING`,
     /// `PGHOST`/`PGPORT` (seed hosts; lists as libpq takes them; socket directories skipped), `PGCONNECT_TIMEOUT` (seconds)
     /// and `PGTARGETSESSIONATTRS` (the default intent). A password not given at all is looked up
     /// in `PGPASSFILE` or `~/.pgpass` for each member, as libpq does. Variables of the prefix
@@ -256,6 +258,7 @@ mod tests {
             "PATRONI_URLS" | "ETCD_URLS" => "http://a:1, http://b:2",
             "HOSTS" => "a:5432,b:5433",
             "SSLMODE" => "verify-full",
+            "CHANNEL_BINDING" => "require",
             "DEFAULT_INTENT" => "prefer-standby",
             "BALANCE" => "round-robin",
             "FALLBACK_TO_PRIMARY" => "false",
@@ -287,6 +290,7 @@ mod tests {
         assert_eq!(config.retry.map(|r| r.budget_burst), Some(7));
         assert_eq!(config.fallback_to_primary, Some(false));
         assert_eq!(config.default_intent, Some(Intent::PreferStandby));
+        assert_eq!(config.channel_binding, Some(crate::ChannelBinding::Require));
     }
 
     #[test]

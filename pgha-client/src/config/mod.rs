@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::builder::ClientBuilder;
 pub use self::secret::Secret;
-pub use self::ssl_mode::SslMode;
+pub use self::ssl_mode::{ChannelBinding, SslMode};
 use self::url::{parse_host_port, redact_url};
 use crate::duration::opt_duration;
 use crate::error::{Error, Result};
@@ -42,6 +42,7 @@ pub(crate) struct Settings {
     pub(crate) ssl_ca_file: Option<PathBuf>,
     /// Client certificate chain and key (PEM) for PostgreSQL.
     pub(crate) ssl_client_cert: Option<(PathBuf, PathBuf)>,
+    pub(crate) channel_binding: ChannelBinding,
     pub(crate) default_intent: Intent,
     pub(crate) lag_bound: LagBound,
     pub(crate) fallback_to_primary: bool,
@@ -133,6 +134,8 @@ pub struct ClientConfig {
     pub sslcert: Option<PathBuf>,
     /// The client certificate's private key (PEM); with `sslcert`.
     pub sslkey: Option<PathBuf>,
+    /// SCRAM channel binding (`require` needs TLS).
+    pub channel_binding: Option<ChannelBinding>,
     /// Intent of `run_default`.
     pub default_intent: Option<Intent>,
     /// Default lag bound.
@@ -192,6 +195,7 @@ macro_rules! option_fields {
             sslrootcert,
             sslcert,
             sslkey,
+            channel_binding,
             default_intent,
             lag_bound,
             fallback_to_primary,
@@ -379,6 +383,13 @@ impl ClientConfig {
             )));
         }
         let pool_max_size = self.pool_max_size.unwrap_or(16);
+        let ssl_mode = self.sslmode.unwrap_or_default();
+        let channel_binding = self.channel_binding.unwrap_or_default();
+        if channel_binding == ChannelBinding::Require && ssl_mode == SslMode::Disable {
+            return Err(Error::config(
+                "channel_binding=require needs TLS: it cannot hold with sslmode=disable",
+            ));
+        }
         if pool_max_size == 0 {
             return Err(Error::config("pool_max_size must be at least 1"));
         }
@@ -394,7 +405,8 @@ impl ClientConfig {
             user,
             password: self.password,
             application_name: self.application_name.unwrap_or_else(|| "pgha".to_owned()),
-            ssl_mode: self.sslmode.unwrap_or_default(),
+            ssl_mode,
+            channel_binding,
             ssl_ca_file: self.sslrootcert,
             ssl_client_cert: match (self.sslcert, self.sslkey) {
                 (Some(cert), Some(key)) => Some((cert, key)),
@@ -444,6 +456,8 @@ mod tests {
             "postgres://u@h:notaport/d",
             "postgres://u@h/d?target_session_attrs=primaryish",
             "postgres://u@h/d?sslmode=sometimes",
+            "postgres://u@h/d?channel_binding=always",
+            "postgres://u@h/d?sslmode=disable&channel_binding=require",
             "postgres://u@h/d?frobnicate=1",
             "postgres://u@h/d?connect_timeout=soon",
             "postgres://u@h:99999/d",
@@ -452,6 +466,22 @@ mod tests {
             let err = settings(ClientBuilder::default().url(url)).expect_err(url);
             assert!(err.is_config(), "{url}: {err}");
         }
+        let unbound =
+            settings(ClientBuilder::default().url("postgres://u@h/d?sslmode=disable&channel_binding=require"))
+                .expect_err("channel binding without TLS");
+        assert!(
+            unbound.to_string().contains("channel_binding=require needs TLS"),
+            "{unbound}"
+        );
+        let bound = settings(ClientBuilder::default().url("host=h user=u sslmode=verify-full channel_binding=require"))
+            .expect("channel binding over TLS");
+        assert_eq!(bound.channel_binding, ChannelBinding::Require);
+        assert_eq!(
+            settings(ClientBuilder::default().url("postgres://u@h/d"))
+                .map(|s| s.channel_binding)
+                .ok(),
+            Some(ChannelBinding::Prefer)
+        );
         let no_user = settings(ClientBuilder::default().patroni(["http://h:8008"])).expect_err("no user");
         assert!(no_user.to_string().contains("user"), "{no_user}");
         let nothing = settings(ClientBuilder::default().user("u")).expect_err("no source");

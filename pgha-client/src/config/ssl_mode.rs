@@ -1,4 +1,5 @@
-//! [`SslMode`]: TLS to PostgreSQL, with libpq's `sslmode` values.
+//! [`SslMode`]: TLS to PostgreSQL, with libpq's `sslmode` values; [`ChannelBinding`], with
+//! its `channel_binding` values.
 
 use std::str::FromStr;
 
@@ -47,6 +48,51 @@ impl FromStr for SslMode {
             "verify-ca" => Self::VerifyCa,
             "verify-full" => Self::VerifyFull,
             other => return Err(Error::config(format!("unknown sslmode {other:?}"))),
+        })
+    }
+}
+
+/// SCRAM channel binding, with libpq's `channel_binding` values: whether the password
+/// exchange is tied to the TLS connection (`SCRAM-SHA-256-PLUS`, `tls-server-end-point`), so that
+/// a server in the middle that terminated TLS cannot relay the authentication.
+///
+/// | mode | channel binding |
+/// |---|---|
+/// | `disable` | never |
+/// | `prefer` (default) | when the connection is TLS and the server offers it |
+/// | `require` | always: a connection without it fails (so does a plain-TCP `sslmode`) |
+///
+/// ```
+/// use pgha_client::{ChannelBinding, Client, SslMode};
+/// let builder = Client::builder()
+///     .patroni(["https://db1:8008"])
+///     .ssl_mode(SslMode::VerifyFull)
+///     .channel_binding(ChannelBinding::Require);
+/// assert_eq!("require".parse::<ChannelBinding>()?, ChannelBinding::Require);
+/// # Ok::<(), pgha_client::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum ChannelBinding {
+    /// Never bind.
+    Disable,
+    /// Bind when possible (default).
+    #[default]
+    Prefer,
+    /// Bind, or fail.
+    Require,
+}
+
+impl FromStr for ChannelBinding {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "disable" => Self::Disable,
+            "prefer" => Self::Prefer,
+            "require" => Self::Require,
+            other => return Err(Error::config(format!("unknown channel_binding {other:?}"))),
         })
     }
 }

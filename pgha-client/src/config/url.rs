@@ -233,6 +233,9 @@ fn apply(
             "sslrootcert" => config.sslrootcert = Some(value.into()),
             "sslcert" => config.sslcert = Some(value.into()),
             "sslkey" => config.sslkey = Some(value.into()),
+            "channel_binding" => {
+                config.channel_binding = Some(value.parse().map_err(|e: Error| e.to_string())?);
+            }
             "application_name" => config.application_name = Some(value),
             "connect_timeout" => {
                 let secs: u64 = value

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use pgha_client::tokio_postgres::IsolationLevel;
 use pgha_client::vector::{Distance, IndexKind, SearchOptions, VectorTable};
-use pgha_client::{Client, ClientBuilder, Intent, LagBound, SslMode, TopologyEvent};
+use pgha_client::{ChannelBinding, Client, ClientBuilder, Intent, LagBound, SslMode, TopologyEvent};
 use pgha_testkit::{LocalCluster, ServerCertificate};
 use pgvector::Vector;
 
@@ -647,10 +647,13 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     // The application role must present its certificate (mutual TLS).
     let with_cert = |cluster: &LocalCluster| builder_for(cluster).ssl_client_cert(&cert, &key);
 
+    // SCRAM bound to the TLS session (SCRAM-SHA-256-PLUS): with `require`, a connection
+    // without it fails (the misuse test shows it failing without TLS).
     let client = with_cert(&cluster)
         .patroni_ca_file(&ca)
         .ssl_mode(SslMode::VerifyFull)
         .ssl_ca_file(&ca)
+        .channel_binding(ChannelBinding::Require)
         .connect()
         .await?;
     assert_eq!(client.topology().source, healthy_source());
@@ -778,14 +781,18 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
     init_tracing();
     let cluster = LocalCluster::builder().members(2).start().await?;
     let client = builder_for(&cluster).connect().await?;
-    client
-        .run(Intent::Write, async |c| {
+    let (_, created) = client
+        .op(Intent::Write)
+        .run_with_token(async |c| {
             Ok(
                 c.batch_execute("CREATE TABLE IF NOT EXISTS misuse (id int PRIMARY KEY)")
                     .await?,
             )
         })
         .await?;
+    // The standby must know the table before the reads below run there: they are to fail for
+    // being writes, not for a table it has not replayed yet.
+    client.wait_for_standbys(created, Duration::from_secs(30)).await?;
     let count = async |client: &Client| -> anyhow::Result<i64> {
         Ok(client
             .run(Intent::Primary, async |c| {
@@ -928,6 +935,21 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
             started.elapsed()
         );
     }
+
+    // channel_binding=require where the server offers no TLS (this cluster has none, and
+    // `prefer` falls back to plain TCP): the password exchange cannot be bound, so no
+    // connection is made, at once, and the error says why. (Over TLS it holds: the TLS test.)
+    let started = Instant::now();
+    let e = builder_for(&cluster)
+        .ssl_mode(SslMode::Prefer)
+        .channel_binding(ChannelBinding::Require)
+        .connect_timeout(Duration::from_secs(3))
+        .connect()
+        .await
+        .expect_err("no channel binding without TLS");
+    ensure!(e.is_connect() && !e.is_retryable(), "{e:?}");
+    ensure!(format!("{e}").contains("channel binding"), "{e}");
+    ensure!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     client.shutdown().await;
     cluster.shutdown();
     Ok(())
