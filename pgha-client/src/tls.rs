@@ -193,9 +193,27 @@ fn keepalive_pace(d: std::time::Duration) -> std::time::Duration {
     )
 }
 
-/// The HTTP client for Patroni: no redirects, timeouts, optional custom CA.
+/// The HTTP client for Patroni: no redirects, timeouts, optional custom CA, the client
+/// certificate when one is configured.
 pub(crate) fn patroni_http(settings: &Settings) -> Result<reqwest::Client> {
-    http_client(settings.patroni_ca_file.as_deref())?
+    let mut builder = http_client(settings.patroni_ca_file.as_deref())?;
+    if let Some((cert, key)) = &settings.patroni_client_cert {
+        let read = |path: &std::path::Path| {
+            std::fs::read(path).map_err(|e| Error::config(format!("reading {}: {e}", path.display())))
+        };
+        let mut pem = read(cert)?;
+        pem.push(b'\n');
+        pem.extend(read(key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            Error::config(format!(
+                "Patroni client certificate {} with key {}: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
         .timeout(settings.patroni_timeout)
         .connect_timeout(settings.patroni_timeout)
         .build()

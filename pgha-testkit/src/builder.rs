@@ -186,7 +186,9 @@ impl LocalClusterBuilder {
     /// signed by the cluster's CA (`hostssl … scram-sha-256 clientcert=verify-full` for that
     /// role; the superuser and replication roles, which Patroni uses, are unaffected), and the
     /// cluster has one for it ([`LocalCluster::client_cert_files`](crate::LocalCluster::client_cert_files)).
-    /// Default: off.
+    /// Patroni's REST API then asks every client for a certificate signed by that CA too
+    /// (`restapi.verify_client: required`); Patroni's calls to its peers and the testkit's
+    /// present the same one. Default: off.
     pub fn client_certificates(mut self, on: bool) -> Self {
         self.client_certificates = on;
         self

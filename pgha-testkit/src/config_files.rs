@@ -97,6 +97,14 @@ pub(crate) fn patroni_config(state: &ClusterState, member: &MemberState, dcs: &D
         restapi["keyfile"] = json!(key);
         // Patroni's own calls to other members' REST APIs verify them with this CA.
         ctl["cacert"] = json!(ca);
+        if let Some((client_cert, client_key)) = state.client_cert_files() {
+            // Every REST client presents a certificate signed by the cluster's CA, Patroni's own
+            // calls to its peers too.
+            restapi["verify_client"] = json!("required");
+            restapi["cafile"] = json!(ca);
+            ctl["certfile"] = json!(client_cert);
+            ctl["keyfile"] = json!(client_key);
+        }
     }
     if let Some(rest) = &creds.rest {
         restapi["authentication"] = json!({ "username": rest.username, "password": rest.password.expose() });

@@ -47,15 +47,29 @@ struct ClusterDoc {
     members: Vec<PatroniMember>,
 }
 
-pub(crate) fn http_client(ca_file: Option<&std::path::Path>) -> Result<reqwest::Client> {
+/// The testkit's HTTP client for Patroni: trusting `ca_file`, presenting `identity` (a PEM
+/// certificate and key) when Patroni asks for a client certificate.
+pub(crate) fn http_client(
+    ca_file: Option<&std::path::Path>,
+    identity: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<reqwest::Client> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| Error::Setup(format!("reading {}: {e}", path.display())))
+    };
     let mut builder = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .connect_timeout(Duration::from_secs(2));
     if let Some(path) = ca_file {
-        let pem = std::fs::read(path).map_err(|e| Error::Setup(format!("reading {}: {e}", path.display())))?;
-        let cert =
-            reqwest::Certificate::from_pem(&pem).map_err(|e| Error::Setup(format!("CA {}: {e}", path.display())))?;
+        let cert = reqwest::Certificate::from_pem(&read(path)?)
+            .map_err(|e| Error::Setup(format!("CA {}: {e}", path.display())))?;
         builder = builder.add_root_certificate(cert);
+    }
+    if let Some((cert, key)) = identity {
+        let mut pem = read(cert)?;
+        pem.extend(read(key)?);
+        let identity = reqwest::Identity::from_pem(&pem)
+            .map_err(|e| Error::Setup(format!("client certificate {}: {e}", cert.display())))?;
+        builder = builder.identity(identity);
     }
     builder
         .build()

@@ -61,6 +61,16 @@ impl ClientBuilder {
         self
     }
 
+    /// A client certificate for Patroni's REST API (mutual TLS, Patroni's
+    /// `restapi.verify_client`): the PEM chain and its PEM private key, presented to every
+    /// Patroni endpoint over HTTPS. A file that cannot be read or parsed is a configuration
+    /// error at [`connect`](Self::connect).
+    pub fn patroni_client_cert(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        self.config.patroni_cert = Some(cert.into());
+        self.config.patroni_key = Some(key.into());
+        self
+    }
+
     /// The Patroni cluster name (`scope`). Answers of endpoints that report another scope are
     /// ignored. Without it, the client adopts the scope most endpoints report in their first
     /// answers (Patroni before 3.2 reports none).

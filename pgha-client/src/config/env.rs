@@ -31,6 +31,8 @@ const VARIABLES: &[(&str, &[&str], Form)] = &[
     ("PATRONI_USER", &["patroni_user"], Form::Text),
     ("PATRONI_PASSWORD", &["patroni_password"], Form::Text),
     ("PATRONI_CA", &["patroni_ca_file"], Form::Text),
+    ("PATRONI_CERT", &["patroni_cert"], Form::Text),
+    ("PATRONI_KEY", &["patroni_key"], Form::Text),
     ("PATRONI_SCOPE", &["patroni_scope"], Form::Text),
     ("ETCD_URLS", &["etcd"], Form::List),
     ("ETCD_NAMESPACE", &["etcd_namespace"], Form::Text),
@@ -92,6 +94,7 @@ impl ClientConfig {
     /// | `PGHA_DSN` | `url` (a libpq connection string: a URL or `key=value` pairs) |
     /// | `PGHA_PATRONI_URLS`, `PGHA_ETCD_URLS`, `PGHA_HOSTS` | `patroni`, `etcd`, `hosts` (comma-separated) |
     /// | `PGHA_PATRONI_CA`, `PGHA_ETCD_CA` | `patroni_ca_file`, `etcd_ca_file` |
+    /// | `PGHA_PATRONI_CERT`, `PGHA_PATRONI_KEY` | `patroni_cert`, `patroni_key` |
     /// | `PGHA_LAG_BOUND_TIME`, `PGHA_LAG_BOUND_BYTES` | `lag_bound.time`, `lag_bound.bytes` |
     /// | `PGHA_RETRY_DEADLINE`, `PGHA_RETRY_INITIAL_BACKOFF`, `PGHA_RETRY_MAX_BACKOFF`, `PGHA_RETRY_BUDGET_BURST`, `PGHA_RETRY_BUDGET_PER_SECOND` | the `retry` keys |
     /// | `PGHA_<KEY>` | every other key of [`ClientConfig`] in capitals: `PGHA_USER`, `PGHA_PASSWORD`, `PGHA_DBNAME`, `PGHA_SSLMODE`, `PGHA_PATRONI_SCOPE`, `PGHA_POOL_MAX_SIZE`, `PGHA_IDLE_TIMEOUT`… |

@@ -31,6 +31,8 @@ pub(crate) struct Settings {
     pub(crate) patroni_user: Option<String>,
     pub(crate) patroni_password: Option<Secret>,
     pub(crate) patroni_ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for Patroni's REST API.
+    pub(crate) patroni_client_cert: Option<(PathBuf, PathBuf)>,
     pub(crate) patroni_scope: Option<String>,
     pub(crate) etcd: Option<EtcdSettings>,
     pub(crate) seed_hosts: Vec<(String, u16)>,
@@ -104,6 +106,10 @@ pub struct ClientConfig {
     pub patroni_password: Option<Secret>,
     /// CA for HTTPS to Patroni.
     pub patroni_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM, the chain) for Patroni's REST API; with `patroni_key`.
+    pub patroni_cert: Option<PathBuf>,
+    /// The Patroni client certificate's private key (PEM); with `patroni_cert`.
+    pub patroni_key: Option<PathBuf>,
     /// The Patroni cluster name (`scope`); answers of other clusters are ignored. Required with `etcd`.
     pub patroni_scope: Option<String>,
     /// etcd client URLs (`http://host:2379`): discovery watches Patroni's keys there.
@@ -182,6 +188,8 @@ macro_rules! option_fields {
             patroni_user,
             patroni_password,
             patroni_ca_file,
+            patroni_cert,
+            patroni_key,
             patroni_scope,
             etcd_namespace,
             etcd_user,
@@ -398,6 +406,15 @@ impl ClientConfig {
             patroni_user: self.patroni_user,
             patroni_password: self.patroni_password,
             patroni_ca_file: self.patroni_ca_file,
+            patroni_client_cert: match (self.patroni_cert, self.patroni_key) {
+                (Some(cert), Some(key)) => Some((cert, key)),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::config(
+                        "patroni_cert and patroni_key go together: give both or neither",
+                    ))
+                }
+            },
             patroni_scope: self.patroni_scope,
             etcd,
             seed_hosts,
@@ -457,6 +474,7 @@ mod tests {
             "postgres://u@h/d?target_session_attrs=primaryish",
             "postgres://u@h/d?sslmode=sometimes",
             "postgres://u@h/d?channel_binding=always",
+            "postgres://u@h/d?patroni=https://h:8008&patroni_cert=/etc/pgha/client.crt",
             "postgres://u@h/d?sslmode=disable&channel_binding=require",
             "postgres://u@h/d?frobnicate=1",
             "postgres://u@h/d?connect_timeout=soon",

@@ -252,6 +252,8 @@ fn apply(
             }
             "patroni" => config.patroni.extend(value.split(',').map(str::to_owned)),
             "patroni_scope" => config.patroni_scope = Some(value),
+            "patroni_cert" => config.patroni_cert = Some(value.into()),
+            "patroni_key" => config.patroni_key = Some(value.into()),
             "etcd" => config.etcd.extend(value.split(',').map(str::to_owned)),
             "etcd_namespace" => config.etcd_namespace = Some(value),
             "user" => config.user = Some(value),

@@ -329,12 +329,12 @@ impl LocalCluster {
     /// `pgha-devcluster up`) from its directory.
     pub fn attach(base_dir: impl AsRef<Path>) -> Result<Self> {
         let state = ClusterState::load(base_dir.as_ref())?;
-        let state_ca = state.ca_file();
+        let (state_ca, identity) = (state.ca_file(), state.client_cert_files());
         Ok(Self {
             state: Mutex::new(state),
             dcs: DcsOptions::default(),
             user: OsUser::for_cluster()?,
-            http: rest::http_client(state_ca.as_deref())?,
+            http: rest::http_client(state_ca.as_deref(), identity.as_ref())?,
             children: Mutex::new(HashMap::new()),
             teardown: Mutex::new(Teardown::Nothing),
         })

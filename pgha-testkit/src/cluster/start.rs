@@ -168,7 +168,7 @@ impl LocalCluster {
             state: Mutex::new(state),
             dcs: b.dcs.clone(),
             user,
-            http: rest::http_client(None)?,
+            http: rest::http_client(None, None)?,
             children: Mutex::new(HashMap::new()),
             teardown: Mutex::new(if b.persistent {
                 Teardown::Nothing
@@ -193,9 +193,12 @@ impl LocalCluster {
 
     async fn bring_up(&mut self, timeout: Duration) -> Result<()> {
         self.write_files()?;
-        let ca = self.lock_state().ca_file();
+        let (ca, identity) = {
+            let state = self.lock_state();
+            (state.ca_file(), state.client_cert_files())
+        };
         if ca.is_some() {
-            self.http = rest::http_client(ca.as_deref())?;
+            self.http = rest::http_client(ca.as_deref(), identity.as_ref())?;
         }
         self.start_etcd_again().await?;
         let names = self.member_names();

@@ -644,8 +644,13 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     let (cert, key) = cluster.client_cert_files().context("a client certificate")?;
     assert!(cluster.patroni_urls().iter().all(|u| u.starts_with("https://")));
     let leader = cluster.leader().await?;
-    // The application role must present its certificate (mutual TLS).
-    let with_cert = |cluster: &LocalCluster| builder_for(cluster).ssl_client_cert(&cert, &key);
+    // The application role must present its certificate to PostgreSQL, and every client one to
+    // Patroni's REST API (mutual TLS both ways; the testkit's cluster uses one certificate).
+    let with_cert = |cluster: &LocalCluster| {
+        builder_for(cluster)
+            .ssl_client_cert(&cert, &key)
+            .patroni_client_cert(&cert, &key)
+    };
 
     // SCRAM bound to the TLS session (SCRAM-SHA-256-PLUS): with `require`, a connection
     // without it fails (the misuse test shows it failing without TLS).
@@ -682,6 +687,7 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
 
     // Without its certificate the role is refused, at connect(), for good, and says why.
     let err = builder_for(&cluster)
+        .patroni_client_cert(&cert, &key)
         .patroni_ca_file(&ca)
         .ssl_mode(SslMode::VerifyFull)
         .ssl_ca_file(&ca)
@@ -730,15 +736,32 @@ async fn tls_to_postgres_with_verify_full_and_https_to_patroni() -> anyhow::Resu
     assert!(text.contains("certificate") || text.contains("UnknownIssuer"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 
-    // Without the Patroni CA, HTTPS to Patroni is refused too: a polling client knows nothing. A
-    // client watching etcd does not need Patroni's REST API at all.
-    let blind = with_cert(&cluster).connect().await;
-    if watches_etcd() {
-        let blind = blind?;
-        assert_eq!(blind.topology().source, pgha_client::Source::Dcs);
-        blind.shutdown().await;
-    } else {
-        assert!(blind.is_err_and(|e| e.is_no_member()));
+    // Without the Patroni CA, HTTPS to Patroni is refused too, and so is a client without a
+    // certificate for Patroni: a polling client knows nothing. A client watching etcd does not
+    // need Patroni's REST API at all.
+    let to_postgres = || {
+        builder_for(&cluster)
+            .ssl_client_cert(&cert, &key)
+            .ssl_mode(SslMode::VerifyFull)
+            .ssl_ca_file(&ca)
+    };
+    for (what, attempt) in [
+        (
+            "no Patroni CA",
+            to_postgres().patroni_client_cert(&cert, &key).connect().await,
+        ),
+        (
+            "no Patroni client certificate",
+            to_postgres().patroni_ca_file(&ca).connect().await,
+        ),
+    ] {
+        if watches_etcd() {
+            let client = attempt.with_context(|| what.to_owned())?;
+            assert_eq!(client.topology().source, pgha_client::Source::Dcs, "{what}");
+            client.shutdown().await;
+        } else {
+            assert!(attempt.is_err_and(|e| e.is_no_member()), "{what}");
+        }
     }
 
     // The certificate itself is checked, not only its chain: PostgreSQL presenting an expired
