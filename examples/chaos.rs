@@ -19,7 +19,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Number of faults (at least).
-    #[arg(long, default_value_t = 9)]
+    #[arg(long, default_value_t = pgha::chaos::FaultKind::ALL.len())]
     faults: usize,
     /// Long mode: keep injecting faults for this long (`90m`, `2h`).
     #[arg(long, value_parser = pgha::client::parse_duration)]
@@ -28,7 +28,8 @@ struct Args {
     #[arg(long)]
     synchronous: bool,
     /// Only these fault kinds (comma-separated: kill-leader, kill-postmaster, freeze-leader,
-    /// etcd-restart, switchover, restart-standby, pause-replay, rest-api-down, partition-leader).
+    /// etcd-restart, switchover, restart-standby, pause-replay, rest-api-down, partition-leader,
+    /// zombie-primary).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
     /// Write the operation history to FILE as JSON lines (one operation per line).

@@ -50,11 +50,14 @@ pub enum FaultKind {
     RestApiDown,
     /// The leader cut off from etcd and from its peers (not from clients) past the TTL.
     PartitionLeader,
+    /// The leader's Patroni frozen while its PostgreSQL runs on: a zombie primary, still
+    /// writable, no longer the leader once another member takes the key.
+    ZombiePrimary,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 9] = [
+    pub const ALL: [FaultKind; 10] = [
         Self::KillLeader,
         Self::KillPostmaster,
         Self::FreezeLeader,
@@ -64,6 +67,7 @@ impl FaultKind {
         Self::PauseReplay,
         Self::RestApiDown,
         Self::PartitionLeader,
+        Self::ZombiePrimary,
     ];
 
     /// Faults meant to depose the leader: the nemesis holds them until another member leads,
@@ -71,7 +75,7 @@ impl FaultKind {
     fn fails_over(self) -> bool {
         matches!(
             self,
-            Self::KillLeader | Self::FreezeLeader | Self::PartitionLeader | Self::Switchover
+            Self::KillLeader | Self::FreezeLeader | Self::PartitionLeader | Self::Switchover | Self::ZombiePrimary
         )
     }
 
@@ -80,7 +84,7 @@ impl FaultKind {
     fn may_lose_writes(self) -> bool {
         matches!(
             self,
-            Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart | Self::PartitionLeader
+            Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart | Self::PartitionLeader | Self::ZombiePrimary
         )
     }
 }

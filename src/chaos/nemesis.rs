@@ -146,6 +146,11 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
             promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.heal_partition()?;
         }
+        FaultKind::ZombiePrimary => {
+            cluster.freeze_patroni(&target)?;
+            promoted = hold_until_new_leader(cluster, &target, ttl).await;
+            cluster.thaw_patroni(&target)?;
+        }
         FaultKind::RestApiDown => {
             let members = cluster.member_names();
             for m in &members {

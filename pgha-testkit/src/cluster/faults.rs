@@ -121,6 +121,28 @@ impl LocalCluster {
         self.signal_node(member, Signal::SIGCONT)
     }
 
+    /// Freezes a member's Patroni alone (SIGSTOP to its process, not to its PostgreSQL). On the
+    /// leader this makes a zombie: past the TTL the others elect a new leader while the old
+    /// PostgreSQL runs on as a primary that nothing manages any more, taking whatever writes
+    /// still reach it. Undo with [`thaw_patroni`](Self::thaw_patroni): Patroni then finds it lost
+    /// the leader key and demotes it.
+    pub fn freeze_patroni(&self, member: &str) -> Result<()> {
+        self.signal_patroni(member, Signal::SIGSTOP)
+    }
+
+    /// Continues a frozen Patroni (SIGCONT).
+    pub fn thaw_patroni(&self, member: &str) -> Result<()> {
+        self.signal_patroni(member, Signal::SIGCONT)
+    }
+
+    fn signal_patroni(&self, member: &str, sig: Signal) -> Result<()> {
+        let patroni = self.lock_state().member(member)?.patroni.filter(|p| p.is_alive());
+        match patroni {
+            Some(p) if p.signal(sig) => Ok(()),
+            _ => Err(Error::NotRunning(format!("Patroni on {member}"))),
+        }
+    }
+
     /// The startup (recovery) process of a standby: the one that replays WAL.
     fn startup_process(&self, member: &str) -> Result<ProcRef> {
         let data_dir = self.lock_state().member(member)?.data_dir();

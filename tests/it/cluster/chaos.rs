@@ -10,7 +10,7 @@
 //! which only an operator can heal — see RELIABILITY.md. `PGHA_PATRONI=3` runs them on 3.0.2
 //! anyway.
 
-use pgha::chaos::{self, ChaosConfig};
+use pgha::chaos::{self, ChaosConfig, FaultKind};
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -21,7 +21,11 @@ async fn run(synchronous: bool, seed: u64) {
     let cluster = chaos::cluster_builder(synchronous).start().await.expect("cluster");
     let config = ChaosConfig {
         seed: env_or("PGHA_CHAOS_SEED", seed),
-        faults: usize::try_from(env_or("PGHA_CHAOS_FAULTS", 9)).unwrap_or(9),
+        faults: env_or("PGHA_CHAOS_FAULTS", 0)
+            .try_into()
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or(FaultKind::ALL.len()),
         history: std::env::var_os("PGHA_CHAOS_HISTORY").map(|dir| {
             std::path::PathBuf::from(dir).join(format!("chaos-{}.jsonl", if synchronous { "sync" } else { "async" }))
         }),
