@@ -53,11 +53,14 @@ pub enum FaultKind {
     /// The leader's Patroni frozen while its PostgreSQL runs on: a zombie primary, still
     /// writable, no longer the leader once another member takes the key.
     ZombiePrimary,
+    /// Every session of the workload terminated on every member (`pg_terminate_backend`), as an
+    /// operator or a connection limit enforcer does.
+    KillSessions,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 10] = [
+    pub const ALL: [FaultKind; 11] = [
         Self::KillLeader,
         Self::KillPostmaster,
         Self::FreezeLeader,
@@ -68,6 +71,7 @@ impl FaultKind {
         Self::RestApiDown,
         Self::PartitionLeader,
         Self::ZombiePrimary,
+        Self::KillSessions,
     ];
 
     /// Faults meant to depose the leader: the nemesis holds them until another member leads,

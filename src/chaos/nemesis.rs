@@ -93,7 +93,7 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
     let ttl = Duration::from_secs(u64::from(cluster.timing().ttl));
     let target = match kind {
         FaultKind::RestartStandby | FaultKind::PauseReplay => pick_replica(cluster, rng).await?,
-        FaultKind::EtcdRestart | FaultKind::RestApiDown => "all".to_owned(),
+        FaultKind::EtcdRestart | FaultKind::RestApiDown | FaultKind::KillSessions => "all".to_owned(),
         _ => cluster.leader().await?,
     };
     let before = ClusterView::read(cluster).await;
@@ -145,6 +145,16 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
             cluster.partition_node(&target)?;
             promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.heal_partition()?;
+        }
+        FaultKind::KillSessions => {
+            let sql = format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name LIKE '{}%'",
+                super::workload::APPLICATION
+            );
+            for member in cluster.member_names() {
+                cluster.superuser_query(&member, &sql).await?;
+            }
         }
         FaultKind::ZombiePrimary => {
             cluster.freeze_patroni(&target)?;
