@@ -18,10 +18,12 @@ use serde::Serialize;
 pub mod history;
 mod nemesis;
 mod panics;
+mod resources;
 mod verdict;
 mod workload;
 
 pub use nemesis::ClusterView;
+pub use resources::ResourceSample;
 
 use history::{micros_since, OpKind, Outcome};
 use verdict::{FinalState, Rules, Window};
@@ -56,11 +58,17 @@ pub enum FaultKind {
     /// Every session of the workload terminated on every member (`pg_terminate_backend`), as an
     /// operator or a connection limit enforcer does.
     KillSessions,
+    /// kill -9 of etcd's raft leader, held until another etcd member leads, then started again:
+    /// Patroni's DCS client must move to a member that still has the quorum.
+    KillEtcdLeader,
+    /// SIGSTOP of etcd's raft leader, held until another etcd member leads, then SIGCONT: the
+    /// frozen member keeps its sockets, so its clients wait on it until their timeouts.
+    FreezeEtcdLeader,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 11] = [
+    pub const ALL: [FaultKind; 13] = [
         Self::KillLeader,
         Self::KillPostmaster,
         Self::FreezeLeader,
@@ -72,6 +80,8 @@ impl FaultKind {
         Self::PartitionLeader,
         Self::ZombiePrimary,
         Self::KillSessions,
+        Self::KillEtcdLeader,
+        Self::FreezeEtcdLeader,
     ];
 
     /// Faults meant to depose the leader: the nemesis holds them until another member leads,
@@ -83,12 +93,29 @@ impl FaultKind {
         )
     }
 
+    /// Kinds whose effect the nemesis confirms: a failover, etcd's leadership moved, sessions
+    /// terminated. A fault of these kinds without its effect is a failed run.
+    fn effect_is_checked(self) -> bool {
+        self.fails_over() || self.moves_etcd_leader() || self == Self::KillSessions
+    }
+
+    /// Faults meant to move etcd's raft leadership: held until another etcd member leads.
+    fn moves_etcd_leader(self) -> bool {
+        matches!(self, Self::KillEtcdLeader | Self::FreezeEtcdLeader)
+    }
+
     /// Faults during which asynchronous replication may lose acknowledged writes: the leader
-    /// goes away without handing over.
+    /// goes away without handing over, or may lose its key while the DCS does not answer it.
     fn may_lose_writes(self) -> bool {
         matches!(
             self,
-            Self::KillLeader | Self::FreezeLeader | Self::EtcdRestart | Self::PartitionLeader | Self::ZombiePrimary
+            Self::KillLeader
+                | Self::FreezeLeader
+                | Self::EtcdRestart
+                | Self::PartitionLeader
+                | Self::ZombiePrimary
+                | Self::KillEtcdLeader
+                | Self::FreezeEtcdLeader
         )
     }
 }
@@ -110,6 +137,8 @@ pub struct ChaosConfig {
     pub read_bound: Duration,
     /// Where to write the operation history, as JSON lines (see [`history::Op`]).
     pub history: Option<std::path::PathBuf>,
+    /// How often the process's memory and descriptors are sampled.
+    pub sample_every: Duration,
 }
 
 impl Default for ChaosConfig {
@@ -121,6 +150,7 @@ impl Default for ChaosConfig {
             kinds: FaultKind::ALL.to_vec(),
             read_bound: Duration::from_secs(2),
             history: None,
+            sample_every: Duration::from_secs(10),
         }
     }
 }
@@ -144,12 +174,68 @@ pub struct FaultRecord {
     pub after: ClusterView,
     /// Whether another member led, or the timeline advanced, between `before` and `after`.
     pub failed_over: bool,
+    /// Whether the fault's effect was confirmed (a failover, etcd's leadership moved, sessions
+    /// terminated); `None` for kinds whose effect is not checked.
+    pub effective: Option<bool>,
     /// Inserts acknowledged between this fault and the next that were lost.
     pub writes_lost: u64,
     /// Stale reads that started between this fault and the next.
     pub stale_reads: u64,
     /// Read-your-writes violations that started between this fault and the next.
     pub ryw_violations: u64,
+}
+
+/// Faults of one kind in a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct KindStats {
+    /// Faults of this kind.
+    pub count: u32,
+    /// Faults whose effect was confirmed.
+    pub effective: u32,
+    /// Faults whose effect was checked and not seen (each is a violation).
+    pub no_effect: u32,
+    /// Faults after which another member led or the timeline advanced.
+    pub failed_over: u32,
+    /// Seconds from injection until the cluster was whole again: median, 95th percentile and
+    /// maximum (nearest rank).
+    pub heal_p50_s: f64,
+    /// See `heal_p50_s`.
+    pub heal_p95_s: f64,
+    /// See `heal_p50_s`.
+    pub heal_max_s: f64,
+    /// Acknowledged inserts lost, counted against the fault before them.
+    pub writes_lost: u64,
+    /// Stale reads, counted against the fault before them.
+    pub stale_reads: u64,
+    /// Read-your-writes misses, counted against the fault before them.
+    pub ryw_violations: u64,
+}
+
+impl KindStats {
+    /// The statistics of every kind among `faults`.
+    pub fn of(faults: &[FaultRecord]) -> BTreeMap<FaultKind, KindStats> {
+        let mut heals: BTreeMap<FaultKind, Vec<f64>> = BTreeMap::new();
+        let mut stats: BTreeMap<FaultKind, KindStats> = BTreeMap::new();
+        for f in faults {
+            let k = stats.entry(f.kind).or_default();
+            k.count += 1;
+            k.effective += u32::from(f.effective == Some(true));
+            k.no_effect += u32::from(f.effective == Some(false));
+            k.failed_over += u32::from(f.failed_over);
+            k.writes_lost += f.writes_lost;
+            k.stale_reads += f.stale_reads;
+            k.ryw_violations += f.ryw_violations;
+            heals.entry(f.kind).or_default().push(f.healed_after_s);
+        }
+        for (kind, mut h) in heals {
+            h.sort_by(f64::total_cmp);
+            let rank = |q: f64| h[((q * h.len() as f64).ceil() as usize).clamp(1, h.len()) - 1];
+            if let Some(k) = stats.get_mut(&kind) {
+                (k.heal_p50_s, k.heal_p95_s, k.heal_max_s) = (rank(0.5), rank(0.95), rank(1.0));
+            }
+        }
+        stats
+    }
 }
 
 /// The outcome of a run: what was done, what the application saw, and the invariants.
@@ -159,8 +245,9 @@ pub struct ChaosReport {
     pub seed: u64,
     /// `synchronous (strict)` or `asynchronous`.
     pub replication: String,
-    /// Faults injected, by kind.
-    pub faults_by_kind: BTreeMap<FaultKind, u32>,
+    /// Faults injected, by kind: how many, how many confirmed effective, how long they took to
+    /// heal, and what the application saw during them.
+    pub by_kind: BTreeMap<FaultKind, KindStats>,
     /// Every fault, in order.
     pub faults: Vec<FaultRecord>,
     /// Operations in the history (writes, heartbeats, reads, read-your-writes pairs).
@@ -225,6 +312,9 @@ pub struct ChaosReport {
     pub in_flight_after: usize,
     /// Panics anywhere in the process during the run (workload tasks and pgha's own).
     pub panics: u64,
+    /// The process's resident memory and open descriptors, sampled every
+    /// [`ChaosConfig::sample_every`] while the workload ran.
+    pub resources: Vec<ResourceSample>,
     /// Every invariant that failed, in words. Empty means the run passed.
     pub violations: Vec<String>,
 }
@@ -316,6 +406,21 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     let panic_counter = panics::PanicCounter::install();
     let start = Instant::now();
     let mut tasks = workload::spawn_workload(&client, &log, &stop, config.read_bound, start);
+    let sampler = tokio::spawn({
+        let (log, stop, every) = (log.clone(), stop.clone(), config.sample_every);
+        async move {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let ops = lock(&log).ops.len() as u64;
+                samples.extend(resources::sample(start.elapsed().as_secs_f64(), ops));
+                let next = Instant::now() + every;
+                while Instant::now() < next && !stop.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            samples
+        }
+    });
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order = config.kinds.clone();
     // Every kind once, in a seeded order, then at random.
@@ -358,6 +463,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
         faults.push(FaultRecord {
             kind,
             failed_over: injected.before.failed_over_to(&injected.after),
+            effective: injected.effective,
             target: injected.target,
             started_s: began.duration_since(start).as_secs_f64(),
             healed_after_s: healed.duration_since(began).as_secs_f64(),
@@ -377,7 +483,9 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
         while tasks.join_next().await.is_some() {}
     })
     .await;
+    let resources = sampler.await.unwrap_or_default();
     let mut violations = no_effect;
+    violations.extend(resources::leak(&resources).map(|l| format!("the client leaks: {l}")));
     if drained.is_err() {
         violations.push("workload tasks did not stop within the deadline".into());
         tasks.abort_all();
@@ -445,10 +553,6 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
     if panics > 0 {
         violations.push(format!("{panics} panics during the run"));
     }
-    let mut faults_by_kind = BTreeMap::new();
-    for f in &faults {
-        *faults_by_kind.entry(f.kind).or_default() += 1;
-    }
     client.shutdown().await;
     let inserts = |outcome| {
         log.ops
@@ -464,7 +568,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
             "asynchronous"
         }
         .into(),
-        faults_by_kind,
+        by_kind: KindStats::of(&faults),
         faults,
         operations: log.ops.len() as u64,
         writes_acked: inserts(Outcome::Ok),
@@ -496,6 +600,7 @@ pub async fn run(cluster: &LocalCluster, config: &ChaosConfig) -> anyhow::Result
         checksums,
         in_flight_after,
         panics,
+        resources,
         violations,
     })
 }
@@ -550,4 +655,57 @@ async fn final_state(client: &Client) -> anyhow::Result<FinalState> {
         timeline,
         ends,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fault(kind: FaultKind, healed_after_s: f64, effective: Option<bool>) -> FaultRecord {
+        FaultRecord {
+            kind,
+            target: "m1".into(),
+            started_s: 0.0,
+            healed_after_s,
+            recloned: Vec::new(),
+            before: ClusterView::default(),
+            after: ClusterView::default(),
+            failed_over: effective == Some(true),
+            effective,
+            writes_lost: 1,
+            stale_reads: 0,
+            ryw_violations: 2,
+        }
+    }
+
+    #[test]
+    fn kind_stats_count_effects_and_take_nearest_rank_percentiles_of_heal_times() {
+        let mut faults: Vec<FaultRecord> = (1..=20)
+            .map(|i| fault(FaultKind::KillLeader, f64::from(21 - i), Some(i != 3)))
+            .collect();
+        faults.push(fault(FaultKind::PauseReplay, 4.0, None));
+        let stats = KindStats::of(&faults);
+        let kill = &stats[&FaultKind::KillLeader];
+        assert_eq!(
+            (kill.count, kill.effective, kill.no_effect, kill.failed_over),
+            (20, 19, 1, 19)
+        );
+        assert_eq!((kill.heal_p50_s, kill.heal_p95_s, kill.heal_max_s), (10.0, 19.0, 20.0));
+        assert_eq!((kill.writes_lost, kill.ryw_violations), (20, 40));
+        let pause = &stats[&FaultKind::PauseReplay];
+        assert_eq!((pause.count, pause.effective, pause.no_effect), (1, 0, 0));
+        assert_eq!((pause.heal_p50_s, pause.heal_p95_s, pause.heal_max_s), (4.0, 4.0, 4.0));
+        assert_eq!(stats.len(), 2);
+    }
+
+    #[test]
+    fn every_kind_has_a_kebab_case_name_and_the_checked_ones_say_so() {
+        for kind in FaultKind::ALL {
+            let name = serde_json::to_value(kind).expect("serializes");
+            let back: FaultKind = serde_json::from_value(name.clone()).expect("parses back");
+            assert_eq!(back, kind, "{name}");
+        }
+        assert!(FaultKind::KillEtcdLeader.effect_is_checked() && FaultKind::KillSessions.effect_is_checked());
+        assert!(!FaultKind::PauseReplay.effect_is_checked());
+    }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
 use pgha_testkit::LocalCluster;
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -13,6 +14,10 @@ use super::FaultKind;
 /// How long a fault meant to cause a failover is held, past the TTL, waiting for one.
 const FAILOVER_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a fault on etcd's raft leader is held waiting for another member to lead (etcd's
+/// election timeout is 1 s by default), and how long etcd has to be healthy again afterwards.
+const ETCD_ELECTION_WAIT: Duration = Duration::from_secs(30);
+
 /// The cluster as Patroni showed it, before or after a fault.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ClusterView {
@@ -22,10 +27,13 @@ pub struct ClusterView {
     pub timeline: Option<u64>,
     /// Every member as `name role state timeline`, or why Patroni could not be asked.
     pub members: Vec<String>,
+    /// etcd's raft leader (`etcd0`…), if one answered.
+    pub etcd_leader: Option<String>,
 }
 
 impl ClusterView {
     async fn read(cluster: &LocalCluster) -> Self {
+        let etcd_leader = cluster.etcd_leader().await.map(etcd_name);
         match cluster.cluster_status().await {
             Ok(status) => {
                 let leader = status.iter().find(|m| m.role == "leader");
@@ -39,10 +47,12 @@ impl ClusterView {
                             format!("{} {} {} {tl}", m.name, m.role, m.state)
                         })
                         .collect(),
+                    etcd_leader,
                 }
             }
             Err(e) => Self {
                 members: vec![format!("Patroni unavailable: {e}")],
+                etcd_leader,
                 ..Self::default()
             },
         }
@@ -65,8 +75,48 @@ pub(super) struct Injected {
     pub before: ClusterView,
     /// Patroni's view once the cluster was whole again.
     pub after: ClusterView,
-    /// Why a fault meant to cause a failover did not, if it did not.
+    /// Why a fault meant to cause a failover (or another checked effect) did not, if it did not.
     pub no_effect: Option<String>,
+    /// Whether the fault's effect was confirmed; `None` for kinds whose effect is not checked.
+    pub effective: Option<bool>,
+}
+
+fn etcd_name(i: usize) -> String {
+    format!("etcd{i}")
+}
+
+/// Waits, while a fault holds etcd member `i`, until another etcd member leads and every member
+/// of the cluster still answers as Patroni saw it; on timeout says so.
+async fn hold_until_etcd_leader_moves(cluster: &LocalCluster, i: usize) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
+    loop {
+        match cluster.etcd_leader().await {
+            Some(j) if j != i => return Ok(()),
+            other if tokio::time::Instant::now() >= deadline => {
+                return Err(format!(
+                    "no other etcd member led within {ETCD_ELECTION_WAIT:?} (leader: {:?})",
+                    other.map(etcd_name)
+                ))
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Waits until every etcd member answers healthy (a thawed member catches up from the leader).
+async fn wait_etcd_healthy(cluster: &LocalCluster) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
+    loop {
+        let healthy = cluster.etcd_members_healthy().await;
+        if healthy.iter().all(|h| *h) {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "etcd members not healthy {ETCD_ELECTION_WAIT:?} after the fault: {healthy:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Result<String> {
@@ -91,15 +141,42 @@ async fn hold_until_new_leader(cluster: &LocalCluster, target: &str, ttl: Durati
 /// Injects one fault and heals the cluster.
 pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut StdRng) -> anyhow::Result<Injected> {
     let ttl = Duration::from_secs(u64::from(cluster.timing().ttl));
+    let etcd_leader = if kind.moves_etcd_leader() {
+        Some(
+            cluster
+                .etcd_leader()
+                .await
+                .context("etcd has no leader before the fault")?,
+        )
+    } else {
+        None
+    };
     let target = match kind {
         FaultKind::RestartStandby | FaultKind::PauseReplay => pick_replica(cluster, rng).await?,
         FaultKind::EtcdRestart | FaultKind::RestApiDown | FaultKind::KillSessions => "all".to_owned(),
+        _ if etcd_leader.is_some() => etcd_leader.map(etcd_name).unwrap_or_default(),
         _ => cluster.leader().await?,
     };
     let before = ClusterView::read(cluster).await;
-    // A fault meant to depose the leader is held until another member leads (or the wait ends).
+    // A fault meant to depose the leader (of the cluster or of etcd) is held until another
+    // member leads (or the wait ends).
     let mut promoted = Ok(());
     match kind {
+        FaultKind::KillEtcdLeader | FaultKind::FreezeEtcdLeader => {
+            let i = etcd_leader.unwrap_or_default();
+            if kind == FaultKind::KillEtcdLeader {
+                cluster.kill_etcd_member(i)?;
+            } else {
+                cluster.freeze_etcd_member(i)?;
+            }
+            promoted = hold_until_etcd_leader_moves(cluster, i).await;
+            if kind == FaultKind::KillEtcdLeader {
+                cluster.start_etcd_member(i).await?;
+            } else {
+                cluster.thaw_etcd_member(i)?;
+            }
+            wait_etcd_healthy(cluster).await?;
+        }
         FaultKind::KillLeader => {
             cluster.kill_node(&target)?;
             promoted = hold_until_new_leader(cluster, &target, ttl).await;
@@ -152,8 +229,13 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
                  WHERE application_name LIKE '{}%'",
                 super::workload::APPLICATION
             );
+            let mut terminated = 0;
             for member in cluster.member_names() {
-                cluster.superuser_query(&member, &sql).await?;
+                let rows = cluster.superuser_query(&member, &sql).await?;
+                terminated += rows.first().and_then(|r| r.try_get::<_, i64>(0).ok()).unwrap_or(0);
+            }
+            if terminated == 0 {
+                promoted = Err("no session of the workload was terminated".to_owned());
             }
         }
         FaultKind::ZombiePrimary => {
@@ -181,12 +263,18 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
         )),
         Ok(_) => None,
     };
+    let effective = match &no_effect {
+        Some(_) => Some(false),
+        None if kind.effect_is_checked() => Some(true),
+        None => None,
+    };
     Ok(Injected {
         target,
         recloned,
         before,
         after,
         no_effect,
+        effective,
     })
 }
 
@@ -199,6 +287,7 @@ mod tests {
             leader: leader.map(str::to_owned),
             timeline,
             members: Vec::new(),
+            etcd_leader: None,
         }
     }
 
