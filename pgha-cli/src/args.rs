@@ -34,6 +34,13 @@ pub(crate) struct Global {
     /// CA certificate for HTTPS to Patroni.
     #[arg(long, global = true, env = "PGHA_PATRONI_CA")]
     pub(crate) patroni_ca: Option<PathBuf>,
+    /// Client certificate (PEM) for Patroni's REST API, when it asks for one
+    /// (`restapi.verify_client`); with --patroni-key.
+    #[arg(long, global = true, env = "PGHA_PATRONI_CERT")]
+    pub(crate) patroni_cert: Option<PathBuf>,
+    /// Private key (PEM) of --patroni-cert.
+    #[arg(long, global = true, env = "PGHA_PATRONI_KEY")]
+    pub(crate) patroni_key: Option<PathBuf>,
     /// Database connection URL for credentials and options, e.g. postgresql://postgres:pw@/postgres
     /// (hosts come from Patroni).
     #[arg(long, global = true, env = "PGHA_DSN", hide_env_values = true)]
@@ -53,6 +60,16 @@ pub(crate) struct Global {
     /// CA certificate for TLS to PostgreSQL.
     #[arg(long, global = true, env = "PGHA_SSLROOTCERT")]
     pub(crate) sslrootcert: Option<PathBuf>,
+    /// Client certificate (PEM) for TLS to PostgreSQL (libpq's sslcert); with --sslkey.
+    #[arg(long, global = true, env = "PGHA_SSLCERT")]
+    pub(crate) sslcert: Option<PathBuf>,
+    /// Private key (PEM) of --sslcert.
+    #[arg(long, global = true, env = "PGHA_SSLKEY")]
+    pub(crate) sslkey: Option<PathBuf>,
+    /// SCRAM channel binding to the TLS connection: disable, prefer, require (libpq's
+    /// channel_binding).
+    #[arg(long, global = true, env = "PGHA_CHANNEL_BINDING")]
+    pub(crate) channel_binding: Option<String>,
     /// TOML configuration file (pgha-client configuration keys, plus `pgbackrest` and `pitr` tables).
     #[arg(long, global = true, env = "PGHA_CONFIG")]
     pub(crate) config: Option<PathBuf>,

@@ -43,15 +43,20 @@ pub(crate) fn client_config(global: &Global, file: &FileSettings) -> Result<Clie
     set!(patroni_user, global.patroni_user.clone());
     set!(patroni_password, global.patroni_password.clone().map(Secret::new));
     set!(patroni_ca_file, global.patroni_ca.clone());
+    set!(patroni_cert, global.patroni_cert.clone());
+    set!(patroni_key, global.patroni_key.clone());
     set!(user, global.user.clone());
     set!(password, global.password.clone().map(Secret::new));
     set!(dbname, global.dbname.clone());
     set!(sslrootcert, global.sslrootcert.clone());
+    set!(sslcert, global.sslcert.clone());
+    set!(sslkey, global.sslkey.clone());
+    let parse_err = |e: pgha_admin::pgha_client::Error| usage(e.to_string());
     if let Some(mode) = &global.sslmode {
-        c.sslmode = Some(
-            mode.parse()
-                .map_err(|e: pgha_admin::pgha_client::Error| usage(e.to_string()))?,
-        );
+        c.sslmode = Some(mode.parse().map_err(parse_err)?);
+    }
+    if let Some(binding) = &global.channel_binding {
+        c.channel_binding = Some(binding.parse().map_err(parse_err)?);
     }
     if c.user.is_none() && c.url.is_none() {
         c.user = Some("postgres".into());

@@ -222,6 +222,20 @@ macro_rules! option_fields {
     };
 }
 
+/// A certificate and its key, which go together: both or neither.
+fn both_or_neither(
+    (cert_name, cert): (&str, Option<PathBuf>),
+    (key_name, key): (&str, Option<PathBuf>),
+) -> Result<Option<(PathBuf, PathBuf)>, Error> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some((cert, key))),
+        (None, None) => Ok(None),
+        _ => Err(Error::config(format!(
+            "{cert_name} and {key_name} go together: give both or neither"
+        ))),
+    }
+}
+
 fn serialize_redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
     url.as_deref().map(redact_url).serialize(s)
 }
@@ -406,15 +420,10 @@ impl ClientConfig {
             patroni_user: self.patroni_user,
             patroni_password: self.patroni_password,
             patroni_ca_file: self.patroni_ca_file,
-            patroni_client_cert: match (self.patroni_cert, self.patroni_key) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, None) => None,
-                _ => {
-                    return Err(Error::config(
-                        "patroni_cert and patroni_key go together: give both or neither",
-                    ))
-                }
-            },
+            patroni_client_cert: both_or_neither(
+                ("patroni_cert", self.patroni_cert),
+                ("patroni_key", self.patroni_key),
+            )?,
             patroni_scope: self.patroni_scope,
             etcd,
             seed_hosts,
@@ -425,11 +434,7 @@ impl ClientConfig {
             ssl_mode,
             channel_binding,
             ssl_ca_file: self.sslrootcert,
-            ssl_client_cert: match (self.sslcert, self.sslkey) {
-                (Some(cert), Some(key)) => Some((cert, key)),
-                (None, None) => None,
-                _ => return Err(Error::config("sslcert and sslkey go together: give both or neither")),
-            },
+            ssl_client_cert: both_or_neither(("sslcert", self.sslcert), ("sslkey", self.sslkey))?,
             default_intent: self.default_intent.unwrap_or(Intent::Write),
             lag_bound,
             fallback_to_primary: self.fallback_to_primary.unwrap_or(true),
@@ -475,6 +480,7 @@ mod tests {
             "postgres://u@h/d?sslmode=sometimes",
             "postgres://u@h/d?channel_binding=always",
             "postgres://u@h/d?patroni=https://h:8008&patroni_cert=/etc/pgha/client.crt",
+            "postgres://u@h/d?sslkey=/etc/pgha/client.key",
             "postgres://u@h/d?sslmode=disable&channel_binding=require",
             "postgres://u@h/d?frobnicate=1",
             "postgres://u@h/d?connect_timeout=soon",
@@ -500,6 +506,8 @@ mod tests {
                 .ok(),
             Some(ChannelBinding::Prefer)
         );
+        let half = settings(ClientBuilder::default().url("postgres://u@h/d?sslkey=/k")).expect_err("key alone");
+        assert!(half.to_string().contains("sslcert and sslkey go together"), "{half}");
         let no_user = settings(ClientBuilder::default().patroni(["http://h:8008"])).expect_err("no user");
         assert!(no_user.to_string().contains("user"), "{no_user}");
         let nothing = settings(ClientBuilder::default().user("u")).expect_err("no source");

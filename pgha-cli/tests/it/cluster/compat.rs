@@ -1,6 +1,8 @@
 //! Patroni 4.x (whose REST API differs from 3.0's: `role: primary`, `scope` in /cluster,
-//! `replay_lag`…) behind HTTPS with basic auth, and PostgreSQL with TLS verified against the
-//! cluster's CA: the same commands work, and without the CA they fail with a clear error.
+//! `replay_lag`…) behind HTTPS with basic auth and client certificates (`verify_client:
+//! required`), and PostgreSQL with TLS verified against the cluster's CA: the same commands work
+//! with `--patroni-cert`/`--patroni-key`, and without the CA or the certificate they fail with a
+//! clear error.
 
 use crate::common::{pgha, pgha_json};
 use pgha_admin::exit_codes;
@@ -13,6 +15,7 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
         .members(3)
         .patroni(PatroniFlavor::V4)
         .tls(true)
+        .client_certificates(true)
         .start()
         .await
         .expect("cluster");
@@ -23,13 +26,24 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
         .filter(|(k, _)| k != "PGHA_SSLMODE")
         .collect();
     let without_ca = env.clone();
+    let (cert, key) = cluster.client_cert_files().expect("a client certificate");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
     env.extend([
         ("PGHA_PATRONI_CA".to_owned(), ca.clone()),
         ("PGHA_SSLMODE".into(), "verify-full".into()),
         ("PGHA_SSLROOTCERT".into(), ca),
     ]);
 
-    let status = pgha_json(&env, &["status"]).await;
+    // Without a client certificate Patroni refuses the TLS handshake: unreachable, said so.
+    let refused = pgha(&env, &["status"]).await;
+    assert_eq!(refused.code, exit_codes::UNREACHABLE, "{refused:?}");
+    assert!(refused.stderr.to_lowercase().contains("certificate"), "{refused:?}");
+    // With it on the command line; every later command takes it from the environment.
+    let status = pgha_json(&env, &["--patroni-cert", &cert, "--patroni-key", &key, "status"]).await;
+    env.extend([
+        ("PGHA_PATRONI_CERT".to_owned(), cert),
+        ("PGHA_PATRONI_KEY".to_owned(), key),
+    ]);
     assert!(
         status["patroni_version"].as_str().is_some_and(|v| v.starts_with('4')),
         "{status}"
