@@ -29,6 +29,18 @@ pub(crate) enum OpKind {
     Transaction { idempotent: bool },
 }
 
+impl OpKind {
+    /// The same operation, not declared idempotent: an attempt that would have been outcome
+    /// unknown as such may have committed, even though the idempotent operation retries it.
+    pub(crate) fn without_idempotence(self) -> Self {
+        match self {
+            Self::Read => Self::Read,
+            Self::Write { .. } => Self::Write { idempotent: false },
+            Self::Transaction { .. } => Self::Transaction { idempotent: false },
+        }
+    }
+}
+
 /// What to do about a failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
@@ -123,6 +135,25 @@ mod tests {
 
     fn lost() -> Error {
         Error::new(Kind::OutcomeUnknown)
+    }
+
+    #[test]
+    fn an_idempotent_retry_is_in_doubt_exactly_where_the_plain_operation_is_outcome_unknown() {
+        use OpKind::*;
+        use Phase::*;
+        for (phase, op, in_doubt) in [
+            (Commit, Transaction { idempotent: true }, true),
+            (Body, Transaction { idempotent: true }, false),
+            (Body, Write { idempotent: true }, true),
+            (Checkout, Write { idempotent: true }, false),
+            (Body, Read, false),
+        ] {
+            assert_eq!(
+                classify(&lost(), phase, op.without_idempotence()) == Verdict::OutcomeUnknown,
+                in_doubt,
+                "{phase:?} {op:?}"
+            );
+        }
     }
 
     #[test]

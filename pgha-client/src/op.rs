@@ -94,7 +94,8 @@ impl Op<'_> {
 
     /// Declares the operation idempotent: running it twice has the same effect as once (for
     /// example an insert with a client-generated key and `ON CONFLICT DO NOTHING`). It is then
-    /// retried even when a failure left its outcome unknown.
+    /// retried even when a failure left its outcome unknown; should no retry succeed, the error
+    /// is [outcome unknown](Error::is_outcome_unknown), since that attempt may have committed.
     pub fn idempotent(mut self) -> Self {
         self.idempotent = true;
         self
@@ -181,7 +182,9 @@ impl Op<'_> {
     /// standby…) are retried until the deadline. Reads are always safe to retry. A write whose
     /// session was lost part-way may have committed: it fails with
     /// [`Error::is_outcome_unknown`] unless declared [`idempotent`](Self::idempotent) — use
-    /// [`transaction`](Self::transaction) for writes that should be replayed safely.
+    /// [`transaction`](Self::transaction) for writes that should be replayed safely. An
+    /// idempotent write is run again instead, and should no later attempt succeed, the error is
+    /// outcome unknown too (the cause that ended the retries as its source).
     pub async fn run<T, F>(self, f: F) -> Result<T>
     where
         F: AsyncFnMut(&Connection) -> Result<T>,
@@ -281,7 +284,8 @@ impl Op<'_> {
     /// COMMIT is sent — connection lost, node demoted, serialization failure, deadlock — rolls
     /// the transaction back, and the whole closure is run again (on the new primary if there
     /// is one) until the deadline. A failure after COMMIT was sent is
-    /// [outcome unknown](Error::is_outcome_unknown) unless the operation is idempotent.
+    /// [outcome unknown](Error::is_outcome_unknown) unless the operation is idempotent; an
+    /// idempotent one is run again, and is outcome unknown if no later attempt succeeds.
     pub async fn transaction<T, F>(self, f: F) -> Result<T>
     where
         F: AsyncFnMut(&Transaction<'_>) -> Result<T>,
@@ -389,15 +393,32 @@ impl Op<'_> {
             pgha.outcome = tracing::field::Empty,
         );
         let mut attempts: u32 = 0;
+        let mut in_doubt: Option<String> = None;
         // Instrumenting moves the operation's whole state (kilobytes) into the span's wrapper:
         // only when the span is recorded. The loop's future is awaited where it is made.
         let result = if span.is_disabled() {
-            self.retry_loop(kind, attempt, &mut attempts, started).await
+            self.retry_loop(kind, attempt, &mut attempts, &mut in_doubt, started)
+                .await
         } else {
-            self.retry_loop(kind, attempt, &mut attempts, started)
+            self.retry_loop(kind, attempt, &mut attempts, &mut in_doubt, started)
                 .instrument(span.clone())
                 .await
         };
+        // An idempotent operation retries an attempt that may have committed; if no later
+        // attempt succeeds, the caller must still learn that the write may have happened.
+        let result = result.map_err(|e| match in_doubt {
+            Some(member) if !e.is_outcome_unknown() => {
+                bump(&inner.counters.outcome_unknown);
+                Error::new(Kind::OutcomeUnknown)
+                    .with_message(format!(
+                        "an attempt on {member} may have committed before its session was lost, \
+                         and no retry succeeded"
+                    ))
+                    .with_member(member)
+                    .with_source(e)
+            }
+            _ => e,
+        });
         let (outcome, member) = match &result {
             Ok((_, busy)) => {
                 telemetry::succeeded(&busy.handle().instruments, self.intent, started);
@@ -426,6 +447,7 @@ impl Op<'_> {
         kind: OpKind,
         mut attempt: F,
         attempts: &mut u32,
+        in_doubt: &mut Option<String>,
         started: Instant,
     ) -> Result<(T, Busy)>
     where
@@ -564,13 +586,17 @@ impl Op<'_> {
                     Err(e) => e.with_member(handle.address.name.clone()),
                 };
                 let member = &handle.address.name;
-                match classify(&error, phase_of(&phase), kind) {
+                let phase = phase_of(&phase);
+                match classify(&error, phase, kind) {
                     Verdict::Fail => return Err(error),
                     Verdict::OutcomeUnknown => {
                         bump(&inner.counters.outcome_unknown);
                         return Err(error.into_kind(Kind::OutcomeUnknown));
                     }
                     Verdict::Retry { rediscover } => {
+                        if classify(&error, phase, kind.without_idempotence()) == Verdict::OutcomeUnknown {
+                            *in_doubt = Some(member.clone());
+                        }
                         // Retries that wait for a fresh topology are paced by the refresh rate;
                         // the budget caps the immediate ones (serialization failures, deadlocks,
                         // recovery conflicts), which could otherwise storm.

@@ -526,6 +526,33 @@ async fn interrupted_commit_is_outcome_unknown_and_interrupted_body_is_replayed(
     killed?;
     result?;
 
+    // 3b. An idempotent operation whose interrupted COMMIT is retried, and whose retries then
+    // fail until the deadline, is outcome unknown — not a timeout: the first attempt may have
+    // committed (found by the chaos run's `second-fault-while-healing`).
+    let tries = AtomicU64::new(0);
+    let idem_then_failing = client
+        .op(Intent::Write)
+        .idempotent()
+        .deadline(Duration::from_secs(6))
+        .transaction(async |tx| {
+            if tries.fetch_add(1, Ordering::SeqCst) > 0 {
+                tx.batch_execute("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+                    .await?;
+            }
+            tx.execute("INSERT INTO orders VALUES (5, true) ON CONFLICT DO NOTHING", &[])
+                .await?;
+            Ok(())
+        });
+    let (result, killed) = tokio::join!(idem_then_failing, terminate("COMMIT"));
+    killed?;
+    let err = result.expect_err("every retry fails");
+    assert!(tries.load(Ordering::SeqCst) >= 2, "retried: {err:?}");
+    assert!(err.is_outcome_unknown(), "expected outcome unknown, got {err:?}");
+    assert!(
+        err.to_string().contains("may have committed"),
+        "the message says why: {err}"
+    );
+
     // 4. An autocommit write whose session is lost mid-statement is outcome unknown too.
     let write = client.run(Intent::Write, async |c| {
         Ok(c.execute("INSERT INTO orders SELECT 4 FROM pg_sleep(2)", &[]).await?)
@@ -553,9 +580,9 @@ async fn interrupted_commit_is_outcome_unknown_and_interrupted_body_is_replayed(
                 .collect())
         })
         .await?;
-    assert_eq!(ids, vec![2, 3], "1 and 4 were interrupted, 2 replayed once, 3 retried");
+    assert_eq!(ids, vec![2, 3], "1, 4 and 5 were interrupted, 2 replayed once, 3 retried");
     let m = client.metrics();
-    assert_eq!(m.outcome_unknown, 2, "{m:#?}");
+    assert_eq!(m.outcome_unknown, 3, "{m:#?}");
     client.shutdown().await;
     cluster.shutdown();
     Ok(())
