@@ -29,7 +29,8 @@ struct Args {
     synchronous: bool,
     /// Only these fault kinds (comma-separated: kill-leader, kill-postmaster, freeze-leader,
     /// etcd-restart, switchover, restart-standby, pause-replay, rest-api-down, partition-leader,
-    /// zombie-primary, kill-sessions, kill-etcd-leader, freeze-etcd-leader).
+    /// zombie-primary, kill-sessions, kill-etcd-leader, freeze-etcd-leader,
+    /// second-fault-while-healing).
     #[arg(long, value_delimiter = ',')]
     kinds: Vec<String>,
     /// Write the operation history to FILE as JSON lines (one operation per line).

@@ -64,11 +64,15 @@ pub enum FaultKind {
     /// SIGSTOP of etcd's raft leader, held until another etcd member leads, then SIGCONT: the
     /// frozen member keeps its sockets, so its clients wait on it until their timeouts.
     FreezeEtcdLeader,
+    /// A second fault while the cluster heals from the first: kill -9 of the leader's node; once
+    /// another member leads, the old one is started again and, while it rejoins, the new
+    /// leader's postmaster is killed too (Patroni restarts it in place).
+    SecondFaultWhileHealing,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [FaultKind; 13] = [
+    pub const ALL: [FaultKind; 14] = [
         Self::KillLeader,
         Self::KillPostmaster,
         Self::FreezeLeader,
@@ -82,6 +86,7 @@ impl FaultKind {
         Self::KillSessions,
         Self::KillEtcdLeader,
         Self::FreezeEtcdLeader,
+        Self::SecondFaultWhileHealing,
     ];
 
     /// Faults meant to depose the leader: the nemesis holds them until another member leads,
@@ -89,7 +94,12 @@ impl FaultKind {
     fn fails_over(self) -> bool {
         matches!(
             self,
-            Self::KillLeader | Self::FreezeLeader | Self::PartitionLeader | Self::Switchover | Self::ZombiePrimary
+            Self::KillLeader
+                | Self::FreezeLeader
+                | Self::PartitionLeader
+                | Self::Switchover
+                | Self::ZombiePrimary
+                | Self::SecondFaultWhileHealing
         )
     }
 
@@ -116,6 +126,7 @@ impl FaultKind {
                 | Self::ZombiePrimary
                 | Self::KillEtcdLeader
                 | Self::FreezeEtcdLeader
+                | Self::SecondFaultWhileHealing
         )
     }
 }

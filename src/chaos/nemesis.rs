@@ -182,6 +182,15 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
             promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.start_node(&target)?;
         }
+        FaultKind::SecondFaultWhileHealing => {
+            cluster.kill_node(&target)?;
+            promoted = hold_until_new_leader(cluster, &target, ttl).await;
+            cluster.start_node(&target)?;
+            if promoted.is_ok() {
+                let new_leader = cluster.leader().await?;
+                cluster.kill_postmaster(&new_leader)?;
+            }
+        }
         FaultKind::KillPostmaster => cluster.kill_postmaster(&target)?,
         FaultKind::FreezeLeader => {
             cluster.freeze_node(&target)?;
