@@ -267,6 +267,15 @@ pub(crate) enum Command {
     Vector(VectorCmd),
     /// Tuning advice for the machine (only parameters this server has); --apply writes it.
     Tune(TuneArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell), e.g.
+    /// `pgha completions bash > /etc/bash_completion.d/pgha`. Needs no cluster.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `pgha man > /usr/share/man/man1/pgha.1`. Needs no
+    /// cluster.
+    Man,
 }
 
 #[derive(Debug, Args)]

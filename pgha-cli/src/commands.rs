@@ -231,6 +231,8 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             }
         },
         Command::Backup(cmd) => backup(cmd, g, &file).await,
+        // Printed by `main` before any configuration is read; never reaches here.
+        Command::Completions { .. } | Command::Man => message(""),
         Command::Pitr(a) => pitr(&admin, &file, &cli.global, a).await,
         Command::Vacuum {
             table,

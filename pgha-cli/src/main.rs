@@ -9,7 +9,7 @@ mod settings;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 use pgha_admin::exit_codes;
 
 fn main() -> ExitCode {
@@ -20,6 +20,20 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit_codes::USAGE as u8 } else { 0 });
         }
     };
+    // Generated from the command line's own definition; no configuration, no cluster.
+    match &cli.command {
+        args::Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut args::Cli::command(), "pgha", &mut script);
+            return print_generated(Ok(script));
+        }
+        args::Command::Man => {
+            let mut page = Vec::new();
+            let rendered = clap_mangen::Man::new(args::Cli::command()).render(&mut page);
+            return print_generated(rendered.map(|()| page));
+        }
+        _ => {}
+    }
     let level = match cli.global.verbose {
         0 => "warn",
         1 => "info",
@@ -45,4 +59,23 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(commands::run(cli));
     ExitCode::from(u8::try_from(code).unwrap_or(exit_codes::INTERNAL as u8))
+}
+
+/// Prints a generated completion script or manual page. (Generated into memory first: the
+/// generators panic on a write error, such as a closed pipe.) A closed pipe (`pgha man | head`)
+/// is no error.
+fn print_generated(generated: std::io::Result<Vec<u8>>) -> ExitCode {
+    use std::io::Write;
+    let written = generated.and_then(|bytes| {
+        let mut out = std::io::stdout().lock();
+        out.write_all(&bytes).and_then(|()| out.flush())
+    });
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pgha: writing to stdout: {e}");
+            ExitCode::from(exit_codes::INTERNAL as u8)
+        }
+    }
 }

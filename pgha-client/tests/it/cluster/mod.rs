@@ -580,7 +580,11 @@ async fn interrupted_commit_is_outcome_unknown_and_interrupted_body_is_replayed(
                 .collect())
         })
         .await?;
-    assert_eq!(ids, vec![2, 3], "1, 4 and 5 were interrupted, 2 replayed once, 3 retried");
+    assert_eq!(
+        ids,
+        vec![2, 3],
+        "1, 4 and 5 were interrupted, 2 replayed once, 3 retried"
+    );
     let m = client.metrics();
     assert_eq!(m.outcome_unknown, 3, "{m:#?}");
     client.shutdown().await;
