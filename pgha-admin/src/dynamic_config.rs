@@ -87,11 +87,19 @@ impl Admin {
         }
     }
 
-    /// Sets PostgreSQL parameters cluster-wide through Patroni's dynamic configuration
-    /// (`postgresql.parameters`). Each name is checked against the running server's
-    /// `pg_settings` first, so a typo or a parameter of another version is refused instead of
-    /// being silently dropped by Patroni; the answer says which need a restart.
-    pub async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<ParameterChange> {
+    /// Checks PostgreSQL parameters against the running leader's `pg_settings` without changing
+    /// anything: what [`set_parameters`](Self::set_parameters) would write and which of them
+    /// would need a restart — for a dry run, or to confirm first. A name the server does not
+    /// have (a typo, a parameter of another version) is a usage error.
+    ///
+    /// ```no_run
+    /// # async fn demo(admin: pgha_admin::Admin) -> pgha_admin::Result<()> {
+    /// let change = std::collections::BTreeMap::from([("max_connections".to_owned(), "300".to_owned())]);
+    /// let plan = admin.check_parameters(&change).await?;
+    /// assert_eq!(plan.needs_restart, ["max_connections"]);
+    /// # Ok(()) }
+    /// ```
+    pub async fn check_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<ParameterChange> {
         if parameters.is_empty() {
             return Err(Error::usage("no parameter to set"));
         }
@@ -114,12 +122,6 @@ impl Admin {
                 unknown.join(", ")
             )));
         }
-        let mut values = Map::new();
-        for (k, v) in parameters {
-            values.insert(k.clone(), json!(v));
-        }
-        self.patch_config(&json!({ "postgresql": { "parameters": values } }))
-            .await?;
         Ok(ParameterChange {
             applied: parameters.clone(),
             needs_restart: contexts
@@ -128,6 +130,22 @@ impl Admin {
                 .map(|(n, _)| n)
                 .collect(),
         })
+    }
+
+    /// Sets PostgreSQL parameters cluster-wide through Patroni's dynamic configuration
+    /// (`postgresql.parameters`). Each name is checked against the running server's
+    /// `pg_settings` first ([`check_parameters`](Self::check_parameters)), so a typo or a
+    /// parameter of another version is refused instead of being silently dropped by Patroni;
+    /// the answer says which need a restart.
+    pub async fn set_parameters(&self, parameters: &BTreeMap<String, String>) -> Result<ParameterChange> {
+        let change = self.check_parameters(parameters).await?;
+        let mut values = Map::new();
+        for (k, v) in parameters {
+            values.insert(k.clone(), json!(v));
+        }
+        self.patch_config(&json!({ "postgresql": { "parameters": values } }))
+            .await?;
+        Ok(change)
     }
 
     /// The current value of one setting on the leader (`SHOW`), e.g. `wal_keep_size`.

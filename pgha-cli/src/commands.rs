@@ -72,6 +72,19 @@ fn memory(s: &str) -> Result<u64> {
     Ok(n * mult)
 }
 
+/// What a switchover will do, in the words of the confirmation question.
+fn describe_switchover(plan: &pgha_admin::SwitchoverPlan) -> String {
+    let from = plan.leader.as_deref().unwrap_or("no leader");
+    let to = match &plan.candidate {
+        Some(c) => c.clone(),
+        None => format!("the healthiest of {}", plan.eligible.join(", ")),
+    };
+    match &plan.scheduled_at {
+        Some(at) => format!("switch over from {from} to {to} at {at}"),
+        None => format!("switch over from {from} to {to} now"),
+    }
+}
+
 fn schedule(at: Option<&str>) -> Result<Option<chrono::DateTime<chrono::FixedOffset>>> {
     at.map(parse_schedule).transpose()
 }
@@ -116,9 +129,11 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             if let Some(t) = schedule(at.as_deref())? {
                 req = req.at(t);
             }
+            let plan = admin.plan_switchover(&req).await?;
             if g.dry_run {
-                return done(&admin.plan_switchover(&req).await?);
+                return done(&plan);
             }
+            confirm(g.yes, &describe_switchover(&plan))?;
             done(&admin.switchover(&req).await?)
         }
         Command::Failover { candidate } => {
@@ -148,6 +163,26 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             });
             req.pending_only = pending;
             req.scheduled_at = schedule(at.as_deref())?;
+            if g.dry_run {
+                let names = match &req.member {
+                    Some(m) => vec![m.clone()],
+                    None => admin.status().await?.members.into_iter().map(|m| m.name).collect(),
+                };
+                return done(&json!({
+                    "would_restart": names,
+                    "role": role.map(|r| format!("{r:?}").to_lowercase()),
+                    "pending_only": pending,
+                }));
+            }
+            if req.member.is_none() {
+                let which = match role {
+                    Some(RoleArg::Primary) => "the primary",
+                    Some(RoleArg::Replica) => "every replica",
+                    None => "every member",
+                };
+                let pending = if pending { " with a pending restart" } else { "" };
+                confirm(g.yes, &format!("restart PostgreSQL on {which}{pending}"))?;
+            }
             done(&admin.restart(&req).await?)
         }
         Command::CancelRestart { member } => message(admin.cancel_restart(&member).await?),
@@ -180,11 +215,29 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
                         .ok_or_else(|| usage(format!("{p:?} is not NAME=VALUE")))?;
                     map.insert(k.trim().to_owned(), v.trim().to_owned());
                 }
+                let plan = admin.check_parameters(&map).await?;
+                if g.dry_run {
+                    return done(&json!({ "would_set": plan }));
+                }
+                let list: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                let restart = if plan.needs_restart.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} take effect after a restart)", plan.needs_restart.join(", "))
+                };
+                confirm(g.yes, &format!("set {} on every member{restart}", list.join(", ")))?;
                 done(&admin.set_parameters(&map).await?)
             }
             ConfigCmd::Patch { json } => {
                 let patch: Value =
                     serde_json::from_str(&json).map_err(|e| usage(format!("the patch is not JSON: {e}")))?;
+                if !patch.is_object() {
+                    return Err(usage("a configuration patch must be a JSON object".into()));
+                }
+                if g.dry_run {
+                    return done(&json!({ "would_patch": patch, "current": admin.config().await? }));
+                }
+                confirm(g.yes, &format!("patch Patroni's dynamic configuration with {patch}"))?;
                 done(&admin.patch_config(&patch).await?)
             }
         },
@@ -245,6 +298,11 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             opts.analyze = analyze;
             opts.full = full;
             opts.no_truncate = no_truncate;
+            if g.dry_run {
+                let what = if full { "VACUUM FULL" } else { "VACUUM" };
+                let on = opts.table.as_deref().unwrap_or("the whole database");
+                return message(format!("would {what} {on}"));
+            }
             if full {
                 confirm(g.yes, "VACUUM FULL blocks reads and writes on the table while it runs")?;
             }
@@ -316,7 +374,17 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             });
             machine.max_connections = a.max_connections;
             let report = admin.tuning_advice(&machine).await?;
+            if a.apply && g.dry_run {
+                return done(&json!({ "advice": report, "applied": null }));
+            }
             if a.apply {
+                confirm(
+                    g.yes,
+                    &format!(
+                        "apply {} recommended parameters on every member",
+                        report.recommendations.len()
+                    ),
+                )?;
                 let change = admin.apply_tuning(&report).await?;
                 return done(&json!({ "advice": report, "applied": change }));
             }

@@ -108,3 +108,60 @@ pub(crate) async fn superuser(cluster: &LocalCluster) -> tokio_postgres::Client 
         .await
         .expect("superuser connection")
 }
+
+/// Runs `pgha <args>` with `env` and its stdin on a pseudo-terminal, as an operator at a shell
+/// does: waits for the confirmation question on stderr, types `answer` and Enter. Returns the
+/// run (its stderr includes the question). Bounded by 5 minutes.
+pub(crate) async fn pgha_on_terminal(env: &[(String, String)], args: &[&str], answer: &str) -> Run {
+    use std::io::{Read, Write};
+    let env = env.to_vec();
+    let shown = args.join(" ");
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let answer = format!("{answer}\n");
+    let run = tokio::task::spawn_blocking(move || {
+        let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::from(pty.slave))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("pgha starts");
+        let mut terminal = std::fs::File::from(pty.master);
+        let mut stderr = child.stderr.take().expect("stderr");
+        let mut seen = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // Until the question (it ends without a newline) or the end of stderr.
+        while !String::from_utf8_lossy(&seen).contains("[y/N]") {
+            match stderr.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+            }
+        }
+        let _ = terminal.write_all(answer.as_bytes());
+        let _ = stderr.read_to_end(&mut seen);
+        let out = child.wait_with_output().expect("pgha ends");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&seen).into_owned(),
+        }
+    });
+    let run = tokio::time::timeout(Duration::from_secs(300), run)
+        .await
+        .expect("pgha on a terminal did not finish in 5 minutes")
+        .expect("the terminal task");
+    eprintln!(
+        "$ pgha {shown} (on a terminal) -> {}\n{}",
+        run.code,
+        run.stderr.trim_end()
+    );
+    assert!(
+        !run.stderr.contains("panicked") && run.code != 101,
+        "pgha panicked: {run:?}"
+    );
+    run
+}

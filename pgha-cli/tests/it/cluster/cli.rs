@@ -160,6 +160,19 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
         Some(leader.as_str()),
         "VACUUM runs on the leader"
     );
+    // --dry-run holds even with --yes: VACUUM FULL would rewrite the table (a new relfilenode).
+    let relfilenode = async || -> u32 {
+        db.query_one("SELECT relfilenode FROM pg_class WHERE relname = 'items'", &[])
+            .await
+            .expect("pg_class")
+            .get::<_, u32>(0)
+    };
+    let before = relfilenode().await;
+    let dry = pgha(&env, &["--dry-run", "--yes", "vacuum", "items", "--full"])
+        .await
+        .ok();
+    assert!(dry.stdout.contains("would VACUUM FULL items"), "{dry:?}");
+    assert_eq!(relfilenode().await, before, "a dry run rewrites nothing");
     for attempt in [r#"items; DROP TABLE items; --"#, r#"items" ; DROP TABLE items; --"#] {
         let r = pgha(&env, &["vacuum", attempt]).await;
         assert_eq!(
@@ -304,7 +317,15 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert_eq!(value("shared_buffers"), Some((Value::from("512MB"), Value::from(true))));
     assert_eq!(value("work_mem").map(|v| v.1), Some(Value::from(false)));
     assert!(value("max_parallel_io_workers").is_none());
-    let applied = pgha_json(&env, &["tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
+    let dry = pgha_json(
+        &env,
+        &["--dry-run", "tune", "--memory", "2GB", "--cpus", "2", "--apply"],
+    )
+    .await;
+    assert!(dry["applied"].is_null(), "a dry run applies nothing: {dry}");
+    let refused = pgha(&env, &["tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
+    assert_eq!(refused.code, exit_codes::PRECONDITION, "{refused:?}");
+    let applied = pgha_json(&env, &["--yes", "tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
     assert_eq!(applied["applied"]["applied"]["random_page_cost"], "1.1", "{applied}");
     let config = pgha_json(&env, &["config", "show"]).await;
     assert_eq!(

@@ -82,13 +82,13 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
     pgha(&env, &["replication", "resume-replay", &replica]).await.ok();
     pgha(&env, &["resume"]).await.ok();
 
-    let switched = pgha_json(&env, &["switchover"]).await;
+    let switched = pgha_json(&env, &["--yes", "switchover"]).await;
     assert_ne!(switched["new_leader"].as_str(), Some(leader.as_str()), "{switched}");
     cluster
         .wait_streaming(&leader, std::time::Duration::from_secs(90))
         .await
         .expect("the old leader rejoins as a replica");
-    let restarted = pgha_json(&env, &["restart", "--role", "replica"]).await;
+    let restarted = pgha_json(&env, &["--yes", "restart", "--role", "replica"]).await;
     let outcomes: Vec<&str> = restarted
         .as_array()
         .into_iter()

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::common::{pgha, pgha_json};
+use crate::common::{pgha, pgha_json, pgha_on_terminal};
 use pgha_admin::exit_codes;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,7 +23,30 @@ async fn cli_operations_change_the_cluster_as_asked() {
         leader,
         "a dry run changes nothing"
     );
-    let done = pgha_json(&env, &["switchover", "--candidate", &others[0]]).await;
+    // Without --yes: refused where there is no terminal to ask on, declined on one when the
+    // answer is not yes — and nothing changes — then done when it is.
+    let refused = pgha(&env, &["switchover", "--candidate", &others[0]]).await;
+    assert_eq!(refused.code, exit_codes::PRECONDITION, "{refused:?}");
+    assert!(refused.stderr.contains("refusing without --yes"), "{refused:?}");
+    let question = format!("switch over from {leader} to {} now. Proceed? [y/N]", others[0]);
+    let declined = pgha_on_terminal(&env, &["switchover", "--candidate", &others[0]], "n").await;
+    assert_eq!(declined.code, exit_codes::PRECONDITION, "{declined:?}");
+    assert!(declined.stderr.contains(&question), "{declined:?}");
+    assert!(declined.stderr.contains("not confirmed"), "{declined:?}");
+    assert_eq!(
+        cluster.leader().await.expect("leader"),
+        leader,
+        "declined: nothing changes"
+    );
+    let confirmed = pgha_on_terminal(
+        &env,
+        &["--format", "json", "switchover", "--candidate", &others[0]],
+        "y",
+    )
+    .await
+    .ok();
+    assert!(confirmed.stderr.contains(&question), "{confirmed:?}");
+    let done = confirmed.json();
     assert_eq!(done["new_leader"].as_str(), Some(others[0].as_str()), "{done}");
     assert!(
         cluster.is_writable_primary(&others[0]).await.expect("SQL"),
@@ -36,7 +59,7 @@ async fn cli_operations_change_the_cluster_as_asked() {
 
     // A scheduled switchover shows in the status and can be cancelled.
     let at = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
-    let scheduled = pgha_json(&env, &["switchover", "--at", &at]).await;
+    let scheduled = pgha_json(&env, &["--yes", "switchover", "--at", &at]).await;
     assert!(scheduled["new_leader"].is_null(), "{scheduled}");
     let status = pgha_json(&env, &["status"]).await;
     assert!(status["scheduled_switchover"]["at"].is_string(), "{status}");
@@ -51,12 +74,13 @@ async fn cli_operations_change_the_cluster_as_asked() {
     assert_eq!(pgha_json(&env, &["status"]).await["paused"], true);
     let (code, _) = (pgha(&env, &["check"]).await.code, ());
     assert_eq!(code, exit_codes::WARNING, "maintenance mode is a warning");
-    let r = pgha(&env, &["switchover"]).await;
+    let r = pgha(&env, &["--yes", "switchover"]).await;
     assert_eq!(
         r.code,
         exit_codes::PRECONDITION,
         "paused: a candidate is required: {r:?}"
     );
+    assert!(r.stderr.contains("candidate"), "{r:?}");
     pgha(&env, &["resume"]).await.ok();
     assert_eq!(pgha_json(&env, &["status"]).await["paused"], false);
 
@@ -67,7 +91,17 @@ async fn cli_operations_change_the_cluster_as_asked() {
     pgha(&env, &["cancel-restart", &others[1]]).await.ok();
     let r = pgha(&env, &["cancel-restart", &others[1]]).await;
     assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
-    let skipped = pgha_json(&env, &["restart", "--pending"]).await;
+    let would = pgha_json(&env, &["--dry-run", "restart", "--role", "replica"]).await;
+    assert_eq!(would["would_restart"].as_array().map(Vec::len), Some(3), "{would}");
+    assert_eq!(would["role"], "replica", "{would}");
+    let r = pgha(&env, &["restart", "--pending"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "every member: confirmed first: {r:?}");
+    assert!(
+        r.stderr
+            .contains("restart PostgreSQL on every member with a pending restart"),
+        "{r:?}"
+    );
+    let skipped = pgha_json(&env, &["--yes", "restart", "--pending"]).await;
     assert!(
         skipped
             .as_array()
@@ -84,7 +118,17 @@ async fn cli_operations_change_the_cluster_as_asked() {
     // A restart-only parameter: the change is reported as needing a restart, the members show
     // pending_restart, and a pending-only rolling restart applies it everywhere with one
     // switchover. (An increase: replicas go first, and must never run below the primary.)
-    let change = pgha_json(&env, &["config", "set", "max_connections=250"]).await;
+    let would = pgha_json(&env, &["--dry-run", "config", "set", "max_connections=250"]).await;
+    assert_eq!(
+        would["would_set"]["needs_restart"],
+        serde_json::json!(["max_connections"])
+    );
+    let config = pgha_json(&env, &["config", "show"]).await;
+    assert!(
+        config["postgresql"]["parameters"]["max_connections"] != "250",
+        "a dry run changes nothing: {config}"
+    );
+    let change = pgha_json(&env, &["--yes", "config", "set", "max_connections=250"]).await;
     assert_eq!(change["needs_restart"], serde_json::json!(["max_connections"]));
     let mut pending = 0;
     for _ in 0..60 {
@@ -126,6 +170,7 @@ async fn cli_operations_change_the_cluster_as_asked() {
     let patched = pgha_json(
         &env,
         &[
+            "--yes",
             "config",
             "patch",
             r#"{"loop_wait": 2, "maximum_lag_on_failover": 2097152}"#,
