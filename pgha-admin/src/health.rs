@@ -92,6 +92,41 @@ pub struct Check {
     pub message: String,
 }
 
+/// The unit of a [`Metric`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// A number of things (members, segments…).
+    Count,
+    /// Bytes.
+    Bytes,
+    /// Seconds.
+    Seconds,
+    /// Percent (0–100).
+    Percent,
+}
+
+/// A measurement behind the checks, for performance data and monitoring systems (see
+/// [`HealthReport::nagios`] and [`HealthReport::prometheus`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct Metric {
+    /// Name in snake case, its unit last (`replay_lag_bytes`).
+    pub name: &'static str,
+    /// What it measures, in a sentence.
+    pub help: &'static str,
+    /// The member it is about, if any.
+    pub member: Option<String>,
+    /// The value.
+    pub value: f64,
+    /// Its unit.
+    pub unit: Unit,
+    /// From this value on, the check is WARNING…
+    pub warning: Option<f64>,
+    /// …and from this one CRITICAL.
+    pub critical: Option<f64>,
+}
+
 /// The result of [`Admin::check`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -101,6 +136,8 @@ pub struct HealthReport {
     pub level: Level,
     /// Every check.
     pub checks: Vec<Check>,
+    /// The measurements behind the checks (what could be measured).
+    pub metrics: Vec<Metric>,
 }
 
 impl HealthReport {
@@ -137,6 +174,18 @@ fn check(name: &'static str, member: Option<&str>, level: Level, message: impl I
     }
 }
 
+fn metric(name: &'static str, help: &'static str, member: Option<&str>, value: f64, unit: Unit) -> Metric {
+    Metric {
+        name,
+        help,
+        member: member.map(str::to_owned),
+        value,
+        unit,
+        warning: None,
+        critical: None,
+    }
+}
+
 fn graded(value: f64, warning: f64, critical: f64) -> Level {
     if value >= critical {
         Level::Critical
@@ -150,6 +199,7 @@ fn graded(value: f64, warning: f64, critical: f64) -> Level {
 /// The pure verdict.
 pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
     let mut checks = Vec::new();
+    let mut metrics = Vec::new();
     let view = match &obs.view {
         Some(Ok(view)) => view,
         Some(Err(e)) => {
@@ -159,11 +209,11 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
                 Level::Critical,
                 format!("no Patroni endpoint answered: {e}"),
             ));
-            return finish(checks);
+            return finish(checks, metrics);
         }
         None => {
             checks.push(check("patroni", None, Level::Unknown, "not checked"));
-            return finish(checks);
+            return finish(checks, metrics);
         }
     };
     for url in &obs.endpoints_down {
@@ -171,6 +221,36 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
     }
 
     let leader = view.leader();
+    metrics.push(metric(
+        "members",
+        "Members registered in the DCS.",
+        None,
+        view.members.len() as f64,
+        Unit::Count,
+    ));
+    metrics.push(metric(
+        "members_running",
+        "Members whose PostgreSQL is up.",
+        None,
+        view.members.iter().filter(|m| m.state.is_up()).count() as f64,
+        Unit::Count,
+    ));
+    metrics.push(metric(
+        "leader",
+        "1 when a member holds the leader key, else 0.",
+        None,
+        f64::from(u8::from(leader.is_some())),
+        Unit::Count,
+    ));
+    if let Some(tl) = leader.and_then(|l| l.timeline) {
+        metrics.push(metric(
+            "timeline",
+            "The leader's timeline.",
+            None,
+            tl as f64,
+            Unit::Count,
+        ));
+    }
     match leader {
         Some(l) => checks.push(check(
             "leader",
@@ -263,6 +343,28 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
                 }
                 let bytes = s.replay_lag_bytes.unwrap_or(0);
                 let secs = s.replay_lag_s.unwrap_or(0.0);
+                metrics.push(Metric {
+                    warning: Some(opts.lag_bytes_warning as f64),
+                    critical: Some(opts.lag_bytes_critical as f64),
+                    ..metric(
+                        "replay_lag_bytes",
+                        "WAL the leader wrote that the standby has not replayed.",
+                        member,
+                        bytes as f64,
+                        Unit::Bytes,
+                    )
+                });
+                metrics.push(Metric {
+                    warning: Some(opts.lag_time_warning.as_secs_f64()),
+                    critical: Some(opts.lag_time_critical.as_secs_f64()),
+                    ..metric(
+                        "replay_lag_seconds",
+                        "How far behind the standby's data is in time (0 once it replayed everything).",
+                        member,
+                        secs,
+                        Unit::Seconds,
+                    )
+                });
                 let level = graded(
                     bytes as f64,
                     opts.lag_bytes_warning as f64,
@@ -289,6 +391,15 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
         )),
         None => {}
     }
+    if obs.replication.as_ref().is_some_and(Result::is_ok) {
+        metrics.push(metric(
+            "streaming_standbys",
+            "Standbys streaming from the leader.",
+            None,
+            f64::from(healthy_standbys),
+            Unit::Count,
+        ));
+    }
     if leader.is_some()
         && !standbys.is_empty()
         && healthy_standbys == 0
@@ -302,6 +413,22 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
         ));
     }
 
+    if let Some(Ok(a)) = &obs.archiver {
+        metrics.push(metric(
+            "archived_wal_segments",
+            "WAL segments archived (pg_stat_archiver, since its last reset).",
+            Some(&a.member),
+            a.archived_count as f64,
+            Unit::Count,
+        ));
+        metrics.push(metric(
+            "archive_failures",
+            "Failed attempts to archive a WAL segment (pg_stat_archiver, since its last reset).",
+            Some(&a.member),
+            a.failed_count as f64,
+            Unit::Count,
+        ));
+    }
     match &obs.archiver {
         Some(Ok(a)) if a.archive_mode == "off" => checks.push(check(
             "archiving",
@@ -335,6 +462,17 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
     }
 
     for d in &obs.disks {
+        metrics.push(Metric {
+            warning: Some(opts.disk_warning_pct),
+            critical: Some(opts.disk_critical_pct),
+            ..metric(
+                "data_directory_used_percent",
+                "How full the file system of the member's data directory is.",
+                Some(&d.member),
+                d.used_pct,
+                Unit::Percent,
+            )
+        });
         checks.push(check(
             "disk",
             Some(&d.member),
@@ -342,10 +480,10 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
             format!("{} is {:.0} % full", d.path, d.used_pct),
         ));
     }
-    finish(checks)
+    finish(checks, metrics)
 }
 
-fn finish(checks: Vec<Check>) -> HealthReport {
+fn finish(checks: Vec<Check>, metrics: Vec<Metric>) -> HealthReport {
     let worst_known = checks.iter().map(|c| c.level).filter(|l| *l != Level::Unknown).max();
     let any_unknown = checks.iter().any(|c| c.level == Level::Unknown);
     let level = match worst_known {
@@ -354,7 +492,7 @@ fn finish(checks: Vec<Check>) -> HealthReport {
         Some(l) => l,
         None => Level::Unknown,
     };
-    HealthReport { level, checks }
+    HealthReport { level, checks, metrics }
 }
 
 /// Disk usage of a local path, when the path exists on this machine.
@@ -486,6 +624,48 @@ mod tests {
         let report = judge(&healthy(), &CheckOptions::default());
         assert_eq!(report.level, Level::Ok, "{report:#?}");
         assert_eq!(report.exit_code(), 0);
+    }
+
+    #[test]
+    fn the_measurements_behind_the_checks_come_with_their_thresholds() {
+        let mut obs = healthy();
+        obs.disks.push(DiskUsage {
+            member: "a".into(),
+            path: "/data".into(),
+            used_pct: 85.0,
+        });
+        let report = judge(&obs, &CheckOptions::default());
+        let value = |name: &str, member: Option<&str>| {
+            report
+                .metrics
+                .iter()
+                .find(|m| m.name == name && m.member.as_deref() == member)
+                .map(|m| (m.value, m.warning, m.critical))
+        };
+        assert_eq!(value("members", None), Some((3.0, None, None)));
+        assert_eq!(value("members_running", None), Some((3.0, None, None)));
+        assert_eq!(value("leader", None), Some((1.0, None, None)));
+        assert_eq!(value("timeline", None), Some((2.0, None, None)));
+        assert_eq!(value("streaming_standbys", None), Some((2.0, None, None)));
+        assert_eq!(
+            value("replay_lag_bytes", Some("b")),
+            Some((0.0, Some(16_777_216.0), Some(268_435_456.0)))
+        );
+        assert_eq!(
+            value("replay_lag_seconds", Some("c")),
+            Some((0.0, Some(30.0), Some(300.0)))
+        );
+        assert_eq!(
+            value("data_directory_used_percent", Some("a")),
+            Some((85.0, Some(80.0), Some(90.0)))
+        );
+        assert_eq!(report.level, Level::Warning, "85 % full is a warning");
+        // Patroni unreachable: nothing measured, nothing made up.
+        let down = Observations {
+            view: Some(Err("refused".into())),
+            ..Observations::default()
+        };
+        assert!(judge(&down, &CheckOptions::default()).metrics.is_empty());
     }
 
     #[test]

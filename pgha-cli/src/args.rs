@@ -73,7 +73,8 @@ pub(crate) struct Global {
     /// TOML configuration file (pgha-client configuration keys, plus `pgbackrest` and `pitr` tables).
     #[arg(long, global = true, env = "PGHA_CONFIG")]
     pub(crate) config: Option<PathBuf>,
-    /// Output: human tables, or JSON for scripts (auto = human).
+    /// Output: human tables, or JSON for scripts (auto = human); `check` also speaks
+    /// prometheus (the text format, for node_exporter's textfile collector).
     #[arg(long, global = true, value_enum, default_value_t = Format::Auto, env = "PGHA_FORMAT")]
     pub(crate) format: Format,
     /// Do not ask for confirmation of destructive operations.
@@ -121,13 +122,18 @@ pub(crate) enum Format {
     Auto,
     Human,
     Json,
+    /// The Prometheus text format (`check` only).
+    Prometheus,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Members, roles, states, timelines, lag, pending restarts, maintenance mode.
     Status,
-    /// Health check for cron and monitoring (exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+    /// Health check for cron and monitoring: a Nagios plugin's output (summary line with
+    /// performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), JSON, or with
+    /// --format prometheus the Prometheus text format (exit 0 whatever the verdict, which is
+    /// pgha_check_status).
     Check(CheckArgs),
     /// Timeline history (one line per promotion).
     History,
@@ -295,6 +301,12 @@ pub(crate) struct CheckArgs {
     /// Expected number of members (default: the number of --patroni URLs when more than one).
     #[arg(long)]
     pub(crate) expect_members: Option<usize>,
+    /// Data directory file system use (percent) that is WARNING (members on this machine).
+    #[arg(long, default_value_t = 80.0)]
+    pub(crate) disk_warning_pct: f64,
+    /// Data directory file system use (percent) that is CRITICAL.
+    #[arg(long, default_value_t = 90.0)]
+    pub(crate) disk_critical_pct: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

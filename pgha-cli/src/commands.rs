@@ -26,6 +26,8 @@ type Result<T> = pgha_admin::Result<T>;
 struct Done {
     value: Value,
     human: fn(&Value) -> String,
+    /// Text already rendered for every format but JSON (replaces `human`).
+    text: Option<String>,
     code: i32,
 }
 
@@ -33,6 +35,7 @@ fn done(report: &impl Serialize) -> Result<Done> {
     Ok(Done {
         value: serde_json::to_value(report).map_err(|e| usage(format!("serializing the report: {e}")))?,
         human: render::render,
+        text: None,
         code: exit_codes::OK,
     })
 }
@@ -46,7 +49,10 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     let out = Output::new(cli.global.format);
     match execute(cli, out).await {
         Ok(d) => {
-            out.data(&d.value, d.human);
+            match d.text {
+                Some(text) if !out.json => out.text(&text),
+                _ => out.data(&d.value, d.human),
+            }
             d.code
         }
         Err(e) => {
@@ -95,6 +101,9 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         Some(path) => settings::load_file(path)?,
         None => FileSettings::default(),
     };
+    if g.format == crate::args::Format::Prometheus && !matches!(cli.command, Command::Check(_)) {
+        return Err(usage("--format prometheus is for `pgha check` only".into()));
+    }
     let command = match cli.command {
         Command::Backup(cmd) => return backup(cmd, g, &file).await,
         other => other,
@@ -116,11 +125,18 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             opts.lag_time_warning = a.lag_warning;
             opts.lag_time_critical = a.lag_critical;
             opts.expected_members = a.expect_members;
+            opts.disk_warning_pct = a.disk_warning_pct;
+            opts.disk_critical_pct = a.disk_critical_pct;
             let report = admin.check(&opts).await;
-            let code = report.exit_code();
             let mut d = done(&report)?;
-            d.human = render::health;
-            d.code = code;
+            if g.format == crate::args::Format::Prometheus {
+                // For a textfile collector (`pgha check --format prometheus > f.tmp && mv`):
+                // the verdict is in the text, the exit code says the text was written.
+                d.text = Some(report.prometheus(&[]).trim_end().to_owned());
+            } else {
+                d.text = Some(report.nagios());
+                d.code = report.exit_code();
+            }
             Ok(d)
         }
         Command::History => done(&admin.history().await?),
@@ -450,6 +466,7 @@ fn s3_config(a: &crate::args::S3Args, g: &crate::args::Global) -> Result<Done> {
     Ok(Done {
         value: json!({ "pgbackrest_conf": ini }),
         human: |v| v["pgbackrest_conf"].as_str().unwrap_or_default().trim_end().to_owned(),
+        text: None,
         code: exit_codes::OK,
     })
 }

@@ -46,6 +46,12 @@ impl Output {
         let _ = writeln!(out, "{text}");
     }
 
+    /// Prints text rendered elsewhere, as it is.
+    pub(crate) fn text(&self, text: &str) {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+    }
+
     /// Prints an error: always on stderr, and as a JSON object on stdout for scripts.
     pub(crate) fn error(&self, e: &Error) {
         eprintln!("pgha: error: {e}");

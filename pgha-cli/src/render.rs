@@ -187,32 +187,6 @@ pub(crate) fn backup_info(v: &Value) -> String {
     out.join("\n")
 }
 
-/// The health report: one line per check, worst first, then the verdict.
-pub(crate) fn health(v: &Value) -> String {
-    let mut checks: Vec<&Value> = v["checks"].as_array().map(|a| a.iter().collect()).unwrap_or_default();
-    let rank = |c: &Value| match c["level"].as_str() {
-        Some("CRITICAL") => 0,
-        Some("UNKNOWN") => 1,
-        Some("WARNING") => 2,
-        _ => 3,
-    };
-    checks.sort_by_key(|c| rank(c));
-    let mut out: Vec<String> = checks
-        .iter()
-        .map(|c| {
-            let who = c["member"].as_str().map(|m| format!(" {m}")).unwrap_or_default();
-            format!(
-                "{:<8} {}{who}: {}",
-                c["level"].as_str().unwrap_or("?"),
-                c["name"].as_str().unwrap_or("?"),
-                c["message"].as_str().unwrap_or("")
-            )
-        })
-        .collect();
-    out.push(format!("cluster: {}", v["level"].as_str().unwrap_or("UNKNOWN")));
-    out.join("\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,14 +218,5 @@ mod tests {
         let members = out.find("members:").expect("members section");
         assert!(leader < members, "{out}");
         assert!(out.contains("paused  no") || out.contains("paused   no"), "{out}");
-    }
-
-    #[test]
-    fn health_puts_the_worst_first() {
-        let out = health(&json!({"level": "CRITICAL", "checks": [
-            {"name": "leader", "member": "a", "level": "OK", "message": "a is the leader"},
-            {"name": "lag", "member": "b", "level": "CRITICAL", "message": "replay lag 1 GiB"}]}));
-        assert!(out.starts_with("CRITICAL lag b: replay lag"), "{out}");
-        assert!(out.ends_with("cluster: CRITICAL"), "{out}");
     }
 }

@@ -1,5 +1,6 @@
 //! `pgha check` (and `Admin::check`) follow the cluster's real health: zero when healthy,
-//! non-zero when a replica's replay is stuck past the threshold or a replica is down.
+//! non-zero when a replica's replay is stuck past the threshold or a replica is down — as a
+//! Nagios plugin's output with performance data, as JSON, and in the Prometheus text format.
 
 use std::time::Duration;
 
@@ -64,6 +65,17 @@ async fn check_exit_code_follows_cluster_health() {
             "{name} was not checked: {report:#}"
         );
     }
+    let nagios = pgha(&env, &["check"]).await;
+    assert_eq!(nagios.code, exit_codes::OK, "{nagios:?}");
+    let first = nagios.stdout.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!("PGHA OK - leader {leader}, 2 standbys streaming | ")),
+        "{nagios:?}"
+    );
+    assert!(
+        first.contains(&format!("'replay_lag_bytes_{replica}'=0B;16777216;268435456;0;")),
+        "performance data with the thresholds: {first}"
+    );
 
     // Replay stuck on one replica while the leader writes 8 MB: its replay lag passes the
     // threshold (Patroni's own `lag` stays 0: it measures received WAL).
@@ -75,6 +87,28 @@ async fn check_exit_code_follows_cluster_health() {
     let thresholds = ["--lag-warning-bytes", "1000000", "--lag-critical-bytes", "1000000000"];
     let report = eventually(&env, &thresholds, exit_codes::WARNING).await;
     assert_eq!(level_of(&report, "lag", &replica), ["WARNING"], "{report:#}");
+    // The same in the Prometheus text format: written (exit 0), the verdict inside.
+    let mut args = vec!["--format", "prometheus", "check"];
+    args.extend_from_slice(&thresholds);
+    let prom = pgha(&env, &args).await;
+    assert_eq!(prom.code, exit_codes::OK, "{prom:?}");
+    assert!(
+        prom.stdout
+            .contains("# TYPE pgha_check_status gauge\npgha_check_status 1\n"),
+        "{prom:?}"
+    );
+    let lag_sample = format!("pgha_replay_lag_bytes{{member=\"{replica}\"}} ");
+    let lag: f64 = prom
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(lag_sample.as_str()))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {lag_sample}: {prom:?}"));
+    assert!(lag > 1_000_000.0, "{lag}");
+    for line in prom.stdout.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').expect("a sample is a series and a value");
+        assert!(series.starts_with("pgha_") && value.parse::<f64>().is_ok(), "{line}");
+    }
     let status = admin.status().await.expect("status");
     let patroni_lag = status.members.iter().find(|m| m.name == replica).and_then(|m| m.lag);
     println!("Patroni reports lag {patroni_lag:?} for the stuck replica; pgha measured {report:#}");
@@ -97,6 +131,13 @@ async fn check_exit_code_follows_cluster_health() {
         .await
         .expect("replica streams again");
     eventually(&env, &[], exit_codes::OK).await;
+
+    // Disk thresholds from flags: any use at all is a warning.
+    let (code, report) = check(&env, &["--disk-warning-pct", "0.001", "--disk-critical-pct", "99.999"]).await;
+    assert_eq!(code, exit_codes::WARNING, "{report:#}");
+    assert_eq!(level_of(&report, "disk", &leader), ["WARNING"], "{report:#}");
+    let r = pgha(&env, &["--format", "prometheus", "status"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
 
     // Nothing reachable: CRITICAL, not a crash and not UNKNOWN.
     let r = pgha(&env, &["--patroni", "http://127.0.0.1:1", "check"]).await;
