@@ -10,7 +10,7 @@ use pgha_client::patroni::{ClusterView, HistoryEntry, NodeStatus};
 use pgha_client::{Client, ClientBuilder, ClientConfig, Secret, WalToken};
 
 /// The names of every target, in the order `make fuzz` runs them.
-pub const TARGETS: [&str; 7] = [
+pub const TARGETS: [&str; 8] = [
     "patroni_json",
     "client_config",
     "pgbackrest_info",
@@ -18,6 +18,7 @@ pub const TARGETS: [&str; 7] = [
     "cli_settings",
     "pitr_template",
     "redaction",
+    "patroni_config",
 ];
 
 /// Runs the target `name` on `data`; `false` if there is no such target.
@@ -30,6 +31,7 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "cli_settings" => cli_settings,
         "pitr_template" => pitr_template,
         "redaction" => redaction,
+        "patroni_config" => patroni_config,
         _ => return false,
     };
     target(data);
@@ -99,6 +101,27 @@ pub fn cli_settings(data: &[u8]) {
             }
             if let Some(pitr) = &file.pitr {
                 let _ = pitr.expand(&pitr.set_bootstrap, "member", Some(&serde_json::json!({})));
+            }
+        }
+        Err(e) => assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{e}"),
+    }
+}
+
+/// A Patroni configuration file (YAML, `pgha --patroni-config`) from arbitrary text: settings
+/// or a usage error that quotes none of the text, never a panic; what it configures validates to
+/// a client or a configuration error, and its passwords never show in `Debug`.
+pub fn patroni_config(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match pgha_cli::patroni_config::parse(text, "patroni.yml") {
+        Ok(config) => {
+            for secret in [&config.patroni_password, &config.password].into_iter().flatten() {
+                let exposed = secret.expose();
+                if exposed.len() >= 8 {
+                    assert!(!format!("{config:?}").contains(exposed), "a password in Debug output");
+                }
+            }
+            if let Err(e) = config.into_builder().connector() {
+                assert!(e.is_config(), "{e}");
             }
         }
         Err(e) => assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{e}"),

@@ -70,9 +70,15 @@ pub(crate) struct Global {
     /// channel_binding).
     #[arg(long, global = true, env = "PGHA_CHANNEL_BINDING")]
     pub(crate) channel_binding: Option<String>,
-    /// TOML configuration file (pgha-client configuration keys, plus `pgbackrest` and `pitr` tables).
+    /// TOML configuration file (pgha-client configuration keys, plus `pgbackrest` and `pitr`
+    /// tables). Default: the first of $XDG_CONFIG_HOME/pgha/pgha.toml (~/.config/pgha/pgha.toml)
+    /// and /etc/pgha/pgha.toml that exists.
     #[arg(long, global = true, env = "PGHA_CONFIG")]
     pub(crate) config: Option<PathBuf>,
+    /// A Patroni configuration file (as `patronictl -c`): this member's REST API address,
+    /// credentials and certificates, the scope and the superuser; anything else overrides it.
+    #[arg(long, short = 'c', global = true, env = "PGHA_PATRONI_CONFIG")]
+    pub(crate) patroni_config: Option<PathBuf>,
     /// Output: human tables, or JSON for scripts (auto = human); `check` also speaks
     /// prometheus (the text format, for node_exporter's textfile collector).
     #[arg(long, global = true, value_enum, default_value_t = Format::Auto, env = "PGHA_FORMAT")]

@@ -97,8 +97,8 @@ fn schedule(at: Option<&str>) -> Result<Option<chrono::DateTime<chrono::FixedOff
 
 async fn execute(cli: Cli, out: Output) -> Result<Done> {
     let g = &cli.global;
-    let file = match &g.config {
-        Some(path) => settings::load_file(path)?,
+    let file = match settings::config_file(g.config.as_deref()) {
+        Some(path) => settings::load_file(&path)?,
         None => FileSettings::default(),
     };
     if g.format == crate::args::Format::Prometheus && !matches!(cli.command, Command::Check(_)) {

@@ -3,4 +3,6 @@
 #![deny(missing_docs)]
 
 #[doc(hidden)]
+pub mod patroni_config;
+#[doc(hidden)]
 pub mod settings_file;

@@ -1,7 +1,7 @@
 //! Connection settings from the configuration file, the environment and flags (in that order of
 //! precedence, flags last).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use pgha_admin::backup::{ContainerRunner, LocalRunner, PgBackRest, SshRunner};
 use pgha_admin::pgha_client::{ClientConfig, Secret};
@@ -16,12 +16,33 @@ pub(crate) fn load_file(path: &Path) -> Result<FileSettings> {
     settings_file::parse(&text, &path.display().to_string())
 }
 
-/// The client configuration: file first, then the environment as a service reads it
-/// (`ClientConfig::from_env("PGHA")`: every `PGHA_*` key, then libpq's `PG*`), then flags (clap
-/// has merged the flags with the `PGHA_*` variables it shows in `--help`).
+/// The configuration file: the one named (`--config`, `PGHA_CONFIG`), else the first that
+/// exists of the user's (`$XDG_CONFIG_HOME/pgha/pgha.toml`, `~/.config/pgha/pgha.toml`) and the
+/// machine's (`/etc/pgha/pgha.toml`).
+pub(crate) fn config_file(named: Option<&Path>) -> Option<PathBuf> {
+    if let Some(path) = named {
+        return Some(path.to_owned());
+    }
+    let env = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let user = env("XDG_CONFIG_HOME").or_else(|| env("HOME").map(|home| home.join(".config")));
+    user.map(|dir| dir.join("pgha/pgha.toml"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/pgha/pgha.toml")])
+        .find(|p| p.is_file())
+}
+
+/// The client configuration: the Patroni configuration file (`--patroni-config`) first, then
+/// pgha's own file, then the environment as a service reads it (`ClientConfig::from_env("PGHA")`:
+/// every `PGHA_*` key, then libpq's `PG*`), then flags (clap has merged the flags with the
+/// `PGHA_*` variables it shows in `--help`).
 pub(crate) fn client_config(global: &Global, file: &FileSettings) -> Result<ClientConfig> {
     let env = ClientConfig::from_env("PGHA").map_err(|e| usage(e.to_string()))?;
-    let mut c = env.over(file.client.clone());
+    let mut base = file.client.clone();
+    if let Some(path) = &global.patroni_config {
+        let text = std::fs::read_to_string(path).map_err(|e| usage(format!("reading {}: {e}", path.display())))?;
+        base = base.over(pgha_cli::patroni_config::parse(&text, &path.display().to_string())?);
+    }
+    let mut c = env.over(base);
     if global.dsn.is_some() {
         c.url = global.dsn.clone();
     }

@@ -310,6 +310,12 @@ impl LocalCluster {
         Ok(self.lock_state().member(member)?.data_dir())
     }
 
+    /// A member's Patroni configuration file (`patroni.yml`), as Patroni reads it — for tools
+    /// that take one, as `patronictl -c` and `pgha --patroni-config` do.
+    pub fn patroni_config_file(&self, member: &str) -> Result<PathBuf> {
+        Ok(self.lock_state().member(member)?.config_file())
+    }
+
     /// The application role's client certificate and key (PEM, signed by the cluster's CA, for
     /// the role's name), when the cluster was built with
     /// [`client_certificates`](crate::LocalClusterBuilder::client_certificates).

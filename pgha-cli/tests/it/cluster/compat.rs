@@ -102,6 +102,33 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
         "the leader is filtered out: {restarted}"
     );
 
+    // Everything Patroni-side from one member's Patroni configuration file, as `patronictl -c`
+    // takes it: REST address, credentials, CA and client certificate, the superuser (TLS to
+    // PostgreSQL stays the client's own setting).
+    let patroni_yml = cluster.patroni_config_file(&leader).expect("patroni.yml");
+    let ca = cluster.ca_file().expect("a CA").display().to_string();
+    let only_tls = [
+        ("PGHA_SSLMODE".to_owned(), "verify-full".to_owned()),
+        ("PGHA_SSLROOTCERT".to_owned(), ca),
+    ];
+    let from_file = pgha_json(&only_tls, &["-c", &patroni_yml.display().to_string(), "status"]).await;
+    assert_eq!(from_file["members"].as_array().map(Vec::len), Some(3), "{from_file}");
+    let lag = pgha_json(
+        &only_tls,
+        &[
+            "--patroni-config",
+            &patroni_yml.display().to_string(),
+            "replication",
+            "lag",
+        ],
+    )
+    .await;
+    assert_eq!(
+        lag["standbys"].as_array().map(Vec::len),
+        Some(2),
+        "SQL as the superuser too: {lag}"
+    );
+
     // Without the CA: a certificate error, as an "unreachable" exit code, not a hang or a panic.
     let r = pgha(&without_ca, &["status"]).await;
     assert_eq!(r.code, exit_codes::UNREACHABLE, "{r:?}");

@@ -1,0 +1,176 @@
+//! `--patroni-config /etc/patroni.yml`: the connection settings `pgha` can take from a Patroni
+//! configuration file, as `patronictl -c` does — on a database host the operator then needs no
+//! other setting.
+//!
+//! Read from the file (every key optional):
+//!
+//! | Patroni key | pgha setting |
+//! |---|---|
+//! | `restapi.connect_address` (else `restapi.listen`, a wildcard host read as 127.0.0.1); `https` when `restapi.certfile` is set | `patroni` (this member's REST API; the others come from `/cluster`) |
+//! | `restapi.authentication.username` / `password` | `patroni_user` / `patroni_password` |
+//! | `ctl.cacert`, else `restapi.cafile` | `patroni_ca_file` |
+//! | `ctl.certfile` / `ctl.keyfile` (what patronictl presents when `verify_client` is set) | `patroni_cert` / `patroni_key` |
+//! | `scope` | `patroni_scope` |
+//! | `postgresql.authentication.superuser.username` / `password` | `user` / `password` |
+
+use pgha_admin::pgha_client::{ClientConfig, Secret};
+use pgha_admin::Result;
+use yaml_rust2::{Yaml, YamlLoader};
+
+use crate::settings_file::usage;
+
+/// A string at `path` (`["restapi", "listen"]`); numbers are read as text (a port may be one).
+fn text(doc: &Yaml, path: &[&str]) -> Option<String> {
+    let mut node = doc;
+    for key in path {
+        node = match node {
+            Yaml::Hash(map) => map.get(&Yaml::String((*key).to_owned()))?,
+            _ => return None,
+        };
+    }
+    match node {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+    .filter(|s| !s.trim().is_empty())
+}
+
+/// `host:port` as a URL authority; a wildcard listen address becomes the loopback address.
+fn reachable(address: &str) -> String {
+    let address = address.trim();
+    let (host, port) = match address.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => (h, Some(p)),
+        _ => (address, None),
+    };
+    let host = match host {
+        "" | "0.0.0.0" | "*" => "127.0.0.1",
+        "::" | "[::]" => "[::1]",
+        h => h,
+    };
+    match port {
+        Some(p) => format!("{host}:{p}"),
+        None => format!("{host}:8008"),
+    }
+}
+
+/// Parses a Patroni configuration file's `text`; `origin` (its path) prefixes every error. A
+/// file that is not YAML, or not a mapping at the top, is a usage error; keys pgha does not use
+/// are ignored (a Patroni file has many).
+///
+/// ```
+/// let yaml = "scope: pg-ha\nrestapi:\n  listen: 0.0.0.0:8008\n  connect_address: 10.0.0.1:8008\n";
+/// let config = pgha_cli::patroni_config::parse(yaml, "patroni.yml").unwrap();
+/// assert_eq!(config.patroni, ["http://10.0.0.1:8008"]);
+/// assert_eq!(config.patroni_scope.as_deref(), Some("pg-ha"));
+/// ```
+pub fn parse(text_in: &str, origin: &str) -> Result<ClientConfig> {
+    // The scanner's message names a position, never the text there (which may be a password).
+    let docs = YamlLoader::load_from_str(text_in).map_err(|e| usage(format!("{origin}: not YAML: {e}")))?;
+    let doc = match docs.first() {
+        Some(doc @ Yaml::Hash(_)) => doc,
+        _ => {
+            return Err(usage(format!(
+                "{origin}: not a Patroni configuration (no mapping at the top)"
+            )))
+        }
+    };
+    let mut c = ClientConfig::default();
+    let address = text(doc, &["restapi", "connect_address"]).or_else(|| text(doc, &["restapi", "listen"]));
+    if let Some(address) = address {
+        let scheme = if text(doc, &["restapi", "certfile"]).is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        c.patroni = vec![format!("{scheme}://{}", reachable(&address))];
+    }
+    c.patroni_user = text(doc, &["restapi", "authentication", "username"]);
+    c.patroni_password = text(doc, &["restapi", "authentication", "password"]).map(Secret::new);
+    c.patroni_ca_file = text(doc, &["ctl", "cacert"])
+        .or_else(|| text(doc, &["restapi", "cafile"]))
+        .map(Into::into);
+    c.patroni_cert = text(doc, &["ctl", "certfile"]).map(Into::into);
+    c.patroni_key = text(doc, &["ctl", "keyfile"]).map(Into::into);
+    c.patroni_scope = text(doc, &["scope"]);
+    c.user = text(doc, &["postgresql", "authentication", "superuser", "username"]);
+    c.password = text(doc, &["postgresql", "authentication", "superuser", "password"]).map(Secret::new);
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATRONI_YML: &str = r#"
+scope: pg-ha
+namespace: /service/
+name: node1
+restapi:
+  listen: 0.0.0.0:8008
+  connect_address: 10.0.0.1:8008
+  certfile: /etc/patroni/rest.crt
+  keyfile: /etc/patroni/rest.key
+  cafile: /etc/patroni/ca.crt
+  verify_client: required
+  authentication:
+    username: patroni
+    password: 'rest secret'
+ctl:
+  certfile: /etc/patroni/ctl.crt
+  keyfile: /etc/patroni/ctl.key
+etcd3:
+  hosts: 10.0.0.1:2379,10.0.0.2:2379
+postgresql:
+  listen: 0.0.0.0:5432
+  authentication:
+    superuser:
+      username: postgres
+      password: "pg secret"
+    replication:
+      username: replicator
+      password: other
+"#;
+
+    #[test]
+    fn a_patroni_file_gives_the_rest_endpoint_credentials_and_certificates() {
+        let c = parse(PATRONI_YML, "patroni.yml").expect("parses");
+        assert_eq!(c.patroni, ["https://10.0.0.1:8008"]);
+        assert_eq!(c.patroni_user.as_deref(), Some("patroni"));
+        assert_eq!(c.patroni_password.as_ref().map(Secret::expose), Some("rest secret"));
+        assert_eq!(c.patroni_ca_file.as_deref(), Some("/etc/patroni/ca.crt".as_ref()));
+        assert_eq!(c.patroni_cert.as_deref(), Some("/etc/patroni/ctl.crt".as_ref()));
+        assert_eq!(c.patroni_key.as_deref(), Some("/etc/patroni/ctl.key".as_ref()));
+        assert_eq!(c.patroni_scope.as_deref(), Some("pg-ha"));
+        assert_eq!(c.user.as_deref(), Some("postgres"));
+        assert_eq!(c.password.as_ref().map(Secret::expose), Some("pg secret"));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_listen_address_stands_in_for_a_missing_connect_address() {
+        for (listen, url) in [
+            ("0.0.0.0:8008", "http://127.0.0.1:8008"),
+            ("127.0.0.1:8009", "http://127.0.0.1:8009"),
+            ("'[::]:8008'", "http://[::1]:8008"),
+            ("db1.example.com:8008", "http://db1.example.com:8008"),
+            ("':8010'", "http://127.0.0.1:8010"),
+        ] {
+            let c = parse(&format!("restapi:\n  listen: {listen}\n"), "p.yml").expect(listen);
+            assert_eq!(c.patroni, [url], "{listen}");
+        }
+        let bare = parse("scope: x\n", "p.yml").expect("no restapi");
+        assert!(bare.patroni.is_empty());
+    }
+
+    #[test]
+    fn what_is_not_a_patroni_file_is_a_usage_error_that_quotes_nothing() {
+        for text in ["- a\n- b\n", "just text", "", "restapi: [unclosed\n  password: hunter2"] {
+            let e = parse(text, "/etc/patroni.yml").expect_err(text);
+            assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{text}: {e}");
+            assert!(e.to_string().contains("/etc/patroni.yml: "), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{e}");
+        }
+    }
+}
