@@ -134,8 +134,24 @@ pub(crate) enum Format {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Members, roles, states, timelines, lag, pending restarts, maintenance mode.
-    Status,
+    /// Members, roles, states, timelines, lag, pending restarts, maintenance mode (`list`, as
+    /// patronictl calls it).
+    #[command(visible_alias = "list")]
+    Status {
+        /// Print it again every INTERVAL (e.g. 2s) until interrupted (Ctrl-C).
+        #[arg(long, short = 'w', value_name = "INTERVAL", value_parser = pgha_client::parse_duration)]
+        watch: Option<std::time::Duration>,
+    },
+    /// pgha's version and every member's Patroni and PostgreSQL versions.
+    Version,
+    /// A libpq connection string (host and port, no credentials) for a member or a role.
+    Dsn {
+        /// Member (default: the leader, or a member of --role).
+        member: Option<String>,
+        /// A member of this role: primary, or the least lagging running replica.
+        #[arg(long, conflicts_with = "member")]
+        role: Option<RoleArg>,
+    },
     /// Health check for cron and monitoring: a Nagios plugin's output (summary line with
     /// performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), JSON, or with
     /// --format prometheus the Prometheus text format (exit 0 whatever the verdict, which is
@@ -570,7 +586,7 @@ mod tests {
         .expect("parses");
         assert_eq!(cli.global.patroni, ["http://a:8008", "http://b:8008"]);
         assert_eq!(cli.global.timeout, std::time::Duration::from_secs(90));
-        assert!(matches!(cli.command, Command::Status));
+        assert!(matches!(cli.command, Command::Status { watch: None }));
     }
 
     #[test]

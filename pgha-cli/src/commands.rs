@@ -50,6 +50,8 @@ pub(crate) async fn run(cli: Cli) -> i32 {
     match execute(cli, out).await {
         Ok(d) => {
             match d.text {
+                // Printed already (`status --watch`).
+                Some(text) if text.is_empty() => {}
                 Some(text) if !out.json => out.text(&text),
                 _ => out.data(&d.value, d.human),
             }
@@ -113,9 +115,43 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         .on_progress(out.progress());
     let dbname = None;
     match command {
-        Command::Status => {
+        Command::Status { watch: None } => {
             let mut d = done(&admin.status().await?)?;
             d.human = render::status;
+            Ok(d)
+        }
+        Command::Status { watch: Some(every) } => {
+            // Through a failover too: a round that fails says why, and the next one comes.
+            loop {
+                let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %Z");
+                match admin.status().await.and_then(|s| done(&s)) {
+                    Ok(d) if out.json => out.data(&d.value, d.human),
+                    Ok(d) => out.text(&format!("{now}\n{}\n", render::status(&d.value))),
+                    Err(e) => out.error(&e),
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    _ = tokio::signal::ctrl_c() => break,
+                }
+            }
+            let mut d = message("")?;
+            d.text = Some(String::new());
+            Ok(d)
+        }
+        Command::Version => {
+            let members = admin.versions().await?;
+            let mut d = done(&json!({ "pgha": env!("CARGO_PKG_VERSION"), "members": members }))?;
+            d.text = Some(render::versions(&d.value));
+            Ok(d)
+        }
+        Command::Dsn { member, role } => {
+            let role = role.map(|r| match r {
+                RoleArg::Primary => RoleFilter::Primary,
+                RoleArg::Replica => RoleFilter::Replica,
+            });
+            let dsn = admin.dsn(member.as_deref(), role).await?;
+            let mut d = done(&json!({ "dsn": dsn }))?;
+            d.text = Some(dsn);
             Ok(d)
         }
         Command::Check(a) => {

@@ -46,8 +46,11 @@ impl Output {
         let _ = writeln!(out, "{text}");
     }
 
-    /// Prints text rendered elsewhere, as it is.
+    /// Prints text rendered elsewhere, as it is (nothing for an empty text).
     pub(crate) fn text(&self, text: &str) {
+        if text.is_empty() {
+            return;
+        }
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{text}");
     }

@@ -140,6 +140,12 @@ pub(crate) fn status(v: &Value) -> String {
     format!("{}\n{}", render(&summary), table(&members))
 }
 
+/// Versions: pgha's, then one row per member.
+pub(crate) fn versions(v: &Value) -> String {
+    let members: Vec<Value> = v["members"].as_array().cloned().unwrap_or_default();
+    format!("pgha {}\n{}", v["pgha"].as_str().unwrap_or("?"), table(&members))
+}
+
 /// pgBackRest info: stanza status, archive range, one row per backup.
 pub(crate) fn backup_info(v: &Value) -> String {
     let time = |t: &Value| {

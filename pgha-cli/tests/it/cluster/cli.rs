@@ -30,6 +30,67 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     );
     assert!(pgha_json(&env, &["history"]).await.is_array());
 
+    // --- patronictl's verbs: list --watch, version, dsn ----------------------------------------
+    let versions = pgha_json(&env, &["version"]).await;
+    assert_eq!(versions["pgha"], env!("CARGO_PKG_VERSION"));
+    let members = versions["members"].as_array().cloned().unwrap_or_default();
+    assert_eq!(members.len(), 3, "{versions}");
+    for m in &members {
+        assert!(m["patroni"].as_str().is_some_and(|v| v.starts_with(['3', '4'])), "{m}");
+        assert!(m["postgresql"].as_str().is_some_and(|v| v.starts_with("15.")), "{m}");
+    }
+    let creds = cluster.credentials();
+    let auth = format!(
+        "user={} password={} dbname=postgres",
+        creds.superuser.username,
+        creds.superuser.password.expose()
+    );
+    for (args, primary) in [(&["dsn"][..], true), (&["dsn", "--role", "replica"][..], false)] {
+        let dsn = pgha(&env, args).await.ok().stdout.trim().to_owned();
+        assert!(
+            dsn.starts_with("host=") && dsn.contains(" port=") && !dsn.contains("password"),
+            "{dsn}"
+        );
+        // The string connects where it says.
+        let (db, conn) = tokio_postgres::connect(&format!("{dsn} {auth}"), tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|e| panic!("{dsn}: {e}"));
+        tokio::spawn(conn);
+        let recovery: bool = db
+            .query_one("SELECT pg_is_in_recovery()", &[])
+            .await
+            .expect("SQL")
+            .get(0);
+        assert_eq!(recovery, !primary, "{args:?} gave {dsn}");
+    }
+    let r = pgha(&env, &["dsn", "no-such-member"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    // `list --watch 1s` prints a round a second until interrupted, then exits 0.
+    let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
+        .args(["list", "--watch", "1s"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pgha list --watch");
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(watch.id().expect("running")).expect("a pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), watch.wait_with_output())
+        .await
+        .expect("pgha stops on Ctrl-C")
+        .expect("output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // Each round starts with the time it was taken.
+    let rounds = text
+        .lines()
+        .filter(|l| l.len() >= 19 && l.as_bytes()[4] == b'-' && l[..4].chars().all(|c| c.is_ascii_digit()))
+        .count();
+    assert!(rounds >= 2 && text.contains(&leader), "{rounds} rounds: {text}");
+
     // --- replication and WAL -------------------------------------------------------------------
     let lag = pgha_json(&env, &["replication", "lag"]).await;
     assert_eq!(lag["standbys"].as_array().map(Vec::len), Some(2), "{lag}");
