@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use pgha_admin::backup::{BackupType, S3Repository, UriStyle};
+use pgha_admin::pgha_client::patroni::Role;
 use pgha_admin::pgha_client::vector::{Distance, IndexKind};
 use pgha_admin::pitr::RecoveryTarget;
 use pgha_admin::{
@@ -13,8 +14,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::{
-    BackupCmd, BackupTypeArg, Cli, Command, ConfigCmd, DistanceArg, PitrArgs, ReplicationCmd, RoleArg, StorageArg,
-    VectorCmd, WalCmd,
+    BackupCmd, BackupTypeArg, Cli, Command, ConfigCmd, DistanceArg, Format, PitrArgs, ReplicationCmd, RoleArg,
+    StorageArg, VectorCmd, WalCmd,
 };
 use crate::output::{confirm, Output};
 use crate::render;
@@ -47,6 +48,7 @@ fn message(text: impl Into<String>) -> Result<Done> {
 /// Runs the command line; returns the process exit code.
 pub(crate) async fn run(cli: Cli) -> i32 {
     let out = Output::new(cli.global.format);
+    let nagios = matches!(cli.command, Command::Check(_)) && cli.global.format != Format::Json;
     match execute(cli, out).await {
         Ok(d) => {
             match d.text {
@@ -56,6 +58,13 @@ pub(crate) async fn run(cli: Cli) -> i32 {
                 _ => out.data(&d.value, d.human),
             }
             d.code
+        }
+        // A monitoring system runs `check` as a plugin: whatever went wrong (a bad setting, an
+        // unreadable file) is UNKNOWN, with the summary line it reads.
+        Err(e) if nagios => {
+            out.error(&e);
+            out.text(&format!("PGHA UNKNOWN - {}", e.to_string().replace(['|', '\n'], " ")));
+            exit_codes::UNKNOWN
         }
         Err(e) => {
             out.error(&e);
@@ -100,10 +109,20 @@ fn schedule(at: Option<&str>) -> Result<Option<chrono::DateTime<chrono::FixedOff
 async fn execute(cli: Cli, out: Output) -> Result<Done> {
     let g = &cli.global;
     let file = match settings::config_file(g.config.as_deref()) {
+        // A file found in a default place that this user may not read (a root-only
+        // /etc/pgha/pgha.toml) must not stop what flags and the environment configure; a
+        // mistake in a file that is read is reported wherever it was found.
+        Some(path)
+            if g.config.is_none()
+                && std::fs::File::open(&path).is_err_and(|e| e.kind() == std::io::ErrorKind::PermissionDenied) =>
+        {
+            eprintln!("pgha: warning: ignoring {}: not readable by this user", path.display());
+            FileSettings::default()
+        }
         Some(path) => settings::load_file(&path)?,
         None => FileSettings::default(),
     };
-    if g.format == crate::args::Format::Prometheus && !matches!(cli.command, Command::Check(_)) {
+    if g.format == Format::Prometheus && !matches!(cli.command, Command::Check(_)) {
         return Err(usage("--format prometheus is for `pgha check` only".into()));
     }
     let command = match cli.command {
@@ -121,17 +140,28 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             Ok(d)
         }
         Command::Status { watch: Some(every) } => {
+            if every < std::time::Duration::from_millis(100) {
+                return Err(usage(format!("--watch {every:?}: at least 100ms")));
+            }
+            // One listener for the whole watch: an interrupt during a round (which can take the
+            // whole --timeout in a failover) ends it as well as one during the pause.
+            let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| usage(format!("cannot watch for Ctrl-C: {e}")))?;
             // Through a failover too: a round that fails says why, and the next one comes.
             loop {
                 let now = chrono::Local::now().format("%Y-%m-%d %H:%M:%S %Z");
-                match admin.status().await.and_then(|s| done(&s)) {
+                let round = tokio::select! {
+                    r = admin.status() => r.and_then(|s| done(&s)),
+                    _ = interrupt.recv() => break,
+                };
+                match round {
                     Ok(d) if out.json => out.data(&d.value, d.human),
                     Ok(d) => out.text(&format!("{now}\n{}\n", render::status(&d.value))),
                     Err(e) => out.error(&e),
                 }
                 tokio::select! {
                     () = tokio::time::sleep(every) => {}
-                    _ = tokio::signal::ctrl_c() => break,
+                    _ = interrupt.recv() => break,
                 }
             }
             let mut d = message("")?;
@@ -165,7 +195,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             opts.disk_critical_pct = a.disk_critical_pct;
             let report = admin.check(&opts).await;
             let mut d = done(&report)?;
-            if g.format == crate::args::Format::Prometheus {
+            if g.format == Format::Prometheus {
                 // For a textfile collector (`pgha check --format prometheus > f.tmp && mv`):
                 // the verdict is in the text, the exit code says the text was written.
                 d.text = Some(report.prometheus(&[]).trim_end().to_owned());
@@ -216,10 +246,20 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             req.pending_only = pending;
             req.scheduled_at = schedule(at.as_deref())?;
             if g.dry_run {
-                let names = match &req.member {
-                    Some(m) => vec![m.clone()],
-                    None => admin.status().await?.members.into_iter().map(|m| m.name).collect(),
-                };
+                // The members Patroni's filters would let through, as they are now.
+                let status = admin.status().await?;
+                let names: Vec<String> = status
+                    .members
+                    .into_iter()
+                    .filter(|m| req.member.as_ref().is_none_or(|name| *name == m.name))
+                    .filter(|m| match role {
+                        Some(RoleArg::Primary) => m.role == Role::Leader,
+                        Some(RoleArg::Replica) => m.role != Role::Leader,
+                        None => true,
+                    })
+                    .filter(|m| !pending || m.pending_restart)
+                    .map(|m| m.name)
+                    .collect();
                 return done(&json!({
                     "would_restart": names,
                     "role": role.map(|r| format!("{r:?}").to_lowercase()),
@@ -382,7 +422,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         Command::Explain { sql, analyze, member } => {
             let mut report = serde_json::to_value(admin.explain(&sql, analyze, member.as_deref(), dbname).await?)
                 .map_err(|e| usage(e.to_string()))?;
-            if g.format != crate::args::Format::Json {
+            if g.format != Format::Json {
                 // The full plan is for scripts; people get the summary.
                 if let Some(o) = report.as_object_mut() {
                     o.remove("plan");

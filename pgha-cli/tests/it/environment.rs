@@ -107,3 +107,16 @@ async fn a_patroni_configuration_file_that_is_not_one_is_a_usage_error() {
     assert_eq!(missing.code, exit_codes::USAGE, "{missing:?}");
     assert!(missing.stderr.contains("/nonexistent/patroni.yml"), "{missing:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_what_stopped_it_as_nagios_unknown() {
+    let run = pgha(&[], &["--patroni-config", "/nonexistent/patroni.yml", "check"]).await;
+    assert_eq!(run.code, exit_codes::UNKNOWN, "{run:?}");
+    assert!(
+        run.stdout.starts_with("PGHA UNKNOWN - ") && run.stdout.contains("/nonexistent/patroni.yml"),
+        "{run:?}"
+    );
+    // Other commands keep their own exit codes.
+    let status = pgha(&[], &["--patroni-config", "/nonexistent/patroni.yml", "status"]).await;
+    assert_eq!(status.code, exit_codes::USAGE, "{status:?}");
+}
