@@ -124,7 +124,13 @@ pub fn patroni_config(data: &[u8]) {
                 assert!(e.is_config(), "{e}");
             }
         }
-        Err(e) => assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{e}"),
+        Err(e) => {
+            assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{e}");
+            assert!(
+                pgha_cli::patroni_config::is_one_of_our_messages(&e.to_string(), "patroni.yml"),
+                "the error quotes the file: {e}"
+            );
+        }
     }
 }
 

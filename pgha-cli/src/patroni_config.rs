@@ -7,9 +7,13 @@
 //! | Patroni key | pgha setting |
 //! |---|---|
 //! | `restapi.connect_address` (else `restapi.listen`, a wildcard host read as 127.0.0.1); `https` when `restapi.certfile` is set | `patroni` (this member's REST API; the others come from `/cluster`) |
-//! | `restapi.authentication.username` / `password` | `patroni_user` / `patroni_password` |
-//! | `ctl.cacert`, else `restapi.cafile` | `patroni_ca_file` |
-//! | `ctl.certfile` / `ctl.keyfile` (what patronictl presents when `verify_client` is set) | `patroni_cert` / `patroni_key` |
+//! | `ctl.authentication`, else `restapi.authentication` (`username` / `password`) | `patroni_user` / `patroni_password` |
+//! | `ctl.cacert`, else `ctl.cafile`, else `restapi.cafile` | `patroni_ca_file` |
+//! | `ctl.certfile` / `ctl.keyfile`, else `restapi.certfile` / `restapi.keyfile` (what patronictl presents when `verify_client` is set) | `patroni_cert` / `patroni_key` |
+//!
+//! As Patroni's own REST client does (`PatroniRequest._get_cfg_value`), each `ctl` key wins over
+//! the `restapi` key of the same name. A duplicated key is refused (Patroni's YAML reader takes
+//! the last one).
 //! | `scope` | `patroni_scope` |
 //! | `postgresql.authentication.superuser.username` / `password` | `user` / `password` |
 
@@ -54,6 +58,24 @@ fn reachable(address: &str) -> String {
     }
 }
 
+/// Whether `message` is one of the two errors [`parse`] gives for a file named `origin`: its
+/// position (`origin:LINE:COLUMN: not YAML`) or no mapping at the top — text of the file in
+/// neither (for the fuzz target and the tests).
+pub fn is_one_of_our_messages(message: &str, origin: &str) -> bool {
+    let Some(rest) = message.split_once(origin).map(|(_, rest)| rest) else {
+        return false;
+    };
+    if rest == ": not a Patroni configuration (no mapping at the top)" {
+        return true;
+    }
+    let Some(position) = rest.strip_prefix(':').and_then(|r| r.strip_suffix(": not YAML")) else {
+        return false;
+    };
+    position
+        .split_once(':')
+        .is_some_and(|(line, col)| line.parse::<u64>().is_ok() && col.parse::<u64>().is_ok())
+}
+
 /// Parses a Patroni configuration file's `text`; `origin` (its path) prefixes every error. A
 /// file that is not YAML, or not a mapping at the top, is a usage error; keys pgha does not use
 /// are ignored (a Patroni file has many).
@@ -65,8 +87,12 @@ fn reachable(address: &str) -> String {
 /// assert_eq!(config.patroni_scope.as_deref(), Some("pg-ha"));
 /// ```
 pub fn parse(text_in: &str, origin: &str) -> Result<ClientConfig> {
-    // The scanner's message names a position, never the text there (which may be a password).
-    let docs = YamlLoader::load_from_str(text_in).map_err(|e| usage(format!("{origin}: not YAML: {e}")))?;
+    // By position only: the scanner's own messages can quote the text (a duplicated key, an
+    // unexpected character), which may be a password.
+    let docs = YamlLoader::load_from_str(text_in).map_err(|e| {
+        let at = e.marker();
+        usage(format!("{origin}:{}:{}: not YAML", at.line(), at.col() + 1))
+    })?;
     let doc = match docs.first() {
         Some(doc @ Yaml::Hash(_)) => doc,
         _ => {
@@ -85,13 +111,26 @@ pub fn parse(text_in: &str, origin: &str) -> Result<ClientConfig> {
         };
         c.patroni = vec![format!("{scheme}://{}", reachable(&address))];
     }
-    c.patroni_user = text(doc, &["restapi", "authentication", "username"]);
-    c.patroni_password = text(doc, &["restapi", "authentication", "password"]).map(Secret::new);
+    // `ctl` first, then `restapi`, key by key.
+    let client = |path: &[&str]| {
+        let mut ctl = vec!["ctl"];
+        ctl.extend_from_slice(path);
+        let mut restapi = vec!["restapi"];
+        restapi.extend_from_slice(path);
+        text(doc, &ctl).or_else(|| text(doc, &restapi))
+    };
+    let auth = if text(doc, &["ctl", "authentication", "username"]).is_some() {
+        "ctl"
+    } else {
+        "restapi"
+    };
+    c.patroni_user = text(doc, &[auth, "authentication", "username"]);
+    c.patroni_password = text(doc, &[auth, "authentication", "password"]).map(Secret::new);
     c.patroni_ca_file = text(doc, &["ctl", "cacert"])
-        .or_else(|| text(doc, &["restapi", "cafile"]))
+        .or_else(|| client(&["cafile"]))
         .map(Into::into);
-    c.patroni_cert = text(doc, &["ctl", "certfile"]).map(Into::into);
-    c.patroni_key = text(doc, &["ctl", "keyfile"]).map(Into::into);
+    c.patroni_cert = client(&["certfile"]).map(Into::into);
+    c.patroni_key = client(&["keyfile"]).map(Into::into);
     c.patroni_scope = text(doc, &["scope"]);
     c.user = text(doc, &["postgresql", "authentication", "superuser", "username"]);
     c.password = text(doc, &["postgresql", "authentication", "superuser", "password"]).map(Secret::new);
@@ -149,6 +188,23 @@ postgresql:
     }
 
     #[test]
+    fn without_a_ctl_section_the_rest_api_s_own_keys_are_used_as_patronictl_does() {
+        let yml = "restapi:\n  connect_address: h:8008\n  certfile: /s.crt\n  keyfile: /s.key\n  cafile: /ca\n  \
+                   authentication: {username: r, password: rp}\n";
+        let c = parse(yml, "p.yml").expect("parses");
+        assert_eq!(c.patroni, ["https://h:8008"]);
+        assert_eq!(c.patroni_cert.as_deref(), Some("/s.crt".as_ref()));
+        assert_eq!(c.patroni_key.as_deref(), Some("/s.key".as_ref()));
+        assert_eq!(c.patroni_ca_file.as_deref(), Some("/ca".as_ref()));
+        assert_eq!(c.patroni_user.as_deref(), Some("r"));
+        // ctl.authentication wins, as a whole.
+        let both = format!("{yml}ctl:\n  authentication: {{username: c, password: cp}}\n");
+        let c = parse(&both, "p.yml").expect("parses");
+        assert_eq!(c.patroni_user.as_deref(), Some("c"));
+        assert_eq!(c.patroni_password.as_ref().map(Secret::expose), Some("cp"));
+    }
+
+    #[test]
     fn the_listen_address_stands_in_for_a_missing_connect_address() {
         for (listen, url) in [
             ("0.0.0.0:8008", "http://127.0.0.1:8008"),
@@ -166,10 +222,20 @@ postgresql:
 
     #[test]
     fn what_is_not_a_patroni_file_is_a_usage_error_that_quotes_nothing() {
-        for text in ["- a\n- b\n", "just text", "", "restapi: [unclosed\n  password: hunter2"] {
+        for text in [
+            "- a\n- b\n",
+            "just text",
+            "",
+            "restapi: [unclosed\n  password: hunter2",
+            "hunter2: 1\nhunter2: 2\n",
+            "a: `hunter2",
+        ] {
             let e = parse(text, "/etc/patroni.yml").expect_err(text);
             assert_eq!(e.kind(), pgha_admin::ErrorKind::Usage, "{text}: {e}");
-            assert!(e.to_string().contains("/etc/patroni.yml: "), "{e}");
+            assert!(
+                is_one_of_our_messages(&e.to_string(), "/etc/patroni.yml"),
+                "{text}: {e}"
+            );
             assert!(!e.to_string().contains("hunter2"), "{e}");
         }
     }
