@@ -66,6 +66,17 @@ pub enum Level {
 }
 
 impl Level {
+    /// The level's name as Nagios (and the report's JSON) spell it: `OK`, `WARNING`,
+    /// `CRITICAL`, `UNKNOWN`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "OK",
+            Self::Warning => "WARNING",
+            Self::Critical => "CRITICAL",
+            Self::Unknown => "UNKNOWN",
+        }
+    }
+
     /// The Nagios-convention exit code (see [`crate::exit_codes`]).
     pub fn exit_code(self) -> i32 {
         match self {
@@ -121,10 +132,13 @@ pub struct Metric {
     pub value: f64,
     /// Its unit.
     pub unit: Unit,
-    /// From this value on, the check is WARNING…
+    /// Above this value the check is WARNING…
     pub warning: Option<f64>,
-    /// …and from this one CRITICAL.
+    /// …and above this one CRITICAL.
     pub critical: Option<f64>,
+    /// It counts up until PostgreSQL's statistics are reset (a Prometheus counter, Nagios unit
+    /// `c`) rather than going up and down.
+    pub counter: bool,
 }
 
 /// The result of [`Admin::check`].
@@ -183,13 +197,16 @@ fn metric(name: &'static str, help: &'static str, member: Option<&str>, value: f
         unit,
         warning: None,
         critical: None,
+        counter: false,
     }
 }
 
+/// Above a threshold, not at it — as a Nagios threshold `80` means "alert above 80", so that the
+/// performance data and the verdict agree at the boundary.
 fn graded(value: f64, warning: f64, critical: f64) -> Level {
-    if value >= critical {
+    if value > critical {
         Level::Critical
-    } else if value >= warning {
+    } else if value > warning {
         Level::Warning
     } else {
         Level::Ok
@@ -414,20 +431,26 @@ pub(crate) fn judge(obs: &Observations, opts: &CheckOptions) -> HealthReport {
     }
 
     if let Some(Ok(a)) = &obs.archiver {
-        metrics.push(metric(
-            "archived_wal_segments",
-            "WAL segments archived (pg_stat_archiver, since its last reset).",
-            Some(&a.member),
-            a.archived_count as f64,
-            Unit::Count,
-        ));
-        metrics.push(metric(
-            "archive_failures",
-            "Failed attempts to archive a WAL segment (pg_stat_archiver, since its last reset).",
-            Some(&a.member),
-            a.failed_count as f64,
-            Unit::Count,
-        ));
+        metrics.push(Metric {
+            counter: true,
+            ..metric(
+                "archived_wal_segments",
+                "WAL segments archived (pg_stat_archiver, since its last reset).",
+                Some(&a.member),
+                a.archived_count as f64,
+                Unit::Count,
+            )
+        });
+        metrics.push(Metric {
+            counter: true,
+            ..metric(
+                "archive_failures",
+                "Failed attempts to archive a WAL segment (pg_stat_archiver, since its last reset).",
+                Some(&a.member),
+                a.failed_count as f64,
+                Unit::Count,
+            )
+        });
     }
     match &obs.archiver {
         Some(Ok(a)) if a.archive_mode == "off" => checks.push(check(
@@ -686,6 +709,12 @@ mod tests {
         let report = judge(&obs, &CheckOptions::default());
         assert_eq!(levels(&report, "lag"), [Level::Warning, Level::Critical]);
         assert_eq!(report.level, Level::Critical);
+        // At a threshold is not above it (a Nagios threshold `16777216` alerts above it).
+        if let Some(Ok(r)) = &mut obs.replication {
+            r.standbys = vec![standby("b", 16 << 20, 30.0), standby("c", 256 << 20, 0.0)];
+        }
+        let report = judge(&obs, &CheckOptions::default());
+        assert_eq!(levels(&report, "lag"), [Level::Ok, Level::Warning]);
     }
 
     #[test]

@@ -6,16 +6,6 @@ use std::fmt::Write;
 
 use crate::health::{HealthReport, Level, Metric, Unit};
 
-/// A level as Nagios and the report's JSON spell it.
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Ok => "OK",
-        Level::Warning => "WARNING",
-        Level::Critical => "CRITICAL",
-        Level::Unknown => "UNKNOWN",
-    }
-}
-
 /// A number without a needless fraction (`3`, `0.25`).
 fn number(v: f64) -> String {
     if v.fract() == 0.0 && v.abs() < 1e15 {
@@ -104,6 +94,7 @@ impl HealthReport {
             .iter()
             .map(|m| {
                 let uom = match m.unit {
+                    Unit::Count if m.counter => "c",
                     Unit::Count => "",
                     Unit::Bytes => "B",
                     Unit::Seconds => "s",
@@ -121,12 +112,12 @@ impl HealthReport {
                 )
             })
             .collect();
-        let mut out = format!("PGHA {} - {}", level_name(self.level), one_line(&summary));
+        let mut out = format!("PGHA {} - {}", self.level.as_str(), one_line(&summary));
         if !perf.is_empty() {
             let _ = write!(out, " | {}", perf.join(" "));
         }
         for c in checks {
-            let _ = write!(out, "\n{:<8} {}", level_name(c.level), one_line(&describe(c)));
+            let _ = write!(out, "\n{:<8} {}", c.level.as_str(), one_line(&describe(c)));
         }
         out
     }
@@ -156,41 +147,50 @@ impl HealthReport {
             }
         };
         // Families in order of first appearance, each with its samples.
-        let mut families: Vec<(String, &str, Vec<String>)> = Vec::new();
-        let mut add =
-            |name: String, help: &'static str, sample: String| match families.iter_mut().find(|(n, _, _)| *n == name) {
-                Some((_, _, samples)) => samples.push(sample),
-                None => families.push((name, help, vec![sample])),
-            };
+        // (name, (help, counter), samples)
+        let mut families: Vec<(String, (&str, bool), Vec<String>)> = Vec::new();
+        let mut add = |name: String, help: (&'static str, bool), sample: String| match families
+            .iter_mut()
+            .find(|(n, _, _)| *n == name)
+        {
+            Some((_, _, samples)) => samples.push(sample),
+            None => families.push((name, help, vec![sample])),
+        };
         add(
             "pgha_check_status".into(),
-            "The health check's verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+            (
+                "The health check's verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.",
+                false,
+            ),
             format!("{} {}", labelled(&[]), self.level.exit_code()),
         );
         let mut findings: std::collections::BTreeMap<(&str, &str), u32> = std::collections::BTreeMap::new();
         for c in &self.checks {
-            *findings.entry((c.name, level_name(c.level))).or_default() += 1;
+            *findings.entry((c.name, c.level.as_str())).or_default() += 1;
         }
         for ((check, level), n) in findings {
             add(
                 "pgha_check_findings".into(),
-                "Findings of the health check, by check and level.",
+                ("Findings of the health check, by check and level.", false),
                 format!("{} {n}", labelled(&[("check", check), ("level", level)])),
             );
         }
         for m in &self.metrics {
             let member: Vec<(&str, &str)> = m.member.as_deref().map(|v| ("member", v)).into_iter().collect();
+            // A counter's name ends in `_total`, as Prometheus names them.
+            let suffix = if m.counter { "_total" } else { "" };
             add(
-                format!("pgha_{}", m.name),
-                m.help,
+                format!("pgha_{}{suffix}", m.name),
+                (m.help, m.counter),
                 format!("{} {}", labelled(&member), number(m.value)),
             );
         }
         let mut out = String::new();
-        for (name, help, samples) in families {
+        for (name, (help, counter), samples) in families {
             let help = help.replace('\\', "\\\\").replace('\n', "\\n");
+            let kind = if counter { "counter" } else { "gauge" };
             let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
             for sample in samples {
                 let _ = writeln!(out, "{name}{sample}");
             }
@@ -222,6 +222,7 @@ mod tests {
             unit: Unit::Bytes,
             warning: Some(16_777_216.0),
             critical: Some(268_435_456.0),
+            counter: false,
         }
     }
 
@@ -238,6 +239,7 @@ mod tests {
                     unit: Unit::Count,
                     warning: None,
                     critical: None,
+                    counter: false,
                 },
                 lag("node2", 0.0),
                 lag("it's|node3", 300_000_000.0),
@@ -249,6 +251,17 @@ mod tests {
                     unit: Unit::Percent,
                     warning: Some(80.0),
                     critical: Some(90.0),
+                    counter: false,
+                },
+                Metric {
+                    name: "archive_failures",
+                    help: "Failed.",
+                    member: Some("node1".into()),
+                    value: 3.0,
+                    unit: Unit::Count,
+                    warning: None,
+                    critical: None,
+                    counter: true,
                 },
             ],
         }
@@ -273,7 +286,7 @@ mod tests {
             perf,
             "'streaming_standbys'=2;;;0; 'replay_lag_bytes_node2'=0B;16777216;268435456;0; \
              'replay_lag_bytes_it''s|node3'=300000000B;16777216;268435456;0; \
-             'data_directory_used_percent_node1'=42.5%;80;90;0;100"
+             'data_directory_used_percent_node1'=42.5%;80;90;0;100 'archive_failures_node1'=3c;;;0;"
         );
         let rest: Vec<&str> = lines.collect();
         assert_eq!(
@@ -284,6 +297,16 @@ mod tests {
                 "OK       leader node1: node1 is the leader",
             ]
         );
+    }
+
+    #[test]
+    fn level_names_are_the_report_s_own() {
+        for level in [Level::Ok, Level::Warning, Level::Critical, Level::Unknown] {
+            assert_eq!(
+                serde_json::to_value(level).ok(),
+                Some(serde_json::json!(level.as_str()))
+            );
+        }
     }
 
     #[test]
@@ -332,6 +355,9 @@ pgha_replay_lag_bytes{cluster=\"pg \\\"ha\\\"\",member=\"it's|node3\"} 300000000
 # HELP pgha_data_directory_used_percent How full.\\nReally.
 # TYPE pgha_data_directory_used_percent gauge
 pgha_data_directory_used_percent{cluster=\"pg \\\"ha\\\"\",member=\"node1\"} 42.5
+# HELP pgha_archive_failures_total Failed.
+# TYPE pgha_archive_failures_total counter
+pgha_archive_failures_total{cluster=\"pg \\\"ha\\\"\",member=\"node1\"} 3
 ";
         assert_eq!(text, expected);
         assert_eq!(

@@ -574,6 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn check_s_default_thresholds_are_the_library_s() {
+        let cli = Cli::try_parse_from(["pgha", "check"]).expect("parses");
+        let Command::Check(a) = cli.command else {
+            panic!("not check")
+        };
+        let d = pgha_admin::CheckOptions::default();
+        assert_eq!(
+            (a.lag_warning_bytes, a.lag_critical_bytes, a.lag_warning, a.lag_critical),
+            (
+                d.lag_bytes_warning,
+                d.lag_bytes_critical,
+                d.lag_time_warning,
+                d.lag_time_critical
+            )
+        );
+        assert_eq!(
+            (a.disk_warning_pct, a.disk_critical_pct),
+            (d.disk_warning_pct, d.disk_critical_pct)
+        );
+    }
+
+    #[test]
     fn global_flags_parse_after_the_subcommand() {
         let cli = Cli::try_parse_from([
             "pgha",
