@@ -119,6 +119,27 @@ async fn wait_etcd_healthy(cluster: &LocalCluster) -> anyhow::Result<()> {
     }
 }
 
+/// Waits (at most [`ETCD_ELECTION_WAIT`]) until `member`'s Patroni accepts connections on its
+/// REST port: it has started again.
+async fn wait_patroni_listening(cluster: &LocalCluster, member: &str) {
+    let Some((host, port)) = cluster
+        .api_url(member)
+        .ok()
+        .and_then(|u| reqwest::Url::parse(&u).ok())
+        .and_then(|u| Some((u.host_str()?.to_owned(), u.port_or_known_default()?)))
+    else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
+    while tokio::time::Instant::now() < deadline {
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Result<String> {
     let leader = cluster.leader().await?;
     let replicas: Vec<String> = cluster.member_names().into_iter().filter(|m| *m != leader).collect();
@@ -187,6 +208,9 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
             promoted = hold_until_new_leader(cluster, &target, ttl).await;
             cluster.start_node(&target)?;
             if promoted.is_ok() {
+                // Once the old leader's Patroni is up again, that is while it rejoins (pg_rewind
+                // or a clone come after its REST server starts).
+                wait_patroni_listening(cluster, &target).await;
                 let new_leader = cluster.leader().await?;
                 cluster.kill_postmaster(&new_leader)?;
             }
@@ -234,7 +258,7 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
         }
         FaultKind::KillSessions => {
             let sql = format!(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
                  WHERE application_name LIKE '{}%'",
                 super::workload::APPLICATION
             );
