@@ -208,7 +208,7 @@ pub struct KindStats {
     /// Faults after which another member led or the timeline advanced.
     pub failed_over: u32,
     /// Seconds from injection until the cluster was whole again: median, 95th percentile and
-    /// maximum (nearest rank).
+    /// maximum (nearest rank, as the benchmarks' [`crate::harness::percentile`]).
     pub heal_p50_s: f64,
     /// See `heal_p50_s`.
     pub heal_p95_s: f64,
@@ -238,11 +238,11 @@ impl KindStats {
             k.ryw_violations += f.ryw_violations;
             heals.entry(f.kind).or_default().push(f.healed_after_s);
         }
-        for (kind, mut h) in heals {
-            h.sort_by(f64::total_cmp);
-            let rank = |q: f64| h[((q * h.len() as f64).ceil() as usize).clamp(1, h.len()) - 1];
+        for (kind, h) in heals {
+            let h = crate::harness::sorted(h);
+            let at = |p| crate::harness::percentile(&h, p);
             if let Some(k) = stats.get_mut(&kind) {
-                (k.heal_p50_s, k.heal_p95_s, k.heal_max_s) = (rank(0.5), rank(0.95), rank(1.0));
+                (k.heal_p50_s, k.heal_p95_s, k.heal_max_s) = (at(50.0), at(95.0), at(100.0));
             }
         }
         stats
@@ -701,7 +701,8 @@ mod tests {
             (kill.count, kill.effective, kill.no_effect, kill.failed_over),
             (20, 19, 1, 19)
         );
-        assert_eq!((kill.heal_p50_s, kill.heal_p95_s, kill.heal_max_s), (10.0, 19.0, 20.0));
+        // 1…20 s: nearest rank of 50 % is the 11th value (round(0.5 × 19) = 10, from 0).
+        assert_eq!((kill.heal_p50_s, kill.heal_p95_s, kill.heal_max_s), (11.0, 19.0, 20.0));
         assert_eq!((kill.writes_lost, kill.ryw_violations), (20, 40));
         let pause = &stats[&FaultKind::PauseReplay];
         assert_eq!((pause.count, pause.effective, pause.no_effect), (1, 0, 0));
