@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use pgha_testkit::LocalCluster;
+use pgha_testkit::{wait_for, LocalCluster};
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde::Serialize;
@@ -85,38 +85,31 @@ fn etcd_name(i: usize) -> String {
     format!("etcd{i}")
 }
 
-/// Waits, while a fault holds etcd member `i`, until another etcd member leads and every member
-/// of the cluster still answers as Patroni saw it; on timeout says so.
+/// Waits, while a fault holds etcd member `i`, until another etcd member leads; on timeout says
+/// so.
 async fn hold_until_etcd_leader_moves(cluster: &LocalCluster, i: usize) -> Result<(), String> {
-    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
-    loop {
-        match cluster.etcd_leader().await {
-            Some(j) if j != i => return Ok(()),
-            other if tokio::time::Instant::now() >= deadline => {
-                return Err(format!(
-                    "no other etcd member led within {ETCD_ELECTION_WAIT:?} (leader: {:?})",
-                    other.map(etcd_name)
-                ))
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
-        }
+    let moved = wait_for("another etcd member to lead", ETCD_ELECTION_WAIT, || async {
+        Ok(cluster.etcd_leader().await.filter(|j| *j != i))
+    })
+    .await;
+    match moved {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!(
+            "{e} (leader: {:?})",
+            cluster.etcd_leader().await.map(etcd_name)
+        )),
     }
 }
 
 /// Waits until every etcd member answers healthy (a thawed member catches up from the leader).
 async fn wait_etcd_healthy(cluster: &LocalCluster) -> anyhow::Result<()> {
-    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
-    loop {
-        let healthy = cluster.etcd_members_healthy().await;
-        if healthy.iter().all(|h| *h) {
-            return Ok(());
-        }
-        anyhow::ensure!(
-            tokio::time::Instant::now() < deadline,
-            "etcd members not healthy {ETCD_ELECTION_WAIT:?} after the fault: {healthy:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let healthy = wait_for(
+        "every etcd member healthy after the fault",
+        ETCD_ELECTION_WAIT,
+        || async { Ok(cluster.etcd_members_healthy().await.iter().all(|h| *h).then_some(())) },
+    )
+    .await;
+    healthy.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Waits (at most [`ETCD_ELECTION_WAIT`]) until `member`'s Patroni accepts connections on its
@@ -130,14 +123,16 @@ async fn wait_patroni_listening(cluster: &LocalCluster, member: &str) {
     else {
         return;
     };
-    let deadline = tokio::time::Instant::now() + ETCD_ELECTION_WAIT;
-    while tokio::time::Instant::now() < deadline {
+    // Not listening in time: the second fault comes anyway, still during the healing.
+    let _ = wait_for("the old leader's Patroni to listen", ETCD_ELECTION_WAIT, || async {
         let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        if let Ok(Ok(_)) = tokio::time::timeout(Duration::from_secs(1), connect).await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Ok(tokio::time::timeout(Duration::from_secs(1), connect)
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .map(drop))
+    })
+    .await;
 }
 
 async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Result<String> {
