@@ -89,6 +89,14 @@ fn memory(s: &str) -> Result<u64> {
     Ok(n * mult)
 }
 
+/// The library's role filter for the command line's `--role`.
+fn role_filter(role: RoleArg) -> RoleFilter {
+    match role {
+        RoleArg::Primary => RoleFilter::Primary,
+        RoleArg::Replica => RoleFilter::Replica,
+    }
+}
+
 /// What a switchover will do, in the words of the confirmation question.
 fn describe_switchover(plan: &pgha_admin::SwitchoverPlan) -> String {
     let from = plan.leader.as_deref().unwrap_or("no leader");
@@ -175,11 +183,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             Ok(d)
         }
         Command::Dsn { member, role } => {
-            let role = role.map(|r| match r {
-                RoleArg::Primary => RoleFilter::Primary,
-                RoleArg::Replica => RoleFilter::Replica,
-            });
-            let dsn = admin.dsn(member.as_deref(), role).await?;
+            let dsn = admin.dsn(member.as_deref(), role.map(role_filter)).await?;
             let mut d = done(&json!({ "dsn": dsn }))?;
             d.text = Some(dsn);
             Ok(d)
@@ -239,10 +243,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         } => {
             let mut req = RestartRequest::default();
             req.member = member;
-            req.role = role.map(|r| match r {
-                RoleArg::Primary => RoleFilter::Primary,
-                RoleArg::Replica => RoleFilter::Replica,
-            });
+            req.role = role.map(role_filter);
             req.pending_only = pending;
             req.scheduled_at = schedule(at.as_deref())?;
             if g.dry_run {
