@@ -179,7 +179,7 @@ pub(crate) struct Observations {
     pub(crate) disks: Vec<DiskUsage>,
 }
 
-fn check(name: &'static str, member: Option<&str>, level: Level, message: impl Into<String>) -> Check {
+pub(crate) fn check(name: &'static str, member: Option<&str>, level: Level, message: impl Into<String>) -> Check {
     Check {
         name,
         member: member.map(str::to_owned),

@@ -202,16 +202,7 @@ impl HealthReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::health::Check;
-
-    fn check(name: &'static str, member: Option<&str>, level: Level, message: &str) -> Check {
-        Check {
-            name,
-            member: member.map(str::to_owned),
-            level,
-            message: message.to_owned(),
-        }
-    }
+    use crate::health::{check, Check};
 
     fn lag(member: &str, bytes: f64) -> Metric {
         Metric {
