@@ -44,14 +44,7 @@ impl Admin {
         let (_, view) = self.cluster_view().await?;
         let mut out = Vec::new();
         for m in &view.members {
-            let asked = match self.call_member(m, Method::GET, "/patroni", None).await {
-                Ok(reply) if reply.status == 200 => {
-                    NodeStatus::from_json(&reply.body).map_err(|e| format!("GET /patroni: {e}"))
-                }
-                Ok(reply) => Err(format!("GET /patroni answered {}", reply.status)),
-                Err(e) => Err(e.to_string()),
-            };
-            out.push(match asked {
+            out.push(match self.node_status(m).await {
                 Ok(node) => MemberVersion {
                     member: m.name.clone(),
                     patroni: node.patroni.version,
@@ -67,6 +60,17 @@ impl Admin {
             });
         }
         Ok(out)
+    }
+
+    /// A member's own status (`GET /patroni` on its REST API), or why there is none.
+    pub(crate) async fn node_status(&self, member: &Member) -> std::result::Result<NodeStatus, String> {
+        match self.call_member(member, Method::GET, "/patroni", None).await {
+            Ok(reply) if reply.status == 200 => {
+                NodeStatus::from_json(&reply.body).map_err(|e| format!("GET /patroni: {e}"))
+            }
+            Ok(reply) => Err(format!("GET /patroni answered {}", reply.status)),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// A libpq connection string (`host=… port=…`) for `member`, or for a member of `role`

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
-use pgha_client::patroni::{ClusterView, Member, Role};
+use pgha_client::patroni::{ClusterView, Member, NodeStatus, Role};
 use pgha_client::reqwest::Method;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -240,10 +240,50 @@ impl Admin {
     /// Checks a switchover without doing it: the leader exists, the candidate (or at least one
     /// member) is running, lags at most `maximum_lag_on_failover`, has no `nofailover` tag, is a
     /// synchronous standby in synchronous mode, and is on the leader's timeline.
+    ///
+    /// The lag is judged as Patroni judges it when it picks a candidate: on each member's live
+    /// WAL position from its REST API (`GET /patroni`), not on `/cluster`'s figure, which
+    /// subtracts positions each member wrote to the DCS at its last HA loop (every `loop_wait`)
+    /// and so can show megabytes of lag for a member that streams in step — right after a WAL
+    /// switch, say. A member whose REST API does not answer keeps `/cluster`'s figure.
     pub async fn plan_switchover(&self, req: &SwitchoverRequest) -> Result<SwitchoverPlan> {
-        let (_, view) = self.cluster_view().await?;
+        let (_, mut view) = self.cluster_view().await?;
         let config = self.config().await?;
+        self.measure_lag_live(&mut view).await;
         plan_switchover(&view, &config, req)
+    }
+
+    async fn live_status(&self, member: &Member) -> Option<NodeStatus> {
+        self.node_status(member)
+            .await
+            .inspect_err(|e| tracing::debug!(member = %member.name, "no live WAL position: {e}"))
+            .ok()
+    }
+
+    /// Replaces each running standby's `lag` in `view` with the leader's current WAL position
+    /// minus the standby's (the greater of received and replayed, as Patroni's candidate check
+    /// takes it), both read from the members' REST APIs, the leader's first. The figure can
+    /// understate the lag only by what a standby received between the two reads; Patroni's own
+    /// check compares with the leader's position at its last HA loop, older still.
+    async fn measure_lag_live(&self, view: &mut ClusterView) {
+        let Some(leader) = view.leader().cloned() else {
+            return;
+        };
+        let Some(leader_at) = self.live_status(&leader).await.and_then(|s| s.xlog.location) else {
+            return;
+        };
+        for member in view.members.iter_mut() {
+            if member.name == leader.name || !member.state.is_up() {
+                continue;
+            }
+            let Some(status) = self.live_status(member).await else {
+                continue;
+            };
+            let at = status.xlog.received_location.max(status.xlog.replayed_location);
+            if let Some(at) = at {
+                member.lag = Some(leader_at.saturating_sub(at));
+            }
+        }
     }
 
     /// Checks a failover without doing it.

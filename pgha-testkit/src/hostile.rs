@@ -1,6 +1,8 @@
 //! A deliberately broken Patroni REST endpoint, for what a real Patroni cannot be made to do on
 //! demand: malformed JSON, a huge or endless body, a hanging answer, a redirect, another
-//! cluster's scope, two leaders at once. Every request gets the same misbehaviour.
+//! cluster's scope, two leaders at once, answers that disagree in a way only a race shows (a
+//! `/cluster` whose figures are older than the members' own). Every request gets the same
+//! misbehaviour, or the one for its path.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -37,6 +39,9 @@ pub enum Misbehaviour {
     Redirect(String),
     /// `200` with this JSON body (another cluster's `/cluster`, two leaders…).
     Json(String),
+    /// `200` with the JSON body given for the request's path (`/cluster`, `/patroni`…), `404`
+    /// for any other path.
+    JsonByPath(Vec<(String, String)>),
 }
 
 /// A running hostile endpoint; stopped on drop.
@@ -94,7 +99,8 @@ impl HostilePatroni {
     }
 }
 
-async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
+/// Reads a request's head; returns its path.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 64 * 1024 {
@@ -104,7 +110,17 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<()> {
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    Ok(())
+    let head = String::from_utf8_lossy(&buf);
+    Ok(head.split_whitespace().nth(1).unwrap_or_default().to_owned())
+}
+
+async fn write_json(stream: &mut TcpStream, status: &str, body: &str, counter: &AtomicU64) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await?;
+    write_counted(stream, body.as_bytes(), counter).await
 }
 
 async fn write_counted(stream: &mut TcpStream, body: &[u8], counter: &AtomicU64) -> std::io::Result<()> {
@@ -114,17 +130,17 @@ async fn write_counted(stream: &mut TcpStream, body: &[u8], counter: &AtomicU64)
 }
 
 async fn serve(mut stream: TcpStream, m: &Misbehaviour, counter: &AtomicU64) -> std::io::Result<()> {
-    read_request(&mut stream).await?;
+    let path = read_request(&mut stream).await?;
     let forever = Duration::from_secs(3600);
     match m {
         Misbehaviour::MalformedJson => {
-            let body = b"{\"members\": [{\"name\": \"x\", \"role\": ";
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).await?;
-            write_counted(&mut stream, body, counter).await?;
+            write_json(
+                &mut stream,
+                "200 OK",
+                "{\"members\": [{\"name\": \"x\", \"role\": ",
+                counter,
+            )
+            .await?
         }
         Misbehaviour::HugeBody => {
             let total = 64u64 << 20;
@@ -164,14 +180,11 @@ async fn serve(mut stream: TcpStream, m: &Misbehaviour, counter: &AtomicU64) -> 
                 format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             stream.write_all(head.as_bytes()).await?;
         }
-        Misbehaviour::Json(body) => {
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            stream.write_all(head.as_bytes()).await?;
-            write_counted(&mut stream, body.as_bytes(), counter).await?;
-        }
+        Misbehaviour::Json(body) => write_json(&mut stream, "200 OK", body, counter).await?,
+        Misbehaviour::JsonByPath(routes) => match routes.iter().find(|(p, _)| *p == path) {
+            Some((_, body)) => write_json(&mut stream, "200 OK", body, counter).await?,
+            None => write_json(&mut stream, "404 Not Found", "{}", counter).await?,
+        },
     }
     stream.flush().await
 }

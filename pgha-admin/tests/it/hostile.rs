@@ -82,3 +82,65 @@ async fn two_leaders_are_not_a_switchover_source() {
     assert!(e.to_string().contains("2 leaders"), "{e}");
     assert_eq!(admin.check(&CheckOptions::default()).await.level, Level::Critical);
 }
+
+/// `/cluster` subtracts WAL positions the members wrote to the DCS at their last HA loop, so
+/// right after a WAL switch it can show megabytes of lag for a standby that streams in step
+/// (CI saw 11,886,752 bytes). The pre-flight check judges the lag on the members' live
+/// positions, as Patroni does: a standby in step is taken, one really behind is refused with
+/// its live figure. A real cluster cannot be held in that race on demand, hence the fakes: one
+/// per member's REST API, and one serving the (stale) `/cluster` and `/config`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchover_preflight_judges_lag_on_live_positions_not_on_the_dcs_snapshot() {
+    const LEADER_AT: u64 = 83_886_080;
+    let member_api = |role: &str, xlog: String| {
+        HostilePatroni::start(Misbehaviour::JsonByPath(vec![(
+            "/patroni".into(),
+            format!(r#"{{"state": "running", "role": "{role}", "timeline": 1, "xlog": {xlog}}}"#),
+        )]))
+    };
+    let standby_at = |at: u64| {
+        member_api(
+            "replica",
+            format!(r#"{{"received_location": {at}, "replayed_location": {at}}}"#),
+        )
+    };
+    let a = member_api("primary", format!(r#"{{"location": {LEADER_AT}}}"#))
+        .await
+        .expect("endpoint");
+    let b = standby_at(LEADER_AT).await.expect("endpoint");
+    let c = standby_at(LEADER_AT - 5_000_000).await.expect("endpoint");
+    let cluster = format!(
+        r#"{{"members": [
+            {{"name": "a", "role": "leader", "state": "running", "timeline": 1, "api_url": "{}/patroni"}},
+            {{"name": "b", "role": "replica", "state": "streaming", "timeline": 1, "lag": 11886752, "api_url": "{}/patroni"}},
+            {{"name": "c", "role": "replica", "state": "streaming", "timeline": 1, "lag": 0, "api_url": "{}/patroni"}}]}}"#,
+        a.url(),
+        b.url(),
+        c.url()
+    );
+    let dcs_view = HostilePatroni::start(Misbehaviour::JsonByPath(vec![
+        ("/cluster".into(), cluster),
+        ("/config".into(), r#"{"maximum_lag_on_failover": 1048576}"#.into()),
+    ]))
+    .await
+    .expect("endpoint");
+    let admin = admin(&[&dcs_view]);
+    let plan = admin
+        .plan_switchover(&SwitchoverRequest::new(Some("b")))
+        .await
+        .expect("b streams in step with the leader: /cluster's 11886752 bytes are a stale figure");
+    assert_eq!(plan.eligible, ["b"], "{plan:?}");
+    let e = admin
+        .plan_switchover(&SwitchoverRequest::new(Some("c")))
+        .await
+        .expect_err("c is 5000000 bytes behind the leader now, whatever /cluster says");
+    assert_eq!(e.kind(), ErrorKind::Precondition, "{e}");
+    assert!(e.to_string().contains("it lags 5000000 bytes"), "{e}");
+    // A member whose REST API does not answer is judged on /cluster's figure.
+    drop(b);
+    let e = admin
+        .plan_switchover(&SwitchoverRequest::new(Some("b")))
+        .await
+        .expect_err("without its live position, b is judged on /cluster's figure");
+    assert!(e.to_string().contains("it lags 11886752 bytes"), "{e}");
+}
