@@ -108,6 +108,7 @@ mod tests {
             current_lsn: None,
             replay_lsn: None,
             replay_paused: false,
+            synchronous: false,
             lag_bytes: Some(0),
             staleness,
             status,

@@ -84,6 +84,13 @@ impl Op<'_> {
     }
 
     /// Read-your-writes: run on a member that has replayed `token` (or on the primary).
+    ///
+    /// On a synchronous primary (`synchronous_standby_names` set) the operation runs once the
+    /// synchronous standbys have confirmed the token's position: until then the primary hides
+    /// commits waiting for them that a standby may already have shown. pgha confirms with one
+    /// transactional `pg_logical_emit_message` (PUBLIC may execute it by default) committed with
+    /// `synchronous_commit = remote_apply`, once per position and primary; with a synchronous
+    /// standby cut off, the operation waits until its deadline.
     pub fn after(mut self, token: WalToken) -> Self {
         self.token = Some(match self.token {
             Some(t) => t.max(token),
@@ -553,6 +560,17 @@ impl Op<'_> {
                 telemetry::attempt(&handle.instruments, self.intent);
                 let phase = AtomicU8::new(PHASE_CHECKOUT);
                 let on_primary = snapshot.topology.primary == Some(index);
+                let token_check = match self.token {
+                    Some(token) if verify_token => TokenCheck::Replayed(token),
+                    Some(token) if on_primary && !token.is_unknown() => {
+                        let member = &snapshot.topology.members[index];
+                        match member.timeline {
+                            Some(timeline) if member.synchronous => TokenCheck::Confirmed(token, timeline),
+                            _ => TokenCheck::None,
+                        }
+                    }
+                    _ => TokenCheck::None,
+                };
                 let span = tracing::info_span!(
                     "pgha.attempt",
                     server.address = %handle.address.host,
@@ -563,10 +581,10 @@ impl Op<'_> {
                 );
                 // As in `execute`: the attempt's future is instrumented only when the span is on.
                 let outcome = if span.is_disabled() {
-                    self.attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
+                    self.attempt_on(&handle, deadline, token_check, &phase, on_primary, &mut attempt)
                         .await
                 } else {
-                    self.attempt_on(&handle, deadline, verify_token, &phase, on_primary, &mut attempt)
+                    self.attempt_on(&handle, deadline, token_check, &phase, on_primary, &mut attempt)
                         .instrument(span.clone())
                         .await
                 };
@@ -633,7 +651,7 @@ impl Op<'_> {
         &self,
         handle: &Arc<MemberHandle>,
         deadline: Instant,
-        verify_token: bool,
+        token_check: TokenCheck,
         phase: &AtomicU8,
         on_primary: bool,
         attempt: &mut F,
@@ -685,8 +703,9 @@ impl Op<'_> {
             }
         }
         phase.store(PHASE_BODY, Ordering::SeqCst);
-        if verify_token {
-            if let Some(token) = self.token {
+        match token_check {
+            TokenCheck::None => {}
+            TokenCheck::Replayed(token) => {
                 // Under the same deadline and member watch as the attempt itself: a frozen or
                 // partitioned standby must not hold the read.
                 let wait = inner.settings.read_your_writes_wait;
@@ -710,6 +729,23 @@ impl Op<'_> {
                     Err(aborted) => return Err(aborted.before_body("checking the read-your-writes token")),
                 }
             }
+            TokenCheck::Confirmed(token, timeline) if !handle.confirmed_up_to(timeline, token.lsn) => {
+                // Until then the primary may hide commits a standby already showed (and so the
+                // token covers). Watched as the primary: the wait ends when it is deposed.
+                let mut rx = inner.snapshots.clone();
+                match Box::pin(watched(confirm_synchronously(conn), &mut rx, name, true, deadline)).await {
+                    Ok(Ok(at)) => handle.record_confirmed(timeline, at),
+                    Ok(Err(e)) => {
+                        busy.release(discard_after(&e));
+                        return Err(e);
+                    }
+                    // `busy` is dropped unreleased: the wait is cancelled on the server.
+                    Err(aborted) => {
+                        return Err(aborted.before_body("waiting for the synchronous standbys to confirm the token"))
+                    }
+                }
+            }
+            TokenCheck::Confirmed(..) => {}
         }
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
@@ -833,6 +869,45 @@ async fn wait_for_generation(
 
 /// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
 /// passes.
+/// What an attempt checks of its member before it runs the caller's statements, for an
+/// operation that carries a token.
+#[derive(Debug, Clone, Copy)]
+enum TokenCheck {
+    /// Nothing: no token, or a member known to have it.
+    None,
+    /// A standby last seen below the token: it must have replayed it.
+    Replayed(WalToken),
+    /// A synchronous primary on the timeline given: its synchronous standbys must have
+    /// confirmed the token's position.
+    Confirmed(WalToken, u64),
+}
+
+/// On a synchronous primary, a commit is visible to other sessions only once its synchronous
+/// standbys have confirmed it, while a standby shows it as soon as it replayed it: with a
+/// synchronous standby cut off, a read on the primary can see less than a read on another
+/// standby saw before it. A token reached on the primary therefore means: every commit up to
+/// it has been released.
+///
+/// This writes a transactional logical message (no table, no lock; an unprivileged role in a
+/// read-only session may) and commits it with `synchronous_commit = remote_apply`, the most
+/// demanding mode: the commit returns once the synchronous standbys, as PostgreSQL counts them
+/// (priority or quorum), have applied it, and so have written and flushed it — which releases
+/// every commit waiting at or below it, in any mode. Returns the message's position: every
+/// commit up to it is released (a woken commit becomes visible a few microseconds after it is
+/// released; PostgreSQL offers nothing stricter). Logical decoding consumers that ask for
+/// messages see one with the prefix `pgha`.
+async fn confirm_synchronously(conn: &Connection) -> Result<Lsn> {
+    const SQL: &str = "BEGIN; SET LOCAL synchronous_commit = remote_apply; \
+        SELECT pg_catalog.pg_logical_emit_message(true, 'pgha', '')::text; COMMIT";
+    let messages = conn.simple_query(SQL).await?;
+    let at = messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+        _ => None,
+    });
+    at.and_then(|s| s.parse::<Lsn>().ok())
+        .ok_or_else(|| Error::new(Kind::Db).with_message("pg_logical_emit_message returned no position"))
+}
+
 async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
     let until = crate::time::after(Instant::now(), wait);
     let target = lsn.to_string();

@@ -11,6 +11,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod
 use crate::address::Address;
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::patroni::Lsn;
 
 /// A member's pool and counters, shared by every snapshot that lists the member.
 pub(crate) struct MemberHandle {
@@ -26,6 +27,9 @@ pub(crate) struct MemberHandle {
     /// Ids are never reused; connections pgha closes are forgotten (one the pool drops on a
     /// failed recycle leaves its id behind until the pool is replaced).
     read_only_sessions: std::sync::Mutex<std::collections::HashSet<deadpool_postgres::ObjectId>>,
+    /// On a synchronous primary: the timeline and position up to which the synchronous standbys
+    /// have confirmed every commit, as the last confirmation (`op::confirm_synchronously`) found.
+    confirmed: std::sync::Mutex<Option<(u64, Lsn)>>,
     /// This member's metric handles for the operation path (feature `metrics`).
     pub(crate) instruments: crate::telemetry::MemberInstruments,
 }
@@ -85,7 +89,24 @@ impl MemberHandle {
             counters,
             tls: tls.clone(),
             read_only_sessions: std::sync::Mutex::default(),
+            confirmed: std::sync::Mutex::default(),
         })
+    }
+
+    /// Whether the synchronous standbys are known to have confirmed every commit up to `lsn` on
+    /// `timeline` of this (primary) member.
+    pub(crate) fn confirmed_up_to(&self, timeline: u64, lsn: Lsn) -> bool {
+        let confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        confirmed.is_some_and(|(tl, at)| tl == timeline && lsn <= at)
+    }
+
+    /// Records that every commit up to `lsn` on `timeline` is confirmed.
+    pub(crate) fn record_confirmed(&self, timeline: u64, lsn: Lsn) {
+        let mut confirmed = self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        match *confirmed {
+            Some((tl, at)) if tl == timeline && at >= lsn => {}
+            _ => *confirmed = Some((timeline, lsn)),
+        }
     }
 
     /// Whether `conn`'s session is not in the mode asked for (read-only when `on`).

@@ -84,6 +84,11 @@ pub struct MemberInfo {
     pub replay_lsn: Option<Lsn>,
     /// WAL replay is paused with `pg_wal_replay_pause()`.
     pub replay_paused: bool,
+    /// A primary whose commits wait for synchronous standbys (`synchronous_standby_names` is
+    /// set) at the last probe. Such a commit shows on a standby that replayed it before it shows
+    /// on the primary: an operation carrying a token runs on it only once the synchronous
+    /// standbys have confirmed the token's position.
+    pub synchronous: bool,
     /// Bytes of WAL between the primary's last sampled position and this standby's replay position.
     pub lag_bytes: Option<u64>,
     /// How stale this standby was when probed (see [`LagBound`](crate::LagBound)); `None` when
@@ -221,6 +226,8 @@ pub(crate) struct Probe {
     /// Standby only: `pg_last_wal_replay_lsn()`.
     pub(crate) replay_lsn: Option<Lsn>,
     pub(crate) replay_paused: bool,
+    /// Primary only: `synchronous_standby_names` is set.
+    pub(crate) synchronous: bool,
     pub(crate) system_identifier: Option<String>,
     /// When the probe query was sent: every write acknowledged before this is at or below
     /// `current_lsn`.
@@ -675,6 +682,7 @@ impl<'a> Judge<'a> {
             current_lsn: pr.and_then(|p| p.current_lsn),
             replay_lsn,
             replay_paused: pr.is_some_and(|p| p.replay_paused),
+            synchronous: pr.is_some_and(|p| p.synchronous),
             lag_bytes,
             staleness: if is_primary { Some(Duration::ZERO) } else { staleness },
             status,

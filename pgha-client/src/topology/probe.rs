@@ -21,6 +21,10 @@ use crate::pool::{Busy, MemberHandle};
 /// acknowledged; an asynchronous commit is counted from when its WAL is written, at most three
 /// `wal_writer_delay`s later. Read-your-writes tokens, which must cover the commit record, use
 /// the insert pointer.
+///
+/// A primary is synchronous when `synchronous_standby_names` is set: its commits then wait for
+/// the synchronous standbys, and stay invisible on it meanwhile while a standby that replayed
+/// them already shows them (see `op::confirm_synchronously`).
 const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
     CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL ELSE pg_catalog.pg_current_wal_lsn()::text END, \
     CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL \
@@ -29,7 +33,8 @@ const PROBE_SQL: &str = "SELECT pg_catalog.pg_is_in_recovery(), \
     (SELECT received_tli::int8 FROM pg_catalog.pg_stat_wal_receiver), \
     (SELECT timeline_id::int8 FROM pg_catalog.pg_control_checkpoint()), \
     (SELECT system_identifier::text FROM pg_catalog.pg_control_system()), \
-    CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END";
+    CASE WHEN pg_catalog.pg_is_in_recovery() THEN pg_catalog.pg_is_wal_replay_paused() ELSE false END, \
+    NOT pg_catalog.pg_is_in_recovery() AND pg_catalog.current_setting('synchronous_standby_names') <> ''";
 
 /// Probes every member concurrently, each on a connection of its own pool (no connection is
 /// opened for probing alone) and bounded by `settings.probe_timeout`. A probe abandoned at its
@@ -101,6 +106,7 @@ async fn probe_one(handle: &Arc<MemberHandle>, keep: bool) -> Result<Probe, Stri
         timeline,
         replay_lsn: lsn(3)?,
         replay_paused: row.try_get(7).map_err(|e| e.to_string())?,
+        synchronous: row.try_get(8).map_err(|e| e.to_string())?,
         system_identifier: row.try_get(6).map_err(|e| e.to_string())?,
         sent_at,
         received_at,

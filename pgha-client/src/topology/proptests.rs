@@ -106,6 +106,7 @@ proptest! {
                     timeline: Some(timeline),
                     replay_lsn: in_recovery.then_some(Lsn(lsn)),
                     replay_paused: false,
+                    synchronous: false,
                     system_identifier: Some("1".into()),
                     sent_at: now - Duration::from_millis(3),
                     received_at: now - Duration::from_millis(1),

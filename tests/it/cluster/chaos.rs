@@ -35,21 +35,11 @@ async fn run(synchronous: bool, seed: u64) {
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     assert_eq!(report.faults.len(), config.faults);
     assert!(report.writes_acked > 100, "the workload ran: {report:?}");
-    // One known, open defect is reported but does not fail these short runs (the long runs of
-    // `make chaos` fail on it): in synchronous mode a session read that falls back to the
-    // primary can see less than the session's previous read on a standby, while the primary
-    // waits for its synchronous standby (RELIABILITY.md, the 250-fault run and section 4).
-    // Only that violation, only in synchronous mode; every other one fails the test.
-    let open_defect =
-        |v: &String| synchronous && v.ends_with("session reads saw an older heartbeat than the read before them");
-    for v in report.violations.iter().filter(|v| open_defect(v)) {
-        eprintln!(
-            "KNOWN OPEN DEFECT (not failing this short run): {v}: {:?}",
-            report.session_samples
-        );
-    }
-    let violations: Vec<&String> = report.violations.iter().filter(|v| !open_defect(v)).collect();
-    assert!(violations.is_empty(), "invariants failed: {violations:#?}");
+    assert!(
+        report.violations.is_empty(),
+        "invariants failed: {:#?}",
+        report.violations
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

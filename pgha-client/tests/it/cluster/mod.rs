@@ -5,6 +5,7 @@ mod etcd;
 mod hostile;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod synchronous;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
