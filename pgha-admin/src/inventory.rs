@@ -1,7 +1,10 @@
-//! What runs where: every member's Patroni and PostgreSQL versions, and a connection string for
-//! a member or a role (`patronictl version` and `patronictl dsn`).
+//! What runs where: every member's Patroni and PostgreSQL versions, the replication tree, a
+//! connection string for a member or a role, and SQL run on one (`patronictl version`,
+//! `topology`, `dsn` and `query`).
 
-use pgha_client::patroni::{Member, NodeStatus, Role};
+use std::collections::BTreeSet;
+
+use pgha_client::patroni::{ClusterView, Member, NodeStatus, Role};
 use pgha_client::reqwest::Method;
 use serde::Serialize;
 
@@ -73,21 +76,78 @@ impl Admin {
         }
     }
 
-    /// A libpq connection string (`host=… port=…`) for `member`, or for a member of `role`
-    /// (the leader; a running replica, the least lagging first), or for the leader when neither
-    /// is given. It holds no credentials.
-    pub async fn dsn(&self, member: Option<&str>, role: Option<RoleFilter>) -> Result<String> {
-        let (_, view) = self.cluster_view().await?;
-        let chosen: &Member = match (member, role) {
-            (Some(name), _) => Self::find_member(&view, name)?,
+    /// `member`, or a member of `role` (the leader; a running replica, the least lagging
+    /// first), or the leader when neither is given.
+    fn choose<'v>(view: &'v ClusterView, member: Option<&str>, role: Option<RoleFilter>) -> Result<&'v Member> {
+        match (member, role) {
+            (Some(name), _) => Self::find_member(view, name),
             (None, Some(RoleFilter::Replica)) => view
                 .members
                 .iter()
                 .filter(|m| m.role != Role::Leader && m.state.is_up())
                 .min_by_key(|m| m.lag.unwrap_or(u64::MAX))
-                .ok_or_else(|| Error::not_found("no running replica"))?,
-            (None, _) => Self::require_leader(&view)?,
-        };
+                .ok_or_else(|| Error::not_found("no running replica")),
+            (None, _) => Self::require_leader(view),
+        }
+    }
+
+    /// The replication tree (`patronictl topology`): the leader first, each member under the
+    /// one it replicates from (its `replicatefrom` tag, else the leader), depth first, names in
+    /// order; members the tree does not reach (no leader, a `replicatefrom` loop) come last.
+    pub async fn topology(&self) -> Result<Vec<TopologyNode>> {
+        let (_, view) = self.cluster_view().await?;
+        Ok(replication_tree(&view))
+    }
+
+    /// Runs `sql` (one or more statements) on `member`, or on a member of `role`, or on the
+    /// leader (`patronictl query`), in a read-only session unless `write`; returns every row of
+    /// every statement, each value as PostgreSQL prints it.
+    pub async fn query(
+        &self,
+        sql: &str,
+        member: Option<&str>,
+        role: Option<RoleFilter>,
+        write: bool,
+        dbname: Option<&str>,
+    ) -> Result<QueryResult> {
+        let (_, view) = self.cluster_view().await?;
+        let chosen = Self::choose(&view, member, role)?;
+        let db = self.sql(chosen, dbname).await?;
+        let failed = |e| Error::db(format!("on {}", chosen.name), e);
+        if !write {
+            db.batch_execute("SET default_transaction_read_only = on")
+                .await
+                .map_err(failed)?;
+        }
+        let mut rows = Vec::new();
+        let mut commands = Vec::new();
+        for message in db.simple_query(sql).await.map_err(failed)? {
+            match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    let mut values = serde_json::Map::new();
+                    for (i, column) in row.columns().iter().enumerate() {
+                        let value = row.get(i).map_or(serde_json::Value::Null, |v| v.into());
+                        values.insert(column.name().to_owned(), value);
+                    }
+                    rows.push(serde_json::Value::Object(values));
+                }
+                tokio_postgres::SimpleQueryMessage::CommandComplete(n) => commands.push(n),
+                _ => {}
+            }
+        }
+        Ok(QueryResult {
+            member: chosen.name.clone(),
+            rows,
+            rows_affected: commands,
+        })
+    }
+
+    /// A libpq connection string (`host=… port=…`) for `member`, or for a member of `role`
+    /// (the leader; a running replica, the least lagging first), or for the leader when neither
+    /// is given. It holds no credentials.
+    pub async fn dsn(&self, member: Option<&str>, role: Option<RoleFilter>) -> Result<String> {
+        let (_, view) = self.cluster_view().await?;
+        let chosen = Self::choose(&view, member, role)?;
         let host = chosen
             .host
             .as_deref()
@@ -97,5 +157,125 @@ impl Admin {
             dsn.push_str(&format!(" port={port}"));
         }
         Ok(dsn)
+    }
+}
+
+/// One member in the replication tree ([`Admin::topology`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct TopologyNode {
+    /// 0 for the leader, 1 for a member that replicates from it, and so on.
+    pub depth: usize,
+    /// The member it replicates from (`None` for the leader, and for a member of a cluster
+    /// without one).
+    pub upstream: Option<String>,
+    /// The member, as `/cluster` has it.
+    #[serde(flatten)]
+    pub member: Member,
+}
+
+/// The rows of [`Admin::query`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct QueryResult {
+    /// Where it ran.
+    pub member: String,
+    /// Every row of every statement: column name → value as text (`null` for NULL).
+    pub rows: Vec<serde_json::Value>,
+    /// Rows each statement affected or returned, in order.
+    pub rows_affected: Vec<u64>,
+}
+
+/// The member `m` replicates from: the member its `replicatefrom` tag names, else the leader.
+fn upstream_of<'v>(view: &'v ClusterView, m: &Member) -> Option<&'v str> {
+    if matches!(m.role, Role::Leader | Role::StandbyLeader) {
+        return None;
+    }
+    let tagged = m.tags.other.get("replicatefrom").and_then(|v| v.as_str());
+    match tagged.and_then(|t| view.member(t)).filter(|t| t.name != m.name) {
+        Some(t) => Some(t.name.as_str()),
+        None => view.leader().map(|l| l.name.as_str()),
+    }
+}
+
+/// The replication tree of `view`, depth first (see [`Admin::topology`]).
+pub(crate) fn replication_tree(view: &ClusterView) -> Vec<TopologyNode> {
+    let mut names: Vec<&Member> = view.members.iter().collect();
+    names.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut out = Vec::new();
+    let mut placed = BTreeSet::new();
+    // Depth first from each root, with an explicit stack (children pushed in reverse order).
+    let mut stack: Vec<(&Member, usize)> = names
+        .iter()
+        .rev()
+        .filter(|m| upstream_of(view, m).is_none())
+        .map(|m| (*m, 0))
+        .collect();
+    loop {
+        while let Some((m, depth)) = stack.pop() {
+            if !placed.insert(m.name.clone()) {
+                continue;
+            }
+            out.push(TopologyNode {
+                depth,
+                upstream: upstream_of(view, m).map(str::to_owned),
+                member: m.clone(),
+            });
+            for child in names.iter().rev() {
+                if upstream_of(view, child) == Some(m.name.as_str()) && !placed.contains(&child.name) {
+                    stack.push((child, depth + 1));
+                }
+            }
+        }
+        // What no root reached (a replicatefrom loop): start again from the first of it.
+        match names.iter().find(|m| !placed.contains(&m.name)) {
+            Some(m) => stack.push((m, 0)),
+            None => return out,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(json: &str) -> Vec<(usize, String, Option<String>)> {
+        let view = ClusterView::from_json(json.as_bytes()).expect("fixture");
+        replication_tree(&view)
+            .into_iter()
+            .map(|n| (n.depth, n.member.name, n.upstream))
+            .collect()
+    }
+
+    #[test]
+    fn the_tree_follows_replicatefrom_and_survives_loops() {
+        let cascading = tree(
+            r#"{"members": [
+            {"name": "c", "role": "replica", "state": "streaming", "tags": {"replicatefrom": "b"}},
+            {"name": "b", "role": "replica", "state": "streaming"},
+            {"name": "d", "role": "replica", "state": "streaming", "tags": {"replicatefrom": "nobody"}},
+            {"name": "a", "role": "leader", "state": "running"}]}"#,
+        );
+        let s = |x: &str| Some(x.to_owned());
+        assert_eq!(
+            cascading,
+            [
+                (0, "a".to_owned(), None),
+                (1, "b".to_owned(), s("a")),
+                (2, "c".to_owned(), s("b")),
+                (1, "d".to_owned(), s("a")),
+            ]
+        );
+        // No leader, and two members naming each other: everyone is listed once.
+        let looped = tree(
+            r#"{"members": [
+            {"name": "x", "role": "replica", "state": "running", "tags": {"replicatefrom": "y"}},
+            {"name": "y", "role": "replica", "state": "running", "tags": {"replicatefrom": "x"}},
+            {"name": "z", "role": "replica", "state": "running"}]}"#,
+        );
+        let names: Vec<&str> = looped.iter().map(|(_, n, _)| n.as_str()).collect();
+        assert_eq!(names, ["z", "x", "y"], "{looped:?}");
+        assert_eq!(looped[1], (0, "x".to_owned(), s("y")));
+        assert_eq!(looped[2], (1, "y".to_owned(), s("x")));
     }
 }

@@ -90,7 +90,7 @@ pub use admin::Admin;
 pub use dynamic_config::ParameterChange;
 pub use error::{Error, ErrorKind, Result};
 pub use health::{Check, CheckOptions, HealthReport, Level, Metric, Unit};
-pub use inventory::{postgres_version, MemberVersion};
+pub use inventory::{postgres_version, MemberVersion, QueryResult, TopologyNode};
 pub use maintenance::{IndexUsage, MaintenanceOutcome, TableSize, VacuumOptions};
 pub use progress::Progress;
 pub use queries::{parse_explain, ExplainReport, SlowQuery};

@@ -79,9 +79,11 @@ pub(crate) struct Global {
     /// credentials and certificates, the scope and the superuser; anything else overrides it.
     #[arg(long, short = 'c', global = true, env = "PGHA_PATRONI_CONFIG")]
     pub(crate) patroni_config: Option<PathBuf>,
-    /// Output: human tables, or JSON for scripts (auto = human); `check` also speaks
-    /// prometheus (the text format, for node_exporter's textfile collector).
-    #[arg(long, global = true, value_enum, default_value_t = Format::Auto, env = "PGHA_FORMAT")]
+    /// Output: pretty (tables for people), tsv (tab-separated rows with a header line: a list's
+    /// items, or a report's one list, such as status's members), json or yaml (the whole report,
+    /// for scripts); `check` also speaks prometheus (the text format, for node_exporter's
+    /// textfile collector), and its pretty output is a Nagios plugin's.
+    #[arg(long, short = 'f', global = true, value_enum, default_value_t = Format::Pretty, env = "PGHA_FORMAT")]
     pub(crate) format: Format,
     /// Do not ask for confirmation of destructive operations.
     #[arg(long, short = 'y', global = true)]
@@ -125,11 +127,24 @@ pub(crate) struct BackrestArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
-    Auto,
-    Human,
+    /// Tables for people (`human` and `auto` are older names for it).
+    #[value(aliases = ["human", "auto"])]
+    Pretty,
+    /// Tab-separated rows with a header line.
+    Tsv,
+    /// The whole report as JSON.
     Json,
+    /// The whole report as YAML.
+    Yaml,
     /// The Prometheus text format (`check` only).
     Prometheus,
+}
+
+impl Format {
+    /// Whether the report itself is printed (a machine format), rather than text for people.
+    pub(crate) fn is_data(self) -> bool {
+        matches!(self, Self::Tsv | Self::Json | Self::Yaml)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +166,24 @@ pub(crate) enum Command {
         /// A member of this role: primary, or the least lagging running replica.
         #[arg(long, conflicts_with = "member")]
         role: Option<RoleArg>,
+    },
+    /// The replication tree: the leader, and each member under the one it replicates from
+    /// (patronictl's `topology`).
+    Topology,
+    /// Run SQL on a member or a role and print the rows (patronictl's `query`); read-only
+    /// unless --write.
+    Query {
+        /// The statement(s); values are printed as PostgreSQL prints them.
+        sql: String,
+        /// Member (default: the leader, or a member of --role).
+        #[arg(long, short = 'm')]
+        member: Option<String>,
+        /// A member of this role: primary, or the least lagging running replica.
+        #[arg(long, conflicts_with = "member")]
+        role: Option<RoleArg>,
+        /// Allow writes (the session is read-only otherwise).
+        #[arg(long)]
+        write: bool,
     },
     /// Health check for cron and monitoring: a Nagios plugin's output (summary line with
     /// performance data; exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN), JSON, or with

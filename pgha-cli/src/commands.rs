@@ -27,7 +27,7 @@ type Result<T> = pgha_admin::Result<T>;
 struct Done {
     value: Value,
     human: fn(&Value) -> String,
-    /// Text already rendered for every format but JSON (replaces `human`).
+    /// Text already rendered for people (replaces `human`; the data formats print `value`).
     text: Option<String>,
     code: i32,
 }
@@ -48,13 +48,13 @@ fn message(text: impl Into<String>) -> Result<Done> {
 /// Runs the command line; returns the process exit code.
 pub(crate) async fn run(cli: Cli) -> i32 {
     let out = Output::new(cli.global.format);
-    let nagios = matches!(cli.command, Command::Check(_)) && cli.global.format != Format::Json;
+    let nagios = matches!(cli.command, Command::Check(_)) && !cli.global.format.is_data();
     match execute(cli, out).await {
         Ok(d) => {
             match d.text {
                 // Printed already (`status --watch`).
                 Some(text) if text.is_empty() => {}
-                Some(text) if !out.json => out.text(&text),
+                Some(text) if !out.is_data() => out.text(&text),
                 _ => out.data(&d.value, d.human),
             }
             d.code
@@ -163,7 +163,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
                     _ = interrupt.recv() => break,
                 };
                 match round {
-                    Ok(d) if out.json => out.data(&d.value, d.human),
+                    Ok(d) if out.is_data() => out.data(&d.value, d.human),
                     Ok(d) => out.text(&format!("{now}\n{}\n", render::status(&d.value))),
                     Err(e) => out.error(&e),
                 }
@@ -186,6 +186,30 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             let dsn = admin.dsn(member.as_deref(), role.map(role_filter)).await?;
             let mut d = done(&json!({ "dsn": dsn }))?;
             d.text = Some(dsn);
+            Ok(d)
+        }
+        Command::Topology => {
+            let mut d = done(&admin.topology().await?)?;
+            d.human = render::topology;
+            Ok(d)
+        }
+        Command::Query {
+            sql,
+            member,
+            role,
+            write,
+        } => {
+            let result = admin
+                .query(
+                    &sql,
+                    member.as_deref(),
+                    role.map(role_filter),
+                    write,
+                    g.dbname.as_deref(),
+                )
+                .await?;
+            let mut d = done(&result)?;
+            d.human = render::query;
             Ok(d)
         }
         Command::Check(a) => {
@@ -423,7 +447,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         Command::Explain { sql, analyze, member } => {
             let mut report = serde_json::to_value(admin.explain(&sql, analyze, member.as_deref(), dbname).await?)
                 .map_err(|e| usage(e.to_string()))?;
-            if g.format != Format::Json {
+            if !g.format.is_data() {
                 // The full plan is for scripts; people get the summary.
                 if let Some(o) = report.as_object_mut() {
                     o.remove("plan");

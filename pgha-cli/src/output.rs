@@ -25,25 +25,28 @@ fn how_to_set(key: &str) -> Option<String> {
 /// How to print.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Output {
-    pub(crate) json: bool,
+    pub(crate) format: Format,
 }
 
 impl Output {
     pub(crate) fn new(format: Format) -> Self {
-        Self {
-            json: format == Format::Json,
-        }
+        Self { format }
     }
 
-    /// Prints a report: JSON, or rendered by `human`.
+    /// Whether the report itself is printed (TSV, JSON, YAML) rather than text for people.
+    pub(crate) fn is_data(&self) -> bool {
+        self.format.is_data()
+    }
+
+    /// Prints a report in the format asked for, or rendered by `human`.
     pub(crate) fn data(&self, value: &Value, human: fn(&Value) -> String) {
-        let text = if self.json {
-            serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-        } else {
-            human(value)
+        let text = match self.format {
+            Format::Json => serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+            Format::Yaml => crate::render::yaml(value),
+            Format::Tsv => crate::render::tsv(value),
+            Format::Pretty | Format::Prometheus => human(value),
         };
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
+        self.text(text.trim_end_matches('\n'));
     }
 
     /// Prints text rendered elsewhere, as it is (nothing for an empty text).
@@ -62,7 +65,7 @@ impl Output {
         if !hints.is_empty() {
             eprintln!("pgha: hint: set {}", hints.join("; "));
         }
-        if self.json {
+        if matches!(self.format, Format::Json | Format::Yaml) {
             let v = serde_json::json!({"error": {
                 "kind": e.kind().as_str(),
                 "settings": e.settings(),
@@ -71,13 +74,13 @@ impl Output {
                 "http_status": e.http_status(),
                 "pgbackrest_code": e.pgbackrest_code(),
             }});
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            self.data(&v, crate::render::render);
         }
     }
 
     /// A progress sink: a spinner on a terminal (not in JSON mode), plain lines otherwise.
     pub(crate) fn progress(&self) -> impl Fn(&Progress) + Send + Sync + 'static {
-        let bar = (!self.json && std::io::stderr().is_terminal()).then(|| {
+        let bar = (!self.is_data() && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new_spinner();
             bar.enable_steady_tick(std::time::Duration::from_millis(120));
             bar

@@ -53,16 +53,7 @@ fn cell(key: &str, v: &Value) -> String {
 /// A table from a list of objects; columns are the union of keys in first-seen order, without
 /// the columns that are empty in every row.
 pub(crate) fn table(rows: &[Value]) -> String {
-    let mut columns: Vec<String> = Vec::new();
-    for r in rows {
-        if let Value::Object(o) = r {
-            for k in o.keys() {
-                if !columns.contains(k) {
-                    columns.push(k.clone());
-                }
-            }
-        }
-    }
+    let mut columns = columns(rows);
     columns.retain(|c| rows.iter().any(|r| !matches!(r.get(c), None | Some(Value::Null))));
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY)
@@ -98,6 +89,101 @@ fn indent(s: &str) -> String {
     s.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
 }
 
+/// The columns of a table of `rows`: the union of their keys in first-seen order.
+fn columns(rows: &[Value]) -> Vec<String> {
+    let mut columns: Vec<String> = Vec::new();
+    for r in rows {
+        if let Value::Object(o) = r {
+            for k in o.keys() {
+                if !columns.contains(k) {
+                    columns.push(k.clone());
+                }
+            }
+        }
+    }
+    columns
+}
+
+/// A report as YAML (the same document as its JSON; keys in the report's order).
+pub(crate) fn yaml(v: &Value) -> String {
+    fn convert(v: &Value) -> yaml_rust2::Yaml {
+        use yaml_rust2::Yaml;
+        match v {
+            Value::Null => Yaml::Null,
+            Value::Bool(b) => Yaml::Boolean(*b),
+            Value::Number(n) => n.as_i64().map_or_else(|| Yaml::Real(n.to_string()), Yaml::Integer),
+            Value::String(s) => Yaml::String(s.clone()),
+            Value::Array(a) => Yaml::Array(a.iter().map(convert).collect()),
+            Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), convert(v))).collect()),
+        }
+    }
+    let mut out = String::new();
+    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
+    emitter.multiline_strings(true);
+    match emitter.dump(&convert(v)) {
+        Ok(()) => out.strip_prefix("---\n").unwrap_or(&out).to_owned(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// A report as tab-separated values with a header line, for `cut`, `awk` and spreadsheets: a
+/// list's items one per line; a report that holds one list (status's members, version's
+/// members), that list; any other report, one `key<TAB>value` line per field. A cell is the
+/// value as JSON has it (numbers unscaled, `true`/`false`, empty for null; nested values as
+/// compact JSON), with tabs, newlines and backslashes escaped as `\t`, `\n` and `\\`.
+pub(crate) fn tsv(v: &Value) -> String {
+    fn cell(v: &Value) -> String {
+        let raw = match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        raw.replace('\\', "\\\\")
+            .replace('\t', "\\t")
+            .replace('\n', "\\n")
+            .replace('\r', "\\r")
+    }
+    fn rows(rows: &[Value]) -> String {
+        let columns = columns(rows);
+        let mut lines = vec![columns
+            .iter()
+            .map(|c| cell(&Value::String(c.clone())))
+            .collect::<Vec<_>>()
+            .join("\t")];
+        for r in rows {
+            lines.push(
+                columns
+                    .iter()
+                    .map(|c| cell(r.get(c).unwrap_or(&Value::Null)))
+                    .collect::<Vec<_>>()
+                    .join("\t"),
+            );
+        }
+        lines.join("\n")
+    }
+    let is_table = |a: &[Value]| a.iter().all(Value::is_object);
+    match v {
+        Value::Array(a) if is_table(a) => rows(a),
+        Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join("\n"),
+        Value::Object(o) => {
+            let mut lists = o
+                .values()
+                .filter_map(|v| v.as_array().filter(|a| !a.is_empty() && is_table(a)));
+            match (lists.next(), lists.next()) {
+                (Some(list), None) => rows(list),
+                _ => {
+                    let fields: Vec<Value> = o
+                        .iter()
+                        .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                        .collect();
+                    rows(&fields)
+                }
+            }
+        }
+        other => cell(other),
+    }
+}
+
 /// Renders any report.
 pub(crate) fn render(v: &Value) -> String {
     match v {
@@ -109,35 +195,67 @@ pub(crate) fn render(v: &Value) -> String {
     }
 }
 
+/// A member's row in the status and topology tables: what an operator looks at, under `name`.
+fn member_row(name: Value, m: &Value) -> Value {
+    serde_json::json!({
+        "member": name,
+        "role": m["role"],
+        "state": m["state"],
+        "address": match (m["host"].as_str(), m["port"].as_u64()) {
+            (Some(h), Some(p)) => Value::String(format!("{h}:{p}")),
+            _ => Value::Null,
+        },
+        "timeline": m["timeline"],
+        "lag_bytes": m["lag"],
+        "pending_restart": m["pending_restart"],
+        "tags": m["tags"],
+    })
+}
+
 /// Cluster status: the summary, then one row per member with what an operator looks at.
 pub(crate) fn status(v: &Value) -> String {
     let members: Vec<Value> = v["members"]
         .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|m| {
-                    serde_json::json!({
-                        "member": m["name"],
-                        "role": m["role"],
-                        "state": m["state"],
-                        "address": match (m["host"].as_str(), m["port"].as_u64()) {
-                            (Some(h), Some(p)) => Value::String(format!("{h}:{p}")),
-                            _ => Value::Null,
-                        },
-                        "timeline": m["timeline"],
-                        "lag_bytes": m["lag"],
-                        "pending_restart": m["pending_restart"],
-                        "tags": m["tags"],
-                    })
-                })
-                .collect()
-        })
+        .map(|a| a.iter().map(|m| member_row(m["name"].clone(), m)).collect())
         .unwrap_or_default();
     let mut summary = v.clone();
     if let Some(o) = summary.as_object_mut() {
         o.remove("members");
     }
     format!("{}\n{}", render(&summary), table(&members))
+}
+
+/// The replication tree as patronictl draws it: each member indented under its upstream.
+pub(crate) fn topology(v: &Value) -> String {
+    let rows: Vec<Value> = v
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|n| {
+                    let depth = usize::try_from(n["depth"].as_u64().unwrap_or(0)).unwrap_or(0);
+                    let name = n["name"].as_str().unwrap_or("?");
+                    let drawn = if depth == 0 {
+                        name.to_owned()
+                    } else {
+                        format!("{}+ {name}", "  ".repeat(depth - 1))
+                    };
+                    member_row(Value::String(drawn), n)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    render(&Value::Array(rows))
+}
+
+/// Query results: where it ran, then the rows as a table.
+pub(crate) fn query(v: &Value) -> String {
+    let rows = v["rows"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let shown = if rows.is_empty() {
+        "(no rows)".to_owned()
+    } else {
+        table(rows)
+    };
+    format!("on {}\n{shown}", v["member"].as_str().unwrap_or("?"))
 }
 
 /// Versions: pgha's, then one row per member.
@@ -224,5 +342,41 @@ mod tests {
         let members = out.find("members:").expect("members section");
         assert!(leader < members, "{out}");
         assert!(out.contains("paused  no") || out.contains("paused   no"), "{out}");
+    }
+
+    #[test]
+    fn tsv_prints_a_report_s_one_list_or_its_fields_with_cells_escaped() {
+        let status = json!({"scope": "demo", "paused": false, "scheduled_switchover": null, "members": [
+            {"name": "node1", "role": "leader", "lag": null, "tags": {"nofailover": true}},
+            {"name": "node2", "role": "replica", "lag": 1048576, "note": "a\tb\nc\\d"}
+        ]});
+        assert_eq!(
+            tsv(&status),
+            "name\trole\tlag\ttags\tnote\n\
+             node1\tleader\t\t{\"nofailover\":true}\t\n\
+             node2\treplica\t1048576\t\ta\\tb\\nc\\\\d"
+        );
+        assert_eq!(tsv(&json!([{"a": 1}, {"b": true}])), "a\tb\n1\t\n\ttrue");
+        // Two lists, or none: the fields, one per line.
+        assert_eq!(
+            tsv(&json!({"result": "done", "n": 2})),
+            "key\tvalue\nresult\tdone\nn\t2"
+        );
+        assert_eq!(
+            tsv(&json!({"a": [{"x": 1}], "b": [{"y": 2}]})),
+            "key\tvalue\na\t[{\"x\":1}]\nb\t[{\"y\":2}]"
+        );
+    }
+
+    #[test]
+    fn yaml_is_the_json_document_in_its_order() {
+        let report = json!({"scope": "demo", "lag": 1.5, "members": [{"name": "node1", "tags": {}}], "none": null, "note": "two\nlines"});
+        let text = yaml(&report);
+        assert!(text.starts_with("scope: demo\n"), "{text}");
+        let back = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
+        assert_eq!(back[0]["members"][0]["name"].as_str(), Some("node1"), "{text}");
+        assert_eq!(back[0]["lag"].as_f64(), Some(1.5), "{text}");
+        assert!(back[0]["none"].is_null(), "{text}");
+        assert_eq!(back[0]["note"].as_str(), Some("two\nlines"), "{text}");
     }
 }

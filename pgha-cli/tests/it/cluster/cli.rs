@@ -65,6 +65,74 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     }
     let r = pgha(&env, &["dsn", "no-such-member"]).await;
     assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+
+    // topology: the leader, then each replica under it.
+    let tree = pgha_json(&env, &["topology"]).await;
+    let nodes = tree.as_array().cloned().unwrap_or_default();
+    assert_eq!(nodes.len(), 3, "{tree}");
+    assert_eq!(nodes[0]["name"].as_str(), Some(leader.as_str()), "{tree}");
+    assert_eq!(nodes[0]["depth"], 0, "{tree}");
+    for n in &nodes[1..] {
+        assert_eq!(n["upstream"].as_str(), Some(leader.as_str()), "{tree}");
+        assert_eq!(n["depth"], 1, "{tree}");
+    }
+    let drawn = pgha(&env, &["topology"]).await.ok().stdout;
+    for n in &nodes[1..] {
+        let replica = n["name"].as_str().unwrap_or("?");
+        assert!(
+            drawn.contains(&format!("+ {replica}")),
+            "{replica} under the leader:\n{drawn}"
+        );
+    }
+    // query: on the leader unless told otherwise, read-only unless --write, values as text.
+    let q = pgha_json(
+        &env,
+        &["query", "SELECT pg_is_in_recovery() AS standby, NULL::text AS nothing"],
+    )
+    .await;
+    assert_eq!(q["member"].as_str(), Some(leader.as_str()), "{q}");
+    assert_eq!(q["rows"], serde_json::json!([{"standby": "f", "nothing": null}]), "{q}");
+    let q = pgha_json(
+        &env,
+        &["query", "--role", "replica", "SELECT pg_is_in_recovery() AS standby"],
+    )
+    .await;
+    assert_eq!(q["rows"][0]["standby"], "t", "{q}");
+    let r = pgha(&env, &["query", "CREATE TABLE written_by_query (i int)"]).await;
+    assert_eq!(r.code, exit_codes::DATABASE, "{r:?}");
+    assert!(r.stderr.contains("read-only transaction"), "{r:?}");
+    let w = pgha_json(
+        &env,
+        &[
+            "query",
+            "--write",
+            "CREATE TABLE written_by_query (i int); INSERT INTO written_by_query VALUES (1), (2)",
+        ],
+    )
+    .await;
+    assert_eq!(w["rows_affected"], serde_json::json!([0, 2]), "{w}");
+    // Every report in every format: tsv is a header and a line per member, yaml the document.
+    let tsv = pgha(&env, &["-f", "tsv", "status"]).await.ok().stdout;
+    let lines: Vec<Vec<&str>> = tsv.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 4, "a header and a line per member:\n{tsv}");
+    let name = lines[0].iter().position(|c| *c == "name").expect("a name column");
+    assert!(lines[0].contains(&"role"), "{tsv}");
+    assert!(lines[1..].iter().any(|l| l[name] == leader), "{tsv}");
+    assert!(
+        lines.iter().all(|l| l.len() == lines[0].len()),
+        "as many cells as columns:\n{tsv}"
+    );
+    let q = pgha(&env, &["--format", "tsv", "query", "SELECT 1 AS one, 'a\tb' AS two"])
+        .await
+        .ok()
+        .stdout;
+    assert_eq!(q.trim_end(), "one\ttwo\n1\ta\\tb", "{q}");
+    let yaml = pgha(&env, &["--format", "yaml", "status"]).await.ok().stdout;
+    assert!(yaml.contains(&format!("leader: {leader}")), "{yaml}");
+    assert!(yaml.contains("members:") && !yaml.starts_with('{'), "{yaml}");
+    let r = pgha(&env, &["--format", "yaml", "dsn", "no-such-member"]).await;
+    assert_eq!(r.code, exit_codes::NOT_FOUND, "{r:?}");
+    assert!(r.stdout.contains("kind: not-found"), "errors in YAML too: {r:?}");
     // `list --watch 1s` prints a round a second until interrupted, then exits 0.
     let watch = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
         .args(["list", "--watch", "1s"])
