@@ -27,7 +27,73 @@ pub struct ParameterChange {
     pub needs_restart: Vec<String>,
 }
 
+/// The merge patch (RFC 7386, as Patroni's `PATCH /config` applies it) that turns `from` into
+/// `to`: objects are compared key by key, a key `to` lacks becomes `null` (removed), anything
+/// else that differs is replaced whole.
+///
+/// ```
+/// use serde_json::json;
+/// let from = json!({"ttl": 30, "postgresql": {"parameters": {"work_mem": "4MB", "jit": "on"}}});
+/// let to = json!({"ttl": 30, "postgresql": {"parameters": {"work_mem": "8MB"}}, "loop_wait": 5});
+/// assert_eq!(
+///     pgha_admin::config_patch(&from, &to),
+///     json!({"postgresql": {"parameters": {"work_mem": "8MB", "jit": null}}, "loop_wait": 5})
+/// );
+/// ```
+pub fn config_patch(from: &Value, to: &Value) -> Value {
+    match (from, to) {
+        (Value::Object(a), Value::Object(b)) => {
+            let mut patch = Map::new();
+            for (k, old) in a {
+                match b.get(k) {
+                    None => {
+                        patch.insert(k.clone(), Value::Null);
+                    }
+                    Some(new) if new != old => {
+                        patch.insert(k.clone(), config_patch(old, new));
+                    }
+                    Some(_) => {}
+                }
+            }
+            for (k, new) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+                patch.insert(k.clone(), new.clone());
+            }
+            Value::Object(patch)
+        }
+        _ => to.clone(),
+    }
+}
+
+/// What [`Admin::edit_config`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigEdit {
+    /// The change was applied; the new configuration.
+    Applied(Value),
+    /// Nothing was applied: the configuration is no longer the one the edit started from (someone
+    /// changed it meanwhile); the current one, to edit again.
+    Changed(Value),
+}
+
 impl Admin {
+    /// Replaces the dynamic configuration `base` (as [`config`](Self::config) returned it) by
+    /// `edited` — what `patronictl edit-config` does — as the merge patch of their difference
+    /// ([`config_patch`]). If the configuration is no longer `base`, nothing is applied and the
+    /// current one is returned to edit again. (Patroni's REST API offers no compare-and-set:
+    /// between that check and the patch, a concurrent change to other keys is kept, one to the
+    /// same keys is overwritten.)
+    pub async fn edit_config(&self, base: &Value, edited: &Value) -> Result<ConfigEdit> {
+        if !edited.is_object() {
+            return Err(Error::usage("the configuration must be a mapping of keys to values"));
+        }
+        let current = self.config().await?;
+        if current != *base {
+            return Ok(ConfigEdit::Changed(current));
+        }
+        self.patch_config(&config_patch(base, edited))
+            .await
+            .map(ConfigEdit::Applied)
+    }
+
     /// The dynamic configuration stored in the DCS (`GET /config`).
     pub async fn config(&self) -> Result<Value> {
         let (base, reply) = rest::get_any(self.connector(), &self.endpoints(), "/config").await?;

@@ -87,7 +87,7 @@ mod vector_index;
 mod wal;
 
 pub use admin::Admin;
-pub use dynamic_config::ParameterChange;
+pub use dynamic_config::{config_patch, ConfigEdit, ParameterChange};
 pub use error::{Error, ErrorKind, Result};
 pub use health::{Check, CheckOptions, HealthReport, Level, Metric, Unit};
 pub use inventory::{postgres_version, MemberVersion, QueryResult, TopologyNode};

@@ -167,6 +167,10 @@ pub(crate) enum Command {
         #[arg(long, conflicts_with = "member")]
         role: Option<RoleArg>,
     },
+    /// Edit Patroni's dynamic configuration in $VISUAL or $EDITOR (default vi) as YAML, see the
+    /// difference, confirm, apply (patronictl's `edit-config`); edited again if it changed
+    /// meanwhile. With --dry-run, shows the difference only.
+    EditConfig,
     /// The replication tree: the leader, and each member under the one it replicates from
     /// (patronictl's `topology`).
     Topology,

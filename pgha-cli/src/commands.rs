@@ -7,8 +7,8 @@ use pgha_admin::pgha_client::patroni::Role;
 use pgha_admin::pgha_client::vector::{Distance, IndexKind};
 use pgha_admin::pitr::RecoveryTarget;
 use pgha_admin::{
-    exit_codes, parse_schedule, Admin, CheckOptions, Machine, RestartRequest, RoleFilter, Storage, SwitchoverRequest,
-    VacuumOptions, VectorIndexSpec,
+    exit_codes, parse_schedule, Admin, CheckOptions, ConfigEdit, Machine, RestartRequest, RoleFilter, Storage,
+    SwitchoverRequest, VacuumOptions, VectorIndexSpec,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -188,6 +188,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             d.text = Some(dsn);
             Ok(d)
         }
+        Command::EditConfig => edit_config(&admin, g).await,
         Command::Topology => {
             let mut d = done(&admin.topology().await?)?;
             d.human = render::topology;
@@ -609,4 +610,83 @@ async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: Pi
         ),
     )?;
     done(&admin.pitr(&control, &pgbackrest, &plan).await?)
+}
+
+/// How many times `edit-config` starts again when the configuration changed while it was edited.
+const EDIT_ROUNDS: usize = 3;
+
+/// `edit-config`: the dynamic configuration as YAML in the operator's editor, the difference,
+/// a confirmation, then [`Admin::edit_config`] — again on the new configuration if someone
+/// changed it meanwhile.
+async fn edit_config(admin: &Admin, g: &crate::args::Global) -> Result<Done> {
+    let mut current = admin.config().await?;
+    for _ in 0..EDIT_ROUNDS {
+        let before = crate::yaml::to_text(&current);
+        let after = run_editor(&before)?;
+        let edited =
+            crate::yaml::from_text(&after).map_err(|e| usage(format!("the edited configuration is not YAML: {e}")))?;
+        if !edited.is_object() {
+            return Err(usage(
+                "the edited configuration must be a mapping of keys to values".into(),
+            ));
+        }
+        let patch = pgha_admin::config_patch(&current, &edited);
+        if patch.as_object().is_some_and(serde_json::Map::is_empty) {
+            return message("no changes");
+        }
+        let diff = similar::TextDiff::from_lines(&before, crate::yaml::to_text(&edited))
+            .unified_diff()
+            .header("current", "edited")
+            .to_string();
+        eprint!("{diff}");
+        if g.dry_run {
+            return done(&json!({ "would_patch": patch }));
+        }
+        confirm(g.yes, "apply these changes to the dynamic configuration")?;
+        match admin.edit_config(&current, &edited).await? {
+            ConfigEdit::Applied(new) => return done(&new),
+            ConfigEdit::Changed(now) => {
+                eprintln!("pgha: the configuration changed while it was edited; editing the new one");
+                current = now;
+            }
+        }
+    }
+    Err(pgha_admin::Error::new(
+        pgha_admin::ErrorKind::Precondition,
+        format!("the configuration changed during each of {EDIT_ROUNDS} edits; nothing was applied"),
+    ))
+}
+
+/// Runs $VISUAL or $EDITOR (default `vi`; words and quotes as the shell reads them) on a private
+/// temporary file holding `text` (mode 0600, removed afterwards); returns what the editor left.
+fn run_editor(text: &str) -> Result<String> {
+    use std::io::Write as _;
+    let editor = ["VISUAL", "EDITOR"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|e| !e.trim().is_empty()))
+        .unwrap_or_else(|| "vi".to_owned());
+    let mut file = tempfile::Builder::new()
+        .prefix("pgha-config-")
+        .suffix(".yaml")
+        .tempfile()
+        .map_err(|e| usage(format!("cannot create a temporary file: {e}")))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| usage(format!("cannot write {}: {e}", file.path().display())))?;
+    // `sh -c '<editor> "$1"'`: an editor given with arguments (`code --wait`) works, and the
+    // path is never parsed by the shell.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{editor} \"$1\""))
+        .arg("sh")
+        .arg(file.path())
+        .status()
+        .map_err(|e| usage(format!("cannot run the editor {editor:?}: {e}")))?;
+    if !status.success() {
+        return Err(usage(format!(
+            "the editor {editor:?} exited with {status}; nothing was applied"
+        )));
+    }
+    // Editors often write a new file in its place: read it by its path.
+    std::fs::read_to_string(file.path()).map_err(|e| usage(format!("cannot read {}: {e}", file.path().display())))
 }

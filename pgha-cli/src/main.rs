@@ -6,6 +6,7 @@ mod commands;
 mod output;
 mod render;
 mod settings;
+mod yaml;
 
 use std::process::ExitCode;
 

@@ -42,7 +42,7 @@ impl Output {
     pub(crate) fn data(&self, value: &Value, human: fn(&Value) -> String) {
         let text = match self.format {
             Format::Json => serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
-            Format::Yaml => crate::render::yaml(value),
+            Format::Yaml => crate::yaml::to_text(value),
             Format::Tsv => crate::render::tsv(value),
             Format::Pretty | Format::Prometheus => human(value),
         };

@@ -104,28 +104,6 @@ fn columns(rows: &[Value]) -> Vec<String> {
     columns
 }
 
-/// A report as YAML (the same document as its JSON; keys in the report's order).
-pub(crate) fn yaml(v: &Value) -> String {
-    fn convert(v: &Value) -> yaml_rust2::Yaml {
-        use yaml_rust2::Yaml;
-        match v {
-            Value::Null => Yaml::Null,
-            Value::Bool(b) => Yaml::Boolean(*b),
-            Value::Number(n) => n.as_i64().map_or_else(|| Yaml::Real(n.to_string()), Yaml::Integer),
-            Value::String(s) => Yaml::String(s.clone()),
-            Value::Array(a) => Yaml::Array(a.iter().map(convert).collect()),
-            Value::Object(o) => Yaml::Hash(o.iter().map(|(k, v)| (Yaml::String(k.clone()), convert(v))).collect()),
-        }
-    }
-    let mut out = String::new();
-    let mut emitter = yaml_rust2::YamlEmitter::new(&mut out);
-    emitter.multiline_strings(true);
-    match emitter.dump(&convert(v)) {
-        Ok(()) => out.strip_prefix("---\n").unwrap_or(&out).to_owned(),
-        Err(e) => format!("error: {e}"),
-    }
-}
-
 /// A report as tab-separated values with a header line, for `cut`, `awk` and spreadsheets: a
 /// list's items one per line; a report that holds one list (status's members, version's
 /// members), that list; any other report, one `key<TAB>value` line per field. A cell is the
@@ -366,17 +344,5 @@ mod tests {
             tsv(&json!({"a": [{"x": 1}], "b": [{"y": 2}]})),
             "key\tvalue\na\t[{\"x\":1}]\nb\t[{\"y\":2}]"
         );
-    }
-
-    #[test]
-    fn yaml_is_the_json_document_in_its_order() {
-        let report = json!({"scope": "demo", "lag": 1.5, "members": [{"name": "node1", "tags": {}}], "none": null, "note": "two\nlines"});
-        let text = yaml(&report);
-        assert!(text.starts_with("scope: demo\n"), "{text}");
-        let back = yaml_rust2::YamlLoader::load_from_str(&text).expect("valid YAML");
-        assert_eq!(back[0]["members"][0]["name"].as_str(), Some("node1"), "{text}");
-        assert_eq!(back[0]["lag"].as_f64(), Some(1.5), "{text}");
-        assert!(back[0]["none"].is_null(), "{text}");
-        assert_eq!(back[0]["note"].as_str(), Some("two\nlines"), "{text}");
     }
 }

@@ -193,6 +193,67 @@ async fn cli_operations_change_the_cluster_as_asked() {
     .await;
     assert_eq!(patched["maximum_lag_on_failover"], 2_097_152);
 
+    // edit-config, with scripts for editors: a dry run shows the change and applies nothing;
+    // an added key is applied, a deleted one removed; no change, a failing editor and YAML that
+    // is not a mapping apply nothing; a change made while editing makes it edit again.
+    let scripts = tempfile::tempdir().expect("a directory");
+    let editor = |name: &str, body: &str| {
+        let path = scripts.path().join(name);
+        std::fs::write(&path, format!("#!/bin/sh\nset -e\n{body}\n")).expect("script");
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+        let mut with = env.clone();
+        with.push(("EDITOR".into(), path.display().to_string()));
+        with
+    };
+    let add = editor("add", "echo 'pgha_edited: 1' >> \"$1\"");
+    let dry = pgha(&add, &["--format", "json", "--dry-run", "edit-config"]).await.ok();
+    assert_eq!(
+        dry.json()["would_patch"],
+        serde_json::json!({"pgha_edited": 1}),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stderr.contains("+pgha_edited: 1"),
+        "the difference is shown: {dry:?}"
+    );
+    assert!(pgha_json(&env, &["config", "show"]).await["pgha_edited"].is_null());
+    let r = pgha(&add, &["edit-config"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "no terminal, no --yes: {r:?}");
+    let applied = pgha(&add, &["--format", "json", "--yes", "edit-config"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(applied["pgha_edited"], 1, "{applied}");
+    assert_eq!(
+        applied["maximum_lag_on_failover"], 2_097_152,
+        "the rest is kept: {applied}"
+    );
+    let unchanged = pgha(&editor("same", "true"), &["--format", "json", "--yes", "edit-config"])
+        .await
+        .ok();
+    assert_eq!(unchanged.json()["result"], "no changes", "{unchanged:?}");
+    let r = pgha(&editor("fails", "exit 3"), &["--yes", "edit-config"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let r = pgha(
+        &editor("list", "echo '- just a list' > \"$1\""),
+        &["--yes", "edit-config"],
+    )
+    .await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    let race = editor(
+        "race",
+        &format!(
+            "if [ ! -e \"$0.once\" ]; then touch \"$0.once\"; {} --yes config patch '{{\"pgha_meanwhile\": 2}}' >/dev/null; fi\n\
+             sed -i '/^pgha_edited:/d' \"$1\"",
+            env!("CARGO_BIN_EXE_pgha")
+        ),
+    );
+    let raced = pgha(&race, &["--format", "json", "--yes", "edit-config"]).await.ok();
+    assert!(raced.stderr.contains("changed while it was edited"), "{raced:?}");
+    let after = raced.json();
+    assert!(after["pgha_edited"].is_null(), "the deleted key is removed: {after}");
+    assert_eq!(after["pgha_meanwhile"], 2, "the change made meanwhile is kept: {after}");
+
     // Reinitialize a replica: refused without --yes, done with it, streaming afterwards.
     let replica = members.iter().find(|m| **m != leader_after).expect("a replica").clone();
     let r = pgha(&env, &["reinitialize", &replica]).await;
