@@ -702,7 +702,8 @@ impl Op<'_> {
                 Err(aborted) => return Err(aborted.before_body("preparing the session")),
             }
         }
-        phase.store(PHASE_BODY, Ordering::SeqCst);
+        // Nothing of the caller's has been sent until the token checks pass: a session lost
+        // during them is retried like one lost while getting the connection.
         match token_check {
             TokenCheck::None => {}
             TokenCheck::Replayed(token) => {
@@ -734,9 +735,16 @@ impl Op<'_> {
                 // token covers). Watched as the primary: the wait ends when it is deposed.
                 let mut rx = inner.snapshots.clone();
                 match Box::pin(watched(confirm_synchronously(conn), &mut rx, name, true, deadline)).await {
-                    Ok(Ok(at)) => handle.record_confirmed(timeline, at),
+                    Ok(Ok(Some(at))) => handle.record_confirmed(timeline, at),
+                    Ok(Ok(None)) => {
+                        busy.release(false);
+                        // Demoted since the last refresh: retried once the topology says so.
+                        return Err(Error::new(Kind::Connect)
+                            .with_message("the primary is in recovery: it was demoted since the last refresh"));
+                    }
                     Ok(Err(e)) => {
-                        busy.release(discard_after(&e));
+                        // Rare enough that the connection is not worth keeping.
+                        busy.release(true);
                         return Err(e);
                     }
                     // `busy` is dropped unreleased: the wait is cancelled on the server.
@@ -747,6 +755,7 @@ impl Op<'_> {
             }
             TokenCheck::Confirmed(..) => {}
         }
+        phase.store(PHASE_BODY, Ordering::SeqCst);
         // Most attempts finish quickly: only the slow ones subscribe to topology changes (which
         // costs a registration on the snapshot channel) to be abandoned when their member is lost.
         let outcome = {
@@ -867,8 +876,6 @@ async fn wait_for_generation(
     tokio::time::sleep_until(pause_end.min(until.into())).await;
 }
 
-/// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
-/// passes.
 /// What an attempt checks of its member before it runs the caller's statements, for an
 /// operation that carries a token.
 #[derive(Debug, Clone, Copy)]
@@ -889,25 +896,44 @@ enum TokenCheck {
 /// it has been released.
 ///
 /// This writes a transactional logical message (no table, no lock; an unprivileged role in a
-/// read-only session may) and commits it with `synchronous_commit = remote_apply`, the most
-/// demanding mode: the commit returns once the synchronous standbys, as PostgreSQL counts them
-/// (priority or quorum), have applied it, and so have written and flushed it — which releases
-/// every commit waiting at or below it, in any mode. Returns the message's position: every
-/// commit up to it is released (a woken commit becomes visible a few microseconds after it is
-/// released; PostgreSQL offers nothing stricter). Logical decoding consumers that ask for
-/// messages see one with the prefix `pgha`.
-async fn confirm_synchronously(conn: &Connection) -> Result<Lsn> {
-    const SQL: &str = "BEGIN; SET LOCAL synchronous_commit = remote_apply; \
-        SELECT pg_catalog.pg_logical_emit_message(true, 'pgha', '')::text; COMMIT";
+/// read-only session may) and commits it synchronously: the commit returns once the synchronous
+/// standbys, as PostgreSQL counts them (priority or quorum), have confirmed it, which releases
+/// every commit waiting at or below it. It waits as the session's own default would
+/// (`remote_apply` if that is the default, `on` otherwise: a `remote_apply` wait covers the
+/// flush and write waits too, a flush wait covers `on` and `remote_write`). One implicit
+/// transaction, so an error leaves the session idle; read committed, so a serializable
+/// deferrable session default does not wait for a safe snapshot; no statement timeout, since a
+/// wait cut short by a cancel still commits and would be taken for a confirmation (the
+/// operation's deadline bounds it on this side). Returns the message's position, below which
+/// every commit is released (a woken commit becomes visible to new snapshots moments after its
+/// release; PostgreSQL offers nothing stricter), or `None` if the member is in recovery.
+/// Logical decoding consumers that ask for messages see one with the prefix `pgha`.
+async fn confirm_synchronously(conn: &Connection) -> Result<Option<Lsn>> {
+    const SQL: &str = "SET LOCAL transaction_isolation = 'read committed'; \
+        SET LOCAL statement_timeout = 0; \
+        SELECT pg_catalog.set_config('synchronous_commit', \
+            CASE pg_catalog.current_setting('synchronous_commit') WHEN 'remote_apply' THEN 'remote_apply' ELSE 'on' END, \
+            true); \
+        SELECT CASE WHEN pg_catalog.pg_is_in_recovery() THEN NULL \
+            ELSE pg_catalog.pg_logical_emit_message(true, 'pgha', '')::text END";
     let messages = conn.simple_query(SQL).await?;
-    let at = messages.iter().find_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0),
+    // The last row is the message's position (the one before is set_config's).
+    let at = messages.iter().rev().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0)),
         _ => None,
     });
-    at.and_then(|s| s.parse::<Lsn>().ok())
-        .ok_or_else(|| Error::new(Kind::Db).with_message("pg_logical_emit_message returned no position"))
+    match at {
+        Some(Some(s)) => s
+            .parse::<Lsn>()
+            .map(Some)
+            .map_err(|e| Error::new(Kind::Db).with_message(format!("pg_logical_emit_message returned {s:?}: {e}"))),
+        Some(None) => Ok(None),
+        None => Err(Error::new(Kind::Db).with_message("pg_logical_emit_message returned no row")),
+    }
 }
 
+/// Polls `pg_last_wal_replay_lsn()` on a standby session until it reaches `lsn` or `wait`
+/// passes.
 async fn replayed(conn: &Connection, lsn: Lsn, wait: Duration) -> Result<bool> {
     let until = crate::time::after(Instant::now(), wait);
     let target = lsn.to_string();

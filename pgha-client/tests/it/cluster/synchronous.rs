@@ -29,16 +29,26 @@ async fn a_standby_s_token_on_a_synchronous_primary_waits_for_the_synchronous_st
         .run_with_token(async |c| Ok(c.batch_execute("CREATE TABLE shown (n int)").await?))
         .await?;
     client.wait_for_standbys(token, Duration::from_secs(10)).await?;
-    let rows = cluster
-        .superuser_query(&leader, "SELECT application_name, sync_state FROM pg_stat_replication")
-        .await?;
-    let state_of = |wanted: &str| {
-        rows.iter()
-            .find(|r| r.get::<_, String>(1) == wanted)
-            .map(|r| r.get::<_, String>(0))
-            .with_context(|| format!("a standby whose sync_state is {wanted}: {rows:?}"))
-    };
-    let (synchronous, asynchronous) = (state_of("sync")?, state_of("async")?);
+    // Patroni names one synchronous standby (synchronous_standby_names = 'nodeN'): the other
+    // is asynchronous once PostgreSQL has reloaded that.
+    let (synchronous, asynchronous) = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let rows = cluster
+                .superuser_query(&leader, "SELECT application_name, sync_state FROM pg_stat_replication")
+                .await?;
+            let named = |wanted: &str| {
+                rows.iter()
+                    .find(|r| r.get::<_, String>(1) == wanted)
+                    .map(|r| r.get::<_, String>(0))
+            };
+            if let (2, Some(s), Some(a)) = (rows.len(), named("sync"), named("async")) {
+                return anyhow::Ok((s, a));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .context("one synchronous and one asynchronous standby")??;
     // The client has seen the synchronous primary; warm its pool there.
     client
         .run(Intent::Primary, async |c| Ok(c.batch_execute("SELECT 1").await?))
@@ -94,7 +104,7 @@ async fn a_standby_s_token_on_a_synchronous_primary_waits_for_the_synchronous_st
             "the read at {token} on the primary saw {seen} rows: it went back"
         ),
         Err(e) => ensure!(
-            e.is_timeout(),
+            e.is_timeout() && e.to_string().contains("synchronous standbys to confirm the token"),
             "waiting for the confirmation should end at the deadline: {e}"
         ),
     }
