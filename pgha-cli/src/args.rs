@@ -123,6 +123,9 @@ pub(crate) struct BackrestArgs {
     /// Run pgbackrest over SSH at this destination (user@host).
     #[arg(long, global = true, env = "PGHA_PGBACKREST_SSH")]
     pub(crate) pgbackrest_ssh: Option<String>,
+    /// The pgBackRest repository (1-256) for backup create, info, expire and verify.
+    #[arg(long, global = true, env = "PGHA_PGBACKREST_REPO", value_parser = clap::value_parser!(u8).range(1..))]
+    pub(crate) repo: Option<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -456,6 +459,10 @@ pub(crate) enum BackupCmd {
     Check,
     /// Create the stanza.
     StanzaCreate,
+    /// After a PostgreSQL major upgrade: record the new version in every repository.
+    StanzaUpgrade,
+    /// Check every backup and archived WAL segment in the repository against its checksum.
+    Verify,
     /// Apply retention now.
     Expire,
     /// Print a pgbackrest.conf for an S3 repository.

@@ -545,6 +545,15 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
             pgbackrest.stanza_create().await?;
             message(format!("stanza {} created", pgbackrest.stanza()))
         }
+        BackupCmd::StanzaUpgrade => {
+            let pgbackrest = pgbackrest()?;
+            pgbackrest.stanza_upgrade().await?;
+            message(format!("stanza {} is up to date", pgbackrest.stanza()))
+        }
+        BackupCmd::Verify => {
+            pgbackrest()?.verify().await?;
+            message("every backup and archived WAL segment matches its checksum")
+        }
         BackupCmd::Expire => {
             pgbackrest()?.expire().await?;
             message("retention applied")

@@ -125,5 +125,8 @@ pub(crate) fn pgbackrest(args: &BackrestArgs, file: &BackrestFile) -> Result<PgB
     if let Some(c) = args.pgbackrest_config.clone().or_else(|| file.config.clone()) {
         p = p.config_file(c);
     }
+    if let Some(repo) = args.repo.or(file.repo) {
+        p = p.repo(repo);
+    }
     Ok(p)
 }

@@ -34,6 +34,8 @@ pub struct BackrestFile {
     pub ssh: Option<String>,
     /// The pgBackRest binary.
     pub binary: Option<String>,
+    /// The repository for backup create, info, expire and verify (`--repo`).
+    pub repo: Option<u8>,
 }
 
 /// A usage error (exit code 64) with this message.

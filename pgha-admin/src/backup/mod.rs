@@ -104,8 +104,13 @@ pub struct PgBackRest {
     stanza: String,
     config: Option<String>,
     extra: Vec<String>,
+    repo: Option<u8>,
     timeout: Duration,
 }
+
+/// The commands that take `--repo` (pgBackRest refuses it elsewhere: `check` and the stanza
+/// commands work on every repository).
+const TAKES_REPO: &[&str] = &["backup", "info", "expire", "verify", "restore"];
 
 impl fmt::Debug for PgBackRest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -113,6 +118,7 @@ impl fmt::Debug for PgBackRest {
             .field("runner", &self.runner)
             .field("stanza", &self.stanza)
             .field("config", &self.config)
+            .field("repo", &self.repo)
             .field("timeout", &self.timeout)
             .finish()
     }
@@ -126,6 +132,7 @@ impl PgBackRest {
             stanza: stanza.into(),
             config: None,
             extra: Vec::new(),
+            repo: None,
             timeout: Duration::from_secs(3600),
         }
     }
@@ -139,6 +146,21 @@ impl PgBackRest {
     /// An extra option passed to every command (e.g. `--repo=1`, `--log-level-console=info`).
     pub fn option(mut self, option: impl Into<String>) -> Self {
         self.extra.push(option.into());
+        self
+    }
+
+    /// The repository to use (`--repo=`, 1–256) for the commands that take one (backup, info,
+    /// expire, verify, restore); the others work on every repository. Default: pgBackRest's
+    /// (repository 1 for a backup, all of them for info).
+    ///
+    /// ```
+    /// use pgha_admin::backup::{LocalRunner, PgBackRest};
+    /// let p = PgBackRest::new(LocalRunner::new(), "pg-ha").repo(2);
+    /// assert!(p.args("backup", &[]).contains(&"--repo=2".to_owned()));
+    /// assert!(!p.args("check", &[]).iter().any(|a| a.starts_with("--repo")));
+    /// ```
+    pub fn repo(mut self, repo: u8) -> Self {
+        self.repo = Some(repo);
         self
     }
 
@@ -161,6 +183,9 @@ impl PgBackRest {
         }
         args.push(format!("--stanza={}", self.stanza));
         args.extend(self.extra.iter().cloned());
+        if let Some(repo) = self.repo.filter(|_| TAKES_REPO.contains(&command)) {
+            args.push(format!("--repo={repo}"));
+        }
         args.extend(options.iter().cloned());
         args.push(command.to_owned());
         args
@@ -227,6 +252,18 @@ impl PgBackRest {
         self.run("backup", &[format!("--type={}", kind.as_str())])
             .await
             .map(drop)
+    }
+
+    /// `verify`: reads every backup and archived WAL segment in the repository and checks it
+    /// against its checksum; a missing or corrupt file fails with the files pgBackRest named.
+    pub async fn verify(&self) -> Result<()> {
+        self.run("verify", &[]).await.map(drop)
+    }
+
+    /// `stanza-upgrade`: after a PostgreSQL major upgrade, records the new version and system
+    /// identifier in every repository (nothing to do, and no error, when they are current).
+    pub async fn stanza_upgrade(&self) -> Result<()> {
+        self.run("stanza-upgrade", &[]).await.map(drop)
     }
 
     /// `expire`: applies the retention settings now.

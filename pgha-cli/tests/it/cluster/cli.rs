@@ -235,6 +235,21 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     let diff = pgha_json(&env, &["backup", "create", "--type", "diff"]).await;
     assert_eq!(diff["backup"]["type"], "diff", "{diff}");
     pgha(&env, &["backup", "expire"]).await.ok();
+    // verify reads the repository back; stanza-upgrade has nothing to do without an upgrade.
+    let verified = pgha_json(&env, &["backup", "verify"]).await;
+    assert!(
+        verified["result"].as_str().is_some_and(|r| r.contains("checksum")),
+        "{verified}"
+    );
+    pgha(&env, &["backup", "stanza-upgrade"]).await.ok();
+    // --repo reaches the commands that take it (this cluster has repository 1 only) and not
+    // the others, which pgBackRest would refuse.
+    pgha(&env, &["--repo", "1", "backup", "check"]).await.ok();
+    assert!(pgha_json(&env, &["--repo", "1", "backup", "info"]).await["backup"].is_array());
+    let r = pgha(&env, &["--repo", "2", "backup", "verify"]).await;
+    assert_eq!(r.code, exit_codes::BACKUP, "repository 2 is not configured: {r:?}");
+    let r = pgha(&env, &["--repo", "0", "backup", "info"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
     let ini = pgha(
         &env,
         &[
