@@ -101,7 +101,9 @@ impl Admin {
 
     /// Runs `sql` (one or more statements) on `member`, or on a member of `role`, or on the
     /// leader (`patronictl query`), in a read-only session unless `write`; returns every row of
-    /// every statement, each value as PostgreSQL prints it.
+    /// every statement, each value as PostgreSQL prints it. The read-only session keeps a slip
+    /// from writing; it is no sandbox (`SET default_transaction_read_only = off` in `sql` lifts
+    /// it, and functions such as `pg_terminate_backend` run in it).
     pub async fn query(
         &self,
         sql: &str,
@@ -127,7 +129,14 @@ impl Admin {
                     let mut values = serde_json::Map::new();
                     for (i, column) in row.columns().iter().enumerate() {
                         let value = row.get(i).map_or(serde_json::Value::Null, |v| v.into());
-                        values.insert(column.name().to_owned(), value);
+                        // A name seen before in this row (`SELECT a.id, b.id`) gets a suffix.
+                        let mut name = column.name().to_owned();
+                        let mut n = 1;
+                        while values.contains_key(&name) {
+                            n += 1;
+                            name = format!("{}_{n}", column.name());
+                        }
+                        values.insert(name, value);
                     }
                     rows.push(serde_json::Value::Object(values));
                 }
@@ -180,7 +189,8 @@ pub struct TopologyNode {
 pub struct QueryResult {
     /// Where it ran.
     pub member: String,
-    /// Every row of every statement: column name → value as text (`null` for NULL).
+    /// Every row of every statement: column name → value as text (`null` for NULL); a column
+    /// name repeated in a row gets `_2`, `_3`….
     pub rows: Vec<serde_json::Value>,
     /// Rows each statement affected or returned, in order.
     pub rows_affected: Vec<u64>,

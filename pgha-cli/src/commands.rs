@@ -163,6 +163,11 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
                     _ = interrupt.recv() => break,
                 };
                 match round {
+                    Ok(d) if out.format == Format::Yaml => {
+                        // A stream of documents.
+                        out.text("---");
+                        out.data(&d.value, d.human);
+                    }
                     Ok(d) if out.is_data() => out.data(&d.value, d.human),
                     Ok(d) => out.text(&format!("{now}\n{}\n", render::status(&d.value))),
                     Err(e) => out.error(&e),
@@ -631,6 +636,11 @@ async fn edit_config(admin: &Admin, g: &crate::args::Global) -> Result<Done> {
     let mut current = admin.config().await?;
     for _ in 0..EDIT_ROUNDS {
         let before = crate::yaml::to_text(&current);
+        if crate::yaml::from_text(&before).as_ref() != Ok(&current) {
+            return Err(usage(
+                "this configuration does not survive a round trip through YAML unchanged; use `config patch`".into(),
+            ));
+        }
         let after = run_editor(&before)?;
         let edited =
             crate::yaml::from_text(&after).map_err(|e| usage(format!("the edited configuration is not YAML: {e}")))?;
@@ -638,6 +648,13 @@ async fn edit_config(admin: &Admin, g: &crate::args::Global) -> Result<Done> {
             return Err(usage(
                 "the edited configuration must be a mapping of keys to values".into(),
             ));
+        }
+        let misleading = crate::yaml::yaml_1_1_booleans(&current, &edited);
+        if !misleading.is_empty() {
+            return Err(usage(format!(
+                "{} would be a string here (YAML 1.2), which Patroni takes as true: write true or false; nothing was applied",
+                misleading.join(", ")
+            )));
         }
         let patch = pgha_admin::config_patch(&current, &edited);
         if patch.as_object().is_some_and(serde_json::Map::is_empty) {

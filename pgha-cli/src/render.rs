@@ -106,7 +106,8 @@ fn columns(rows: &[Value]) -> Vec<String> {
 
 /// A report as tab-separated values with a header line, for `cut`, `awk` and spreadsheets: a
 /// list's items one per line; a report that holds one list (status's members, version's
-/// members), that list; any other report, one `key<TAB>value` line per field. A cell is the
+/// members, query's rows), that list, even empty; any other report (none, or several, such as
+/// check's checks and metrics), one `key<TAB>value` line per field. A cell is the
 /// value as JSON has it (numbers unscaled, `true`/`false`, empty for null; nested values as
 /// compact JSON), with tabs, newlines and backslashes escaped as `\t`, `\n` and `\\`.
 pub(crate) fn tsv(v: &Value) -> String {
@@ -144,9 +145,8 @@ pub(crate) fn tsv(v: &Value) -> String {
         Value::Array(a) if is_table(a) => rows(a),
         Value::Array(a) => a.iter().map(cell).collect::<Vec<_>>().join("\n"),
         Value::Object(o) => {
-            let mut lists = o
-                .values()
-                .filter_map(|v| v.as_array().filter(|a| !a.is_empty() && is_table(a)));
+            // Empty lists count, so that a report's shape does not depend on its data.
+            let mut lists = o.values().filter_map(|v| v.as_array().filter(|a| is_table(a)));
             match (lists.next(), lists.next()) {
                 (Some(list), None) => rows(list),
                 _ => {
@@ -335,6 +335,12 @@ mod tests {
              node2\treplica\t1048576\t\ta\\tb\\nc\\\\d"
         );
         assert_eq!(tsv(&json!([{"a": 1}, {"b": true}])), "a\tb\n1\t\n\ttrue");
+        // One list, even empty: a report's shape does not depend on its data.
+        assert_eq!(tsv(&json!({"member": "m", "rows": [], "rows_affected": [0]})), "");
+        assert_eq!(
+            tsv(&json!({"level": "ok", "checks": [{"name": "x"}], "metrics": []})),
+            "key\tvalue\nlevel\tok\nchecks\t[{\"name\":\"x\"}]\nmetrics\t[]"
+        );
         // Two lists, or none: the fields, one per line.
         assert_eq!(
             tsv(&json!({"result": "done", "n": 2})),

@@ -138,6 +138,7 @@ async fn switchover_preflight_judges_lag_on_live_positions_not_on_the_dcs_snapsh
     assert!(e.to_string().contains("it lags 5000000 bytes"), "{e}");
     // A member whose REST API does not answer is judged on /cluster's figure.
     drop(b);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     let e = admin
         .plan_switchover(&SwitchoverRequest::new(Some("b")))
         .await

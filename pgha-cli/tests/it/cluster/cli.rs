@@ -92,6 +92,8 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     .await;
     assert_eq!(q["member"].as_str(), Some(leader.as_str()), "{q}");
     assert_eq!(q["rows"], serde_json::json!([{"standby": "f", "nothing": null}]), "{q}");
+    let q = pgha_json(&env, &["query", "SELECT 1 AS x, 2 AS x"]).await;
+    assert_eq!(q["rows"], serde_json::json!([{"x": "1", "x_2": "2"}]), "{q}");
     let q = pgha_json(
         &env,
         &["query", "--role", "replica", "SELECT pg_is_in_recovery() AS standby"],

@@ -240,12 +240,18 @@ async fn cli_operations_change_the_cluster_as_asked() {
     )
     .await;
     assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
+    // The editor changes the configuration behind edit-config's back (once), and waits until
+    // Patroni's REST API shows the change (it answers from its view of the DCS).
+    let pgha_bin = env!("CARGO_BIN_EXE_pgha");
     let race = editor(
         "race",
         &format!(
-            "if [ ! -e \"$0.once\" ]; then touch \"$0.once\"; {} --yes config patch '{{\"pgha_meanwhile\": 2}}' >/dev/null; fi\n\
-             sed -i '/^pgha_edited:/d' \"$1\"",
-            env!("CARGO_BIN_EXE_pgha")
+            "if [ ! -e \"$0.once\" ]; then\n\
+               touch \"$0.once\"\n\
+               {pgha_bin} --yes config patch '{{\"pgha_meanwhile\": 2}}' >/dev/null\n\
+               for _ in $(seq 100); do {pgha_bin} -f json config show | grep -q pgha_meanwhile && break; sleep 0.1; done\n\
+             fi\n\
+             sed -i '/^pgha_edited:/d' \"$1\""
         ),
     );
     let raced = pgha(&race, &["--format", "json", "--yes", "edit-config"]).await.ok();
