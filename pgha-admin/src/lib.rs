@@ -39,7 +39,7 @@
 //! | configuration | [`Admin::config`], [`Admin::patch_config`] (conflicts retried), [`Admin::set_parameters`] (checked against `pg_settings`), [`Admin::setting`], [`Admin::pause`], [`Admin::resume`] |
 //! | replication | [`Admin::replication`] (lag in bytes and time, no false lag on an idle primary), [`Admin::slots`], [`Admin::drop_slot`], [`Admin::set_replay_paused`] |
 //! | WAL | [`Admin::archiver`], [`Admin::wal_dir`], [`Admin::checkpoint`] |
-//! | backups | [`backup::PgBackRest`] (stanza-create, check, backup, info, expire) through a [`backup::CommandRunner`] (local, container, SSH, yours); [`backup::S3Repository`] |
+//! | backups | [`backup::PgBackRest`] (stanza-create, check, backup, info, expire) through a [`backup::CommandRunner`] (local, container, SSH, yours); [`backup::S3Repository`], [`backup::GcsRepository`], [`backup::AzureRepository`] |
 //! | recovery | [`pitr`]: [`Admin::plan_pitr`] and [`Admin::pitr`] restore the whole cluster to a time, LSN or restore point |
 //! | maintenance | [`Admin::vacuum`], [`Admin::analyze`], [`Admin::reindex`], [`Admin::index_usage`], [`Admin::unused_indexes`], [`Admin::drop_index`], [`Admin::table_sizes`] |
 //! | queries | [`Admin::slow_queries`] (`mean_exec_time` on 13+, `mean_time` before), [`Admin::explain`] |

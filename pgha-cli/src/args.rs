@@ -465,8 +465,14 @@ pub(crate) enum BackupCmd {
     Verify,
     /// Apply retention now.
     Expire,
-    /// Print a pgbackrest.conf for an S3 repository.
+    /// Print a pgbackrest.conf for an S3 repository; the secret key comes from PGHA_S3_KEY_SECRET
+    /// (never from the command line).
     S3Config(S3Args),
+    /// Print a pgbackrest.conf for a Google Cloud Storage repository.
+    GcsConfig(GcsArgs),
+    /// Print a pgbackrest.conf for an Azure Blob Storage repository; the key comes from
+    /// PGHA_AZURE_KEY (never from the command line).
+    AzureConfig(AzureArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -487,24 +493,73 @@ pub(crate) struct S3Args {
     /// Endpoint host or host:port (HTTPS).
     #[arg(long)]
     pub(crate) endpoint: String,
-    /// Path in the bucket.
-    #[arg(long, default_value = "/pgbackrest")]
-    pub(crate) path: String,
-    /// Access key (omit to use the instance role).
+    /// Access key ID (omit to use the instance role); its secret comes from PGHA_S3_KEY_SECRET
+    /// (never from the command line).
     #[arg(long, env = "PGHA_S3_KEY")]
     pub(crate) key: Option<String>,
-    /// Secret key.
-    #[arg(long, env = "PGHA_S3_KEY_SECRET", hide_env_values = true)]
-    pub(crate) key_secret: Option<String>,
     /// Path-style URIs (MinIO).
     #[arg(long)]
     pub(crate) path_style: bool,
+    #[command(flatten)]
+    pub(crate) repository: RepositoryArgs,
+}
+
+/// What every repository configuration takes (`--repo` is the global flag).
+#[derive(Debug, Args)]
+pub(crate) struct RepositoryArgs {
+    /// Path in the bucket or container.
+    #[arg(long, default_value = "/pgbackrest")]
+    pub(crate) path: String,
     /// Full backups to keep.
     #[arg(long, default_value_t = 2)]
     pub(crate) retention_full: u32,
     /// Data directories, one per node (pg1-path, pg2-path…).
     #[arg(long = "pg-path", required = true)]
     pub(crate) pg_paths: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GcsArgs {
+    /// Bucket.
+    #[arg(long)]
+    pub(crate) bucket: String,
+    /// Endpoint host or host:port (default storage.googleapis.com).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// auto (the instance's service account), service (a key file, --key-file) or token
+    /// (from PGHA_GCS_TOKEN; for tests against a fake GCS).
+    #[arg(long, value_enum, default_value_t = GcsKeyArg::Service)]
+    pub(crate) key_type: GcsKeyArg,
+    /// The service account key file on the host that runs pgBackRest (with --key-type service).
+    #[arg(long)]
+    pub(crate) key_file: Option<String>,
+    #[command(flatten)]
+    pub(crate) repository: RepositoryArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum GcsKeyArg {
+    Auto,
+    Service,
+    Token,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AzureArgs {
+    /// Storage account.
+    #[arg(long)]
+    pub(crate) account: String,
+    /// Container.
+    #[arg(long)]
+    pub(crate) container: String,
+    /// Endpoint host or host:port (default blob.core.windows.net).
+    #[arg(long)]
+    pub(crate) endpoint: Option<String>,
+    /// PGHA_AZURE_KEY is a shared access signature, not the account's shared key.
+    #[arg(long)]
+    pub(crate) sas: bool,
+    #[command(flatten)]
+    pub(crate) repository: RepositoryArgs,
 }
 
 #[derive(Debug, Args)]

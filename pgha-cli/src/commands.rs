@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use pgha_admin::backup::{BackupType, S3Repository, UriStyle};
+use pgha_admin::backup::{AzureKey, AzureRepository, BackupType, GcsKey, GcsRepository, S3Repository, UriStyle};
 use pgha_admin::pgha_client::patroni::Role;
 use pgha_admin::pgha_client::vector::{Distance, IndexKind};
 use pgha_admin::pitr::RecoveryTarget;
@@ -14,8 +14,8 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::args::{
-    BackupCmd, BackupTypeArg, Cli, Command, ConfigCmd, DistanceArg, Format, PitrArgs, ReplicationCmd, RoleArg,
-    StorageArg, VectorCmd, WalCmd,
+    BackupCmd, BackupTypeArg, Cli, Command, ConfigCmd, DistanceArg, Format, GcsKeyArg, PitrArgs, ReplicationCmd,
+    RoleArg, StorageArg, VectorCmd, WalCmd,
 };
 use crate::output::{confirm, Output};
 use crate::render;
@@ -520,6 +520,8 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
     let pgbackrest = || settings::pgbackrest(&g.pgbackrest, &file.pgbackrest);
     match cmd {
         BackupCmd::S3Config(a) => s3_config(&a, g),
+        BackupCmd::GcsConfig(a) => gcs_config(&a, g),
+        BackupCmd::AzureConfig(a) => azure_config(&a, g),
         BackupCmd::Create { kind } => {
             let kind = match kind {
                 BackupTypeArg::Full => BackupType::Full,
@@ -568,17 +570,80 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
 
 fn s3_config(a: &crate::args::S3Args, g: &crate::args::Global) -> Result<Done> {
     let mut repo = S3Repository::new(&a.bucket, &a.region, &a.endpoint)
-        .path(&a.path)
-        .retention_full(a.retention_full);
-    if let (Some(k), Some(s)) = (&a.key, &a.key_secret) {
-        repo = repo.credentials(k, s.as_str());
+        .path(&a.repository.path)
+        .retention_full(a.repository.retention_full);
+    if let Some(k) = &a.key {
+        repo = repo.credentials(k, secret_from_env("PGHA_S3_KEY_SECRET", "--key")?.as_str());
     }
     if a.path_style {
         repo = repo.uri_style(UriStyle::Path);
     }
+    if let Some(n) = g.pgbackrest.repo {
+        repo = repo.repo(n);
+    }
+    repository_conf(g, &a.repository, |stanza, paths| repo.to_ini(stanza, paths))
+}
+
+fn gcs_config(a: &crate::args::GcsArgs, g: &crate::args::Global) -> Result<Done> {
+    let key = match a.key_type {
+        GcsKeyArg::Auto => GcsKey::Auto,
+        GcsKeyArg::Service => GcsKey::Service(
+            a.key_file
+                .clone()
+                .ok_or_else(|| usage("--key-type service needs --key-file".into()))?,
+        ),
+        GcsKeyArg::Token => GcsKey::Token(secret_from_env("PGHA_GCS_TOKEN", "--key-type token")?.into()),
+    };
+    let mut repo = GcsRepository::new(&a.bucket, key)
+        .path(&a.repository.path)
+        .retention_full(a.repository.retention_full);
+    if let Some(e) = &a.endpoint {
+        repo = repo.endpoint(e);
+    }
+    if let Some(n) = g.pgbackrest.repo {
+        repo = repo.repo(n);
+    }
+    repository_conf(g, &a.repository, |stanza, paths| repo.to_ini(stanza, paths))
+}
+
+fn azure_config(a: &crate::args::AzureArgs, g: &crate::args::Global) -> Result<Done> {
+    let secret = secret_from_env("PGHA_AZURE_KEY", "an Azure repository")?;
+    let key = if a.sas {
+        AzureKey::Sas(secret.into())
+    } else {
+        AzureKey::Shared(secret.into())
+    };
+    let mut repo = AzureRepository::new(&a.account, &a.container, key)
+        .path(&a.repository.path)
+        .retention_full(a.repository.retention_full);
+    if let Some(e) = &a.endpoint {
+        repo = repo.endpoint(e);
+    }
+    if let Some(n) = g.pgbackrest.repo {
+        repo = repo.repo(n);
+    }
+    repository_conf(g, &a.repository, |stanza, paths| repo.to_ini(stanza, paths))
+}
+
+/// A secret from the environment only (a command line is visible to every user of the host).
+fn secret_from_env(var: &str, what: &str) -> Result<String> {
+    std::env::var(var).ok().filter(|v| !v.is_empty()).ok_or_else(|| {
+        usage(format!(
+            "{what} needs {var} (secrets come from the environment, never the command line)"
+        ))
+    })
+}
+
+/// The `pgbackrest.conf` a repository writes for the stanza (`--stanza`, else `main`), as data
+/// and as the file's text for people.
+fn repository_conf(
+    g: &crate::args::Global,
+    repository: &crate::args::RepositoryArgs,
+    to_ini: impl FnOnce(&str, &[&str]) -> Result<String>,
+) -> Result<Done> {
     let stanza = g.pgbackrest.stanza.clone().unwrap_or_else(|| "main".into());
-    let paths: Vec<&str> = a.pg_paths.iter().map(String::as_str).collect();
-    let ini = repo.to_ini(&stanza, &paths)?;
+    let paths: Vec<&str> = repository.pg_paths.iter().map(String::as_str).collect();
+    let ini = to_ini(&stanza, &paths)?;
     Ok(Done {
         value: json!({ "pgbackrest_conf": ini }),
         human: |v| v["pgbackrest_conf"].as_str().unwrap_or_default().trim_end().to_owned(),

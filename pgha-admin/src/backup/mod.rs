@@ -13,7 +13,10 @@
 //! # Ok(()) }
 //! ```
 
+mod azure;
+mod gcs;
 mod info;
+mod repository;
 mod runner;
 mod s3;
 
@@ -21,6 +24,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use azure::{AzureKey, AzureRepository};
+pub use gcs::{GcsKey, GcsRepository};
 pub use info::{
     parse_info, ArchiveInfo, BackupInfo, BackupSizes, DbInfo, InfoStatus, RepositorySizes, Span, StanzaInfo,
 };
