@@ -41,6 +41,7 @@
 //! | WAL | [`Admin::archiver`], [`Admin::wal_dir`], [`Admin::checkpoint`] |
 //! | backups | [`backup::PgBackRest`] (stanza-create, check, backup, info, expire) through a [`backup::CommandRunner`] (local, container, SSH, yours); [`backup::S3Repository`], [`backup::GcsRepository`], [`backup::AzureRepository`] |
 //! | recovery | [`pitr`]: [`Admin::plan_pitr`] and [`Admin::pitr`] restore the whole cluster to a time, LSN or restore point |
+//! | DCS | [`Admin::remove_cluster`]: the cluster's keys deleted from etcd (`patronictl remove`) |
 //! | maintenance | [`Admin::vacuum`], [`Admin::analyze`], [`Admin::reindex`], [`Admin::index_usage`], [`Admin::unused_indexes`], [`Admin::drop_index`], [`Admin::table_sizes`] |
 //! | queries | [`Admin::slow_queries`] (`mean_exec_time` on 13+, `mean_time` before), [`Admin::explain`] |
 //! | pgvector | [`Admin::create_vector_index`], [`Admin::vector_indexes`] |
@@ -76,6 +77,7 @@ mod monitoring;
 pub mod pitr;
 mod progress;
 mod queries;
+mod remove;
 mod replication;
 mod rest;
 mod restart;
@@ -94,6 +96,7 @@ pub use inventory::{postgres_version, MemberVersion, QueryResult, TopologyNode};
 pub use maintenance::{IndexUsage, MaintenanceOutcome, TableSize, VacuumOptions};
 pub use progress::Progress;
 pub use queries::{parse_explain, ExplainReport, SlowQuery};
+pub use remove::RemovedCluster;
 pub use replication::{ReplicationReport, ReplicationSlot, StandbyLag};
 pub use restart::{MemberOutcome, RestartRequest, RoleFilter, RollingRestartReport, RollingStep};
 pub use status::ClusterStatus;

@@ -174,6 +174,19 @@ pub(crate) enum Command {
     /// difference, confirm, apply (patronictl's `edit-config`); edited again if it changed
     /// meanwhile. With --dry-run, shows the difference only.
     EditConfig,
+    /// Delete every key of the cluster from etcd (patronictl's `remove`), for a stopped cluster:
+    /// before a restore, after decommissioning. On a terminal, asks for the cluster's name,
+    /// "Yes I am aware", and the leader's name if it has one; otherwise needs --yes (and
+    /// --leader when there is a leader key). With --dry-run, lists the keys only. Needs etcd
+    /// (PGHA_ETCD_URLS, `etcd` in the configuration file, or etcd3 in --patroni-config) and
+    /// write permission there.
+    Remove {
+        /// The cluster's name (Patroni's scope).
+        scope: String,
+        /// The member the leader key names, when there is one.
+        #[arg(long)]
+        leader: Option<String>,
+    },
     /// The replication tree: the leader, and each member under the one it replicates from
     /// (patronictl's `topology`).
     Topology,

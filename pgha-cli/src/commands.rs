@@ -137,7 +137,13 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         Command::Backup(cmd) => return backup(cmd, g, &file).await,
         other => other,
     };
-    let admin = Admin::from_config(settings::client_config(g, &file)?)?
+    let mut config = settings::client_config(g, &file)?;
+    if let Command::Remove { scope, .. } = &command {
+        // The cluster to remove is the one named, as with patronictl, unless one is configured
+        // (then the two must agree).
+        config.patroni_scope.get_or_insert_with(|| scope.clone());
+    }
+    let admin = Admin::from_config(config)?
         .wait_timeout(g.timeout)
         .on_progress(out.progress());
     let dbname = None;
@@ -194,6 +200,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             Ok(d)
         }
         Command::EditConfig => edit_config(&admin, g).await,
+        Command::Remove { scope, leader } => remove(&admin, g, &scope, leader).await,
         Command::Topology => {
             let mut d = done(&admin.topology().await?)?;
             d.human = render::topology;
@@ -566,6 +573,49 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
             message("retention applied")
         }
     }
+}
+
+/// `pgha remove`: the keys listed, the removal confirmed as patronictl confirms it (the name,
+/// "Yes I am aware", the leader's name), then deleted in one transaction that checks the leader.
+async fn remove(admin: &Admin, g: &crate::args::Global, scope: &str, leader: Option<String>) -> Result<Done> {
+    let keys = admin.cluster_keys(scope).await?;
+    if g.dry_run {
+        let mut d = done(&json!({
+            "scope": scope, "prefix": keys.prefix, "keys": keys.keys, "leader": keys.leader, "removed": false,
+        }))?;
+        d.human = render::removal;
+        return Ok(d);
+    }
+    let mut leader = leader;
+    if !g.yes {
+        let refused =
+            |what: &str| pgha_admin::Error::new(pgha_admin::ErrorKind::Precondition, format!("remove {scope}: {what}"));
+        if !crate::output::can_ask() {
+            return Err(refused("refusing without --yes (no terminal to confirm on)"));
+        }
+        let what = format!(
+            "You are about to remove every key of {scope} from etcd ({} under {})",
+            keys.keys.len(),
+            keys.prefix
+        );
+        eprintln!("{what}.");
+        if crate::output::ask("Type the cluster's name to confirm: ") != scope {
+            return Err(refused("the name typed is not the cluster's"));
+        }
+        if crate::output::ask("Type \"Yes I am aware\": ") != "Yes I am aware" {
+            return Err(refused("not confirmed"));
+        }
+        if keys.leader.is_some() && leader.is_none() {
+            leader = Some(crate::output::ask(
+                "The cluster has a leader. Type its name to continue: ",
+            ));
+        }
+    }
+    let removed = admin.remove_cluster(scope, leader.as_deref()).await?;
+    let mut d = done(&removed)?;
+    d.value["removed"] = Value::Bool(true);
+    d.human = render::removal;
+    Ok(d)
 }
 
 fn s3_config(a: &crate::args::S3Args, g: &crate::args::Global) -> Result<Done> {

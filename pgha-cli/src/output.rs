@@ -102,21 +102,34 @@ pub(crate) fn confirm(yes: bool, what: &str) -> Result<(), Error> {
     if yes {
         return Ok(());
     }
-    if !std::io::stdin().is_terminal() {
+    if !can_ask() {
         return Err(Error::new(
             ErrorKind::Precondition,
             format!("{what}: refusing without --yes (no terminal to confirm on)"),
         ));
     }
-    eprint!("{what}. Proceed? [y/N] ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
-    if matches!(line.trim(), "y" | "Y" | "yes" | "YES") {
+    if matches!(
+        ask(&format!("{what}. Proceed? [y/N] ")).as_str(),
+        "y" | "Y" | "yes" | "YES"
+    ) {
         Ok(())
     } else {
         Err(Error::new(ErrorKind::Precondition, format!("{what}: not confirmed")))
     }
+}
+
+/// Whether there is a terminal to ask on (stdin).
+pub(crate) fn can_ask() -> bool {
+    std::io::stdin().is_terminal()
+}
+
+/// Asks `question` on the terminal (stderr) and returns the answer, trimmed.
+pub(crate) fn ask(question: &str) -> String {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+    line.trim().to_owned()
 }
 
 #[cfg(test)]

@@ -10,12 +10,14 @@
 //! | `ctl.authentication`, else `restapi.authentication` (`username` / `password`) | `patroni_user` / `patroni_password` |
 //! | `ctl.cacert`, else `ctl.cafile`, else `restapi.cafile` | `patroni_ca_file` |
 //! | `ctl.certfile` / `ctl.keyfile`, else `restapi.certfile` / `restapi.keyfile` (what patronictl presents when `verify_client` is set) | `patroni_cert` / `patroni_key` |
+//! | `scope` | `patroni_scope` |
+//! | `etcd3.url`, else `etcd3.hosts` (with `etcd3.protocol`, `etcd3.port`), else `etcd3.host`; `namespace` | `etcd`, `etcd_namespace` |
+//! | `etcd3.username` / `password`, `etcd3.cacert` | `etcd_user` / `etcd_password`, `etcd_ca_file` |
+//! | `postgresql.authentication.superuser.username` / `password` | `user` / `password` |
 //!
 //! As Patroni's own REST client does (`PatroniRequest._get_cfg_value`), each `ctl` key wins over
 //! the `restapi` key of the same name. A duplicated key is refused (Patroni's YAML reader takes
 //! the last one).
-//! | `scope` | `patroni_scope` |
-//! | `postgresql.authentication.superuser.username` / `password` | `user` / `password` |
 
 use pgha_admin::pgha_client::{ClientConfig, Secret};
 use pgha_admin::Result;
@@ -55,6 +57,50 @@ fn reachable(address: &str) -> String {
     match port {
         Some(p) => format!("{host}:{p}"),
         None => format!("{host}:8008"),
+    }
+}
+
+/// The etcd endpoints and credentials of the `etcd3` section, read as Patroni's
+/// `get_etcd_client` reads them: `url`, else `hosts` (a list, or comma-separated text; `port`
+/// and `protocol` the defaults), else `host`; and the top-level `namespace`.
+fn etcd3(doc: &Yaml, c: &mut ClientConfig) {
+    let protocol = text(doc, &["etcd3", "protocol"]).unwrap_or_else(|| "http".into());
+    let port = text(doc, &["etcd3", "port"]).unwrap_or_else(|| "2379".into());
+    let endpoint = |host: &str| {
+        let host = host.trim();
+        let has_port = host
+            .rsplit_once(':')
+            .is_some_and(|(h, p)| !h.ends_with(':') && !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit()));
+        if has_port {
+            format!("{protocol}://{host}")
+        } else {
+            format!("{protocol}://{host}:{port}")
+        }
+    };
+    let hosts: Vec<String> = match &doc["etcd3"]["hosts"] {
+        Yaml::Array(list) => list.iter().filter_map(Yaml::as_str).map(str::to_owned).collect(),
+        _ => text(doc, &["etcd3", "hosts"])
+            .map(|h| h.split(',').map(str::to_owned).collect())
+            .unwrap_or_default(),
+    };
+    c.etcd = if let Some(url) = text(doc, &["etcd3", "url"]).or_else(|| text(doc, &["etcd3", "proxy"])) {
+        vec![url]
+    } else if !hosts.is_empty() {
+        hosts
+            .iter()
+            .filter(|h| !h.trim().is_empty())
+            .map(|h| endpoint(h))
+            .collect()
+    } else {
+        text(doc, &["etcd3", "host"])
+            .map(|h| vec![endpoint(&h)])
+            .unwrap_or_default()
+    };
+    c.etcd_user = text(doc, &["etcd3", "username"]);
+    c.etcd_password = text(doc, &["etcd3", "password"]).map(Secret::new);
+    c.etcd_ca_file = text(doc, &["etcd3", "cacert"]).map(Into::into);
+    if !c.etcd.is_empty() {
+        c.etcd_namespace = text(doc, &["namespace"]);
     }
 }
 
@@ -132,6 +178,7 @@ pub fn parse(text_in: &str, origin: &str) -> Result<ClientConfig> {
     c.patroni_cert = client(&["certfile"]).map(Into::into);
     c.patroni_key = client(&["keyfile"]).map(Into::into);
     c.patroni_scope = text(doc, &["scope"]);
+    etcd3(doc, &mut c);
     c.user = text(doc, &["postgresql", "authentication", "superuser", "username"]);
     c.password = text(doc, &["postgresql", "authentication", "superuser", "password"]).map(Secret::new);
     Ok(c)
@@ -183,8 +230,35 @@ postgresql:
         assert_eq!(c.patroni_scope.as_deref(), Some("pg-ha"));
         assert_eq!(c.user.as_deref(), Some("postgres"));
         assert_eq!(c.password.as_ref().map(Secret::expose), Some("pg secret"));
+        assert_eq!(c.etcd, ["http://10.0.0.1:2379", "http://10.0.0.2:2379"]);
+        assert_eq!(c.etcd_namespace.as_deref(), Some("/service/"));
         let shown = format!("{c:?}");
         assert!(!shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn etcd3_endpoints_are_read_as_patroni_reads_them() {
+        let endpoints = |yml: &str| parse(yml, "p.yml").expect("parses");
+        let c = endpoints("etcd3:\n  hosts: [a, 'b:2400']\n  protocol: https\n  port: 2390\n  cacert: /ca\n  username: u\n  password: pw\n");
+        assert_eq!(c.etcd, ["https://a:2390", "https://b:2400"]);
+        assert_eq!(c.etcd_ca_file.as_deref(), Some("/ca".as_ref()));
+        assert_eq!(c.etcd_user.as_deref(), Some("u"));
+        assert_eq!(c.etcd_password.as_ref().map(Secret::expose), Some("pw"));
+        assert!(!format!("{c:?}").contains("pw"));
+        assert_eq!(endpoints("etcd3:\n  host: 10.0.0.9\n").etcd, ["http://10.0.0.9:2379"]);
+        assert_eq!(
+            endpoints("etcd3:\n  url: https://e:2379\n  hosts: x\n").etcd,
+            ["https://e:2379"]
+        );
+        assert_eq!(
+            endpoints("etcd3:\n  hosts: 'a:1, b:2'\n").etcd,
+            ["http://a:1", "http://b:2"]
+        );
+        assert!(
+            endpoints("etcd:\n  host: a\nnamespace: /x\n").etcd.is_empty(),
+            "etcd v2 is not read"
+        );
+        assert!(endpoints("etcd3:\n  hosts: []\n").etcd_namespace.is_none());
     }
 
     #[test]

@@ -225,6 +225,28 @@ pub(crate) fn topology(v: &Value) -> String {
     render(&Value::Array(rows))
 }
 
+/// `pgha remove`: what was deleted, or (with --dry-run) would be.
+pub(crate) fn removal(v: &Value) -> String {
+    let keys: Vec<&str> = v["keys"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let prefix = v["prefix"].as_str().unwrap_or("?");
+    let head = if v["removed"] == Value::Bool(true) {
+        format!("{} keys deleted under {prefix}", keys.len())
+    } else {
+        let leader = v["leader"]
+            .as_str()
+            .map(|l| format!(" (leader: {l})"))
+            .unwrap_or_default();
+        format!("would delete {} keys under {prefix}{leader}", keys.len())
+    };
+    std::iter::once(head)
+        .chain(keys.iter().map(|k| format!("  {k}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Query results: where it ran, then the rows as a table.
 pub(crate) fn query(v: &Value) -> String {
     let rows = v["rows"].as_array().map(Vec::as_slice).unwrap_or_default();

@@ -179,4 +179,44 @@ impl Connector {
         });
         Ok(client)
     }
+
+    /// Deletes every key of the Patroni cluster in etcd (`/<namespace>/<scope>/`) in one
+    /// transaction, if the leader key names `leader` (`None`: if there is no leader key) —
+    /// `patronictl remove`, which asks for the leader's name when there is one. Tried on each
+    /// configured etcd endpoint until one answers. Needs [`etcd`](crate::ClientBuilder::etcd)
+    /// endpoints, the scope, and an etcd user with write permission on the prefix.
+    ///
+    /// **Destructive**: meant for a stopped cluster (before a restore, after decommissioning).
+    /// Running Patroni members write their keys again, and a running leader loses its lock.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> pgha_client::Result<()> {
+    /// use pgha_client::DcsRemoval;
+    ///
+    /// let connector = pgha_client::Client::builder()
+    ///     .etcd(["http://10.0.0.1:2379"])
+    ///     .patroni_scope("pg-ha")
+    ///     .connector()?;
+    /// match connector.dcs_remove_cluster(None).await? {
+    ///     DcsRemoval::Removed { keys, prefix, .. } => println!("{} keys deleted under {prefix}", keys.len()),
+    ///     DcsRemoval::LeaderMismatch { leader } => println!("{leader:?} holds the leader key: nothing deleted"),
+    ///     _ => {}
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn dcs_remove_cluster(&self, leader: Option<&str>) -> Result<crate::DcsRemoval> {
+        crate::etcd::remove_cluster(&self.settings, leader).await
+    }
+
+    /// The Patroni cluster's keys in etcd and the leader its leader key names, read
+    /// linearizably from the first configured etcd endpoint that answers (what
+    /// [`dcs_remove_cluster`](Self::dcs_remove_cluster) would delete). Needs read permission.
+    pub async fn dcs_cluster_keys(&self) -> Result<crate::DcsKeys> {
+        crate::etcd::cluster_keys(&self.settings).await
+    }
+
+    /// The configured Patroni scope (`patroni_scope`), if any.
+    pub fn patroni_scope(&self) -> Option<&str> {
+        self.settings.patroni_scope.as_deref()
+    }
 }

@@ -217,6 +217,7 @@ pub use config::{ChannelBinding, ClientBuilder, ClientConfig, Secret, SslMode};
 pub use connector::Connector;
 pub use duration::parse_duration;
 pub use error::{Error, Result};
+pub use etcd::{DcsKeys, DcsRemoval};
 pub use events::TopologyEvent;
 pub use health::Health;
 pub use ident::Ident;

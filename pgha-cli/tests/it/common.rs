@@ -113,11 +113,17 @@ pub(crate) async fn superuser(cluster: &LocalCluster) -> tokio_postgres::Client 
 /// does: waits for the confirmation question on stderr, types `answer` and Enter. Returns the
 /// run (its stderr includes the question). Bounded by 5 minutes.
 pub(crate) async fn pgha_on_terminal(env: &[(String, String)], args: &[&str], answer: &str) -> Run {
+    pgha_answering(env, args, &[answer]).await
+}
+
+/// [`pgha_on_terminal`] for a conversation: each of `answers` is typed once the next question
+/// (stderr ending in `[y/N] ` or `: `, without a newline) appears; stops typing when stderr ends.
+pub(crate) async fn pgha_answering(env: &[(String, String)], args: &[&str], answers: &[&str]) -> Run {
     use std::io::{Read, Write};
     let env = env.to_vec();
     let shown = args.join(" ");
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let answer = format!("{answer}\n");
+    let answers: Vec<String> = answers.iter().map(|a| format!("{a}\n")).collect();
     let run = tokio::task::spawn_blocking(move || {
         let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
@@ -134,14 +140,21 @@ pub(crate) async fn pgha_on_terminal(env: &[(String, String)], args: &[&str], an
         let mut stderr = child.stderr.take().expect("stderr");
         let mut seen = Vec::new();
         let mut chunk = [0u8; 4096];
-        // Until the question (it ends without a newline) or the end of stderr.
-        while !String::from_utf8_lossy(&seen).contains("[y/N]") {
-            match stderr.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => seen.extend_from_slice(&chunk[..n]),
+        'answers: for answer in &answers {
+            // Until the next question or the end of stderr.
+            let asked = seen.len();
+            loop {
+                let text = String::from_utf8_lossy(&seen[asked..]).into_owned();
+                if text.ends_with("[y/N] ") || text.ends_with(": ") {
+                    break;
+                }
+                match stderr.read(&mut chunk) {
+                    Ok(0) | Err(_) => break 'answers,
+                    Ok(n) => seen.extend_from_slice(&chunk[..n]),
+                }
             }
+            let _ = terminal.write_all(answer.as_bytes());
         }
-        let _ = terminal.write_all(answer.as_bytes());
         let _ = stderr.read_to_end(&mut seen);
         let out = child.wait_with_output().expect("pgha ends");
         Run {

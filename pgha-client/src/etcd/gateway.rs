@@ -63,6 +63,36 @@ pub(crate) struct RangeResponse {
     pub(crate) kvs: Vec<KeyValue>,
 }
 
+/// A transaction's answer: whether its comparison held, and the answer of each operation it
+/// then ran (etcd leaves `succeeded` out when it is false).
+#[derive(Debug, Deserialize)]
+pub(crate) struct TxnResponse {
+    #[serde(default)]
+    pub(crate) header: ResponseHeader,
+    #[serde(default)]
+    pub(crate) succeeded: bool,
+    #[serde(default)]
+    pub(crate) responses: Vec<TxnOpResponse>,
+}
+
+/// The answer of one operation of a transaction.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TxnOpResponse {
+    /// A deletion's deleted keys, with their last values (`prev_kv`).
+    #[serde(default)]
+    pub(crate) response_delete_range: Option<DeleteRangeResponse>,
+    /// A read's keys.
+    #[serde(default)]
+    pub(crate) response_range: Option<RangeResponse>,
+}
+
+/// The keys a deletion deleted.
+#[derive(Debug, Deserialize)]
+pub(crate) struct DeleteRangeResponse {
+    #[serde(default)]
+    pub(crate) prev_kvs: Vec<KeyValue>,
+}
+
 /// A change of one key.
 #[derive(Debug, Clone)]
 pub(crate) enum Event {
@@ -216,6 +246,37 @@ impl Gateway {
         });
         let answer = self.post(endpoint, "kv/range", &body).await?;
         serde_json::from_slice(&answer).map_err(|e| format!("etcd range answer: {e}"))
+    }
+
+    /// Deletes every key under `prefix` in one transaction if `guard` holds `value` (`None`: if
+    /// `guard` does not exist) — what `patronictl remove` does, without its window between the
+    /// check and the deletion. Needs write permission on the prefix.
+    pub(crate) async fn delete_prefix_if(
+        &self,
+        endpoint: &Endpoint,
+        prefix: &[u8],
+        guard: &[u8],
+        value: Option<&[u8]>,
+    ) -> Result<TxnResponse, String> {
+        let compare = match value {
+            Some(v) => serde_json::json!({
+                "key": B64.encode(guard), "target": "VALUE", "result": "EQUAL", "value": B64.encode(v),
+            }),
+            None => serde_json::json!({
+                "key": B64.encode(guard), "target": "CREATE", "result": "EQUAL", "create_revision": "0",
+            }),
+        };
+        let body = serde_json::json!({
+            "compare": [compare],
+            "success": [{ "request_delete_range": {
+                "key": B64.encode(prefix),
+                "range_end": B64.encode(prefix_end(prefix)),
+                "prev_kv": true,
+            }}],
+            "failure": [{ "request_range": { "key": B64.encode(guard) } }],
+        });
+        let answer = self.post(endpoint, "kv/txn", &body).await?;
+        serde_json::from_slice(&answer).map_err(|e| format!("etcd txn answer: {e}"))
     }
 
     /// One key as this member has it (a serializable read: answered locally, without a round
@@ -407,6 +468,25 @@ mod tests {
         // An incomplete message waits for more bytes.
         assert!(take_message(&mut buffer).expect("ok").is_none());
         assert_eq!(buffer, b"{\"resu");
+    }
+
+    #[test]
+    fn transaction_answers_are_read_whether_the_comparison_held_or_not() {
+        // As etcd 3.4.23's gateway answered (recorded on this machine): `succeeded` is left out
+        // when false.
+        let held = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"4","raft_term":"2"},"succeeded":true,"responses":[{"response_delete_range":{"header":{"revision":"4"},"deleted":"2","prev_kvs":[{"key":"L3NlcnZpY2UveC9jb25maWc=","create_revision":"3","mod_revision":"3","version":"1","value":"e30="},{"key":"L3NlcnZpY2UveC9sZWFkZXI=","create_revision":"2","mod_revision":"2","version":"1","value":"bm9kZTE="}]}}]}"#;
+        let txn: TxnResponse = serde_json::from_str(held).expect("parses");
+        assert!(txn.succeeded);
+        assert_eq!(txn.header.revision, 4);
+        let deleted = txn.responses[0].response_delete_range.as_ref().expect("deletion");
+        assert_eq!(deleted.prev_kvs[0].key, b"/service/x/config");
+        assert_eq!(deleted.prev_kvs[0].value, b"{}");
+        assert_eq!(deleted.prev_kvs[1].key, b"/service/x/leader");
+        let failed = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","revision":"3","raft_term":"2"},"responses":[{"response_range":{"header":{"revision":"3"},"kvs":[{"key":"L3NlcnZpY2UveC9sZWFkZXI=","create_revision":"2","mod_revision":"2","version":"1","value":"bm9kZTE="}],"count":"1"}}]}"#;
+        let txn: TxnResponse = serde_json::from_str(failed).expect("parses");
+        assert!(!txn.succeeded);
+        let read = txn.responses[0].response_range.as_ref().expect("read");
+        assert_eq!(read.kvs[0].value, b"node1");
     }
 
     #[test]

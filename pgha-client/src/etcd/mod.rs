@@ -6,7 +6,8 @@
 //! candidate, not a primary: the topology task routes writes to it only once its database
 //! confirms it, as with every other source.
 //!
-//! The client only reads. The etcd role to grant it (with authentication on):
+//! The client only reads; [`Connector::dcs_remove_cluster`](crate::Connector::dcs_remove_cluster)
+//! (`pgha remove`) is the one write, and needs write permission. The etcd role to grant it (with authentication on):
 //!
 //! ```text
 //! etcdctl role add pgha-reader
@@ -47,26 +48,178 @@ pub(crate) fn watch(
     settings: &Settings,
     in_use: watch::Receiver<bool>,
 ) -> crate::Result<Option<watch::Receiver<Arc<DcsState>>>> {
-    let Some(etcd) = &settings.etcd else {
+    if settings.etcd.is_none() {
         return Ok(None);
+    }
+    let etcd = configured(settings)?;
+    let config = watcher::WatchConfig {
+        gateway: etcd.gateway,
+        endpoints: etcd.urls.to_vec(),
+        prefix: etcd.prefix,
+        scope: etcd.scope.to_owned(),
+        in_use,
     };
+    Ok(Some(watcher::spawn(config)))
+}
+
+/// What [`Connector::dcs_remove_cluster`](crate::Connector::dcs_remove_cluster) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DcsRemoval {
+    /// The cluster's keys are deleted.
+    Removed {
+        /// The cluster's key prefix, `/<namespace>/<scope>/`.
+        prefix: String,
+        /// The deleted keys, relative to the prefix (`leader`, `members/node1`…), sorted; empty
+        /// when there were none.
+        keys: Vec<String>,
+        /// etcd's revision after the deletion.
+        revision: i64,
+        /// The etcd endpoint that carried it out.
+        endpoint: String,
+    },
+    /// Nothing was deleted: the leader key did not name the expected leader.
+    LeaderMismatch {
+        /// The leader the key names (`None`: there is no leader key).
+        leader: Option<String>,
+    },
+}
+
+/// A Patroni cluster's keys in etcd, from
+/// [`Connector::dcs_cluster_keys`](crate::Connector::dcs_cluster_keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DcsKeys {
+    /// The cluster's key prefix, `/<namespace>/<scope>/`.
+    pub prefix: String,
+    /// The keys, relative to the prefix (`config`, `initialize`, `leader`, `members/node1`…),
+    /// sorted.
+    pub keys: Vec<String>,
+    /// The member the leader key names, if there is one.
+    pub leader: Option<String>,
+    /// etcd's revision when they were read.
+    pub revision: i64,
+}
+
+/// The etcd of a configuration: the gateway, the endpoints, the scope and its key prefix.
+struct Configured<'a> {
+    gateway: gateway::Gateway,
+    urls: &'a [reqwest::Url],
+    scope: &'a str,
+    prefix: String,
+}
+
+/// `settings`' etcd, or a configuration error naming what is missing.
+fn configured(settings: &Settings) -> crate::Result<Configured<'_>> {
+    let etcd = settings
+        .etcd
+        .as_ref()
+        .ok_or_else(|| crate::Error::config("no etcd endpoints are configured (etcd, PGHA_ETCD_URLS)"))?;
     let scope = settings
         .patroni_scope
-        .clone()
+        .as_deref()
         .ok_or_else(|| crate::Error::config("etcd needs patroni_scope (the key prefix is /<namespace>/<scope>/)"))?;
     let http = crate::tls::etcd_http(settings)?;
     let credentials = etcd
         .user
         .clone()
         .map(|u| (u, etcd.password.clone().unwrap_or_default()));
-    let config = watcher::WatchConfig {
+    Ok(Configured {
         gateway: gateway::Gateway::new(http, credentials, settings.patroni_timeout),
-        endpoints: etcd.urls.clone(),
-        prefix: cluster_prefix(&etcd.namespace, &scope),
+        urls: &etcd.urls,
         scope,
-        in_use,
-    };
-    Ok(Some(watcher::spawn(config)))
+        prefix: cluster_prefix(&etcd.namespace, scope),
+    })
+}
+
+/// The cluster's keys relative to `prefix`, sorted, and the leader the leader key names.
+fn keys_and_leader(prefix: &str, kvs: &[gateway::KeyValue]) -> (Vec<String>, Option<String>) {
+    let mut leader = None;
+    let mut keys: Vec<String> = kvs
+        .iter()
+        .map(|kv| {
+            let key = String::from_utf8_lossy(&kv.key);
+            let key = key.strip_prefix(prefix).unwrap_or(&key).to_owned();
+            if key == "leader" {
+                leader = Some(String::from_utf8_lossy(&kv.value).into_owned());
+            }
+            key
+        })
+        .collect();
+    keys.sort();
+    (keys, leader)
+}
+
+/// Runs `attempt` on each configured etcd endpoint until one answers.
+async fn on_any_endpoint<T, F, Fut>(settings: &Settings, what: &str, attempt: F) -> crate::Result<T>
+where
+    F: Fn(gateway::Gateway, gateway::Endpoint, String) -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
+    let Configured {
+        gateway, urls, prefix, ..
+    } = configured(settings)?;
+    let mut failures = Vec::new();
+    for base in urls {
+        let answer = match gateway.connect(base).await {
+            Ok(endpoint) => attempt(gateway.clone(), endpoint, prefix.clone()).await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(answer) => return Ok(answer),
+            Err(e) => failures.push(format!("{base}: {e}")),
+        }
+    }
+    Err(crate::Error::new(crate::error::Kind::Connect)
+        .with_message(format!("no etcd endpoint {what} {prefix}: {}", failures.join("; "))))
+}
+
+/// The cluster's keys (relative to its prefix) and its leader, read linearizably.
+pub(crate) async fn cluster_keys(settings: &Settings) -> crate::Result<DcsKeys> {
+    on_any_endpoint(settings, "listed", |gateway, endpoint, prefix| async move {
+        let listed = gateway.range_prefix(&endpoint, prefix.as_bytes()).await?;
+        let (keys, leader) = keys_and_leader(&prefix, &listed.kvs);
+        Ok(DcsKeys {
+            prefix,
+            keys,
+            leader,
+            revision: listed.header.revision,
+        })
+    })
+    .await
+}
+
+/// Deletes every key of the cluster in one transaction, if the leader key names `leader`
+/// (`None`: if there is no leader key), on the first etcd endpoint that answers.
+pub(crate) async fn remove_cluster(settings: &Settings, leader: Option<&str>) -> crate::Result<DcsRemoval> {
+    on_any_endpoint(settings, "removed", |gateway, endpoint, prefix| async move {
+        let guard = format!("{prefix}leader");
+        let answer = gateway
+            .delete_prefix_if(
+                &endpoint,
+                prefix.as_bytes(),
+                guard.as_bytes(),
+                leader.map(str::as_bytes),
+            )
+            .await?;
+        let first = answer.responses.into_iter().next();
+        if !answer.succeeded {
+            let holder = first
+                .and_then(|r| r.response_range)
+                .and_then(|r| r.kvs.into_iter().next())
+                .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+            return Ok(DcsRemoval::LeaderMismatch { leader: holder });
+        }
+        let deleted = first.and_then(|r| r.response_delete_range).map(|d| d.prev_kvs);
+        let (keys, _) = keys_and_leader(&prefix, &deleted.unwrap_or_default());
+        Ok(DcsRemoval::Removed {
+            prefix,
+            keys,
+            revision: answer.header.revision,
+            endpoint: endpoint.base.to_string(),
+        })
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! queries, pgvector indexes, tuning — and bad input, which must give a typed error and the
 //! documented exit code, never a panic.
 
-use crate::common::{pgha, pgha_json};
+use crate::common::{pgha, pgha_answering, pgha_json};
 use pgha_admin::exit_codes;
 use serde_json::Value;
 
@@ -574,4 +574,61 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
         !r.stderr.contains(&secret) && !r.stdout.contains(&secret),
         "the password leaked into the output"
     );
+
+    // --- remove: the cluster's keys deleted from etcd, confirmed as patronictl confirms it -----
+    // (last: the cluster is left without its DCS state.)
+    let scope = cluster.scope();
+    let r = pgha(&env, &["--yes", "remove", &scope]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "no etcd configured: {r:?}");
+    assert!(r.stderr.contains("PGHA_ETCD_URLS"), "{r:?}");
+    let mut etcd = env.clone();
+    etcd.push(("PGHA_ETCD_URLS".into(), cluster.etcd_urls().join(",")));
+    etcd.push(("PGHA_ETCD_NAMESPACE".into(), cluster.etcd_namespace().into()));
+    let mut etcd_scoped = etcd.clone();
+    etcd_scoped.push(("PGHA_PATRONI_SCOPE".into(), scope.clone()));
+    let r = pgha(&etcd_scoped, &["--yes", "remove", "another-cluster"]).await;
+    assert_eq!(r.code, exit_codes::USAGE, "not the configured cluster: {r:?}");
+    let listed = pgha_json(&etcd, &["--dry-run", "remove", &scope]).await;
+    let keys = |v: &Value| -> Vec<String> { names_of(&v["keys"]) };
+    let before = keys(&listed);
+    let leader = listed["leader"].as_str().expect("a leader key").to_owned();
+    for key in ["config", "initialize", "leader", &format!("members/{leader}")] {
+        assert!(before.iter().any(|k| k == key), "{key} in {listed}");
+    }
+    assert_eq!(listed["removed"], false);
+    let r = pgha(&etcd, &["remove", &scope]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "no --yes and no terminal: {r:?}");
+    let r = pgha(&etcd, &["--yes", "remove", &scope]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "a leader key, not named: {r:?}");
+    assert!(r.stderr.contains(&format!("has a leader, {leader}")), "{r:?}");
+    let r = pgha_answering(&etcd, &["remove", &scope], &["another-cluster"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "{r:?}");
+    assert!(r.stderr.contains("not the cluster's"), "{r:?}");
+    let r = pgha_answering(&etcd, &["remove", &scope], &[&scope, "Yes I am aware", "nobody"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "the wrong leader named: {r:?}");
+    let still = pgha_json(&etcd, &["--dry-run", "remove", &scope]).await;
+    assert!(
+        keys(&still).iter().any(|k| k == "initialize"),
+        "nothing was deleted: {still}"
+    );
+    let r = pgha_answering(
+        &etcd,
+        &["--format", "json", "remove", &scope],
+        &[&scope, "Yes I am aware", &leader],
+    )
+    .await;
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("Type \"Yes I am aware\""), "{r:?}");
+    let removed = r.json();
+    assert_eq!(removed["removed"], true, "{removed}");
+    let deleted = keys(&removed);
+    for key in ["config", "initialize", "leader", &format!("members/{leader}")] {
+        assert!(deleted.iter().any(|k| k == key), "{key} deleted: {removed}");
+    }
+}
+
+fn names_of(list: &Value) -> Vec<String> {
+    list.as_array()
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
