@@ -460,7 +460,7 @@ pub(crate) enum WalCmd {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum BackupCmd {
-    /// Take a backup.
+    /// Take a backup; says how far it is every 5 s while it runs (on stderr).
     Create {
         /// full, diff or incr.
         #[arg(long = "type", value_enum, default_value_t = BackupTypeArg::Incr)]
@@ -468,6 +468,8 @@ pub(crate) enum BackupCmd {
     },
     /// Backups and archive range (exit 16 if the stanza status is not ok).
     Info,
+    /// Whether a backup is running (on the host pgbackrest runs on) and how far it is.
+    Progress,
     /// pgbackrest check: archiving works end to end.
     Check,
     /// Create the stanza.

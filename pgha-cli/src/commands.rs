@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use pgha_admin::backup::{AzureKey, AzureRepository, BackupType, GcsKey, GcsRepository, S3Repository, UriStyle};
+use pgha_admin::backup::{
+    AzureKey, AzureRepository, BackupProgress, BackupType, GcsKey, GcsRepository, S3Repository, UriStyle,
+};
 use pgha_admin::pgha_client::patroni::Role;
 use pgha_admin::pgha_client::vector::{Distance, IndexKind};
 use pgha_admin::pitr::RecoveryTarget;
@@ -536,9 +538,33 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
                 BackupTypeArg::Incr => BackupType::Incr,
             };
             let pgbackrest = pgbackrest()?;
-            pgbackrest.backup(kind).await?;
+            let last = std::sync::Mutex::new(None);
+            let report = |p: BackupProgress| {
+                if let (Some(percent), Ok(mut last)) = (p.percent, last.lock()) {
+                    if *last != Some(percent) {
+                        *last = Some(percent);
+                        eprintln!("pgha: backup: {percent:.2}% complete");
+                    }
+                }
+            };
+            pgbackrest
+                .backup_watched(kind, std::time::Duration::from_secs(5), report)
+                .await?;
             let info = pgbackrest.info().await?;
             done(&json!({ "backup": info.latest(), "stanza": info.name }))
+        }
+        BackupCmd::Progress => {
+            let progress = pgbackrest()?.backup_progress().await?;
+            let mut d = done(&json!({
+                "running": progress.is_some(),
+                "percent": progress.and_then(|p| p.percent),
+            }))?;
+            d.human = |v| match (v["running"].as_bool(), v["percent"].as_f64()) {
+                (Some(true), Some(p)) => format!("a backup is running: {p:.2}% complete"),
+                (Some(true), None) => "a backup is running".to_owned(),
+                _ => "no backup is running".to_owned(),
+            };
+            Ok(d)
         }
         BackupCmd::Info => {
             let info = pgbackrest()?.info().await?;

@@ -151,6 +151,41 @@ impl StanzaInfo {
     }
 }
 
+impl StanzaInfo {
+    /// Whether a backup (or expire) of the stanza holds its lock on the host `info` ran on —
+    /// pgBackRest's "backup/expire running".
+    pub fn backup_running(&self) -> bool {
+        self.status
+            .lock
+            .as_ref()
+            .is_some_and(|lock| lock["backup"]["held"] == serde_json::Value::Bool(true))
+    }
+}
+
+/// A backup of the stanza in progress, from [`PgBackRest::backup_progress`](super::PgBackRest::backup_progress).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct BackupProgress {
+    /// How much of the data is copied, 0–100, as pgBackRest counts it: by whole files, so it
+    /// stays at 0 while the first large file (up to 1 GiB, a relation segment) is copied. `None`
+    /// when pgBackRest does not say.
+    pub percent: Option<f64>,
+}
+
+/// The percentage in the text form of `pgbackrest info` while a backup runs: its status line
+/// ends `backup/expire running - 42.13% complete)` (pgBackRest 2.45 has it in the text only).
+///
+/// ```
+/// let text = "stanza: main\n    status: error (no valid backups, backup/expire running - 42.13% complete)\n";
+/// assert_eq!(pgha_admin::backup::running_percent(text), Some(42.13));
+/// assert_eq!(pgha_admin::backup::running_percent("stanza: main\n    status: ok\n"), None);
+/// ```
+pub fn running_percent(info_text: &str) -> Option<f64> {
+    let (_, rest) = info_text.split_once("backup/expire running - ")?;
+    let (number, _) = rest.split_once("% complete")?;
+    number.trim().parse::<f64>().ok().filter(|p| (0.0..=100.0).contains(p))
+}
+
 /// Parses `pgbackrest info --output=json` (an array of stanzas).
 ///
 /// ```

@@ -27,7 +27,8 @@ use std::time::Duration;
 pub use azure::{AzureKey, AzureRepository};
 pub use gcs::{GcsKey, GcsRepository};
 pub use info::{
-    parse_info, ArchiveInfo, BackupInfo, BackupSizes, DbInfo, InfoStatus, RepositorySizes, Span, StanzaInfo,
+    parse_info, running_percent, ArchiveInfo, BackupInfo, BackupProgress, BackupSizes, DbInfo, InfoStatus,
+    RepositorySizes, Span, StanzaInfo,
 };
 pub(crate) use runner::shell_quote;
 pub use runner::{CommandRunner, ContainerRunner, LocalRunner, SshRunner};
@@ -257,6 +258,43 @@ impl PgBackRest {
         self.run("backup", &[format!("--type={}", kind.as_str())])
             .await
             .map(drop)
+    }
+
+    /// [`backup`](Self::backup), calling `on_progress` every `every` while it runs with how far
+    /// it is ([`backup_progress`](Self::backup_progress); a poll that fails is skipped).
+    pub async fn backup_watched(
+        &self,
+        kind: BackupType,
+        every: Duration,
+        on_progress: impl Fn(BackupProgress),
+    ) -> Result<()> {
+        let backup = self.backup(kind);
+        tokio::pin!(backup);
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                done = &mut backup => return done,
+                _ = tick.tick() => {
+                    if let Ok(Some(progress)) = self.backup_progress().await {
+                        on_progress(progress);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The backup of the stanza running now (on the host `pgbackrest` runs on, where its lock
+    /// is), and how far it is; `None` when none is running. Two `info` runs: the JSON for the
+    /// lock, the text for the percentage (pgBackRest 2.45 reports it there only).
+    pub async fn backup_progress(&self) -> Result<Option<BackupProgress>> {
+        if !self.info().await?.backup_running() {
+            return Ok(None);
+        }
+        let text = self.run("info", &[]).await?.stdout;
+        Ok(Some(BackupProgress {
+            percent: running_percent(&text),
+        }))
     }
 
     /// `verify`: reads every backup and archived WAL segment in the repository and checks it

@@ -60,6 +60,9 @@ enum Command {
         /// TLS on PostgreSQL and HTTPS on the REST API, with a CA generated for the cluster.
         #[arg(long)]
         tls: bool,
+        /// WAL archiving and a pgBackRest repository (stanza = the scope), for `pgha backup …`.
+        #[arg(long)]
+        pgbackrest: bool,
     },
     /// Show the members, their roles and lag.
     Status,
@@ -111,6 +114,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
             synchronous_mode,
             strict,
             tls,
+            pgbackrest,
         } => {
             let flavor = match patroni.as_str() {
                 "3" | "debian" => PatroniFlavor::Debian,
@@ -129,6 +133,7 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                 .persistent(true)
                 .synchronous_mode(synchronous_mode, strict)
                 .tls(tls)
+                .pgbackrest(pgbackrest)
                 .start()
                 .await?;
             let info = cluster.info();
@@ -165,6 +170,9 @@ async fn run(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
                     );
                 }
                 println!("superuser: {}:{}", c.superuser.username, c.superuser.password.expose());
+                if let Some(config) = &info.pgbackrest_config {
+                    println!("pgbackrest: --config={} --stanza={}", config.display(), info.scope);
+                }
                 println!("stop it with: pgha-devcluster down");
             }
             cluster.detach();

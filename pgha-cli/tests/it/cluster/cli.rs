@@ -227,8 +227,47 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert!(r.stderr.contains("max_parallel_io_workers"), "{r:?}");
 
     // --- pgBackRest ----------------------------------------------------------------------------
-    let created = pgha_json(&env, &["backup", "create", "--type", "full"]).await;
+    // The first backup made slow enough to be seen running (gzip level 9, one process, 15 MB
+    // more data), and watched from another `pgha` as an operator would.
+    crate::common::superuser(&cluster)
+        .await
+        .batch_execute("CREATE TABLE ballast AS SELECT g, md5(g::text) AS t FROM generate_series(1, 150000) g")
+        .await
+        .expect("ballast");
+    let config = cluster.info().pgbackrest_config.expect("pgBackRest is configured");
+    let slow = config.with_file_name("slow-pgbackrest.conf");
+    let text = std::fs::read_to_string(&config).expect("pgbackrest.conf");
+    let slow_text = text.replace("compress-type=lz4\n", "").replacen(
+        "[global]\n",
+        "[global]\ncompress-type=gz\ncompress-level=9\nprocess-max=1\n",
+        1,
+    );
+    std::fs::write(&slow, slow_text).expect("write");
+    let mut slow_env = env.clone();
+    slow_env.push(("PGHA_PGBACKREST_CONFIG".into(), slow.display().to_string()));
+    let creating = tokio::spawn({
+        let slow_env = slow_env.clone();
+        async move { pgha_json(&slow_env, &["backup", "create", "--type", "full"]).await }
+    });
+    let mut seen_running = Vec::new();
+    while !creating.is_finished() {
+        let progress = pgha_json(&env, &["backup", "progress"]).await;
+        if progress["running"] == true {
+            seen_running.push(progress["percent"].clone());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let created = creating.await.expect("the backup task");
     assert_eq!(created["backup"]["type"], "full", "{created}");
+    assert!(!seen_running.is_empty(), "the running backup was never seen");
+    for percent in &seen_running {
+        assert!(
+            percent.is_null() || percent.as_f64().is_some_and(|p| (0.0..=100.0).contains(&p)),
+            "{seen_running:?}"
+        );
+    }
+    let after = pgha_json(&env, &["backup", "progress"]).await;
+    assert_eq!(after["running"], false, "{after}");
     let info = pgha_json(&env, &["backup", "info"]).await;
     assert_eq!(info["status"]["code"], 0, "{info}");
     assert!(!names(&info["backup"], "label").is_empty());
