@@ -35,7 +35,7 @@
 //! |---|---|
 //! | cluster | [`Admin::status`], [`Admin::history`], [`Admin::check`] |
 //! | leadership | [`Admin::plan_switchover`], [`Admin::switchover`] (optionally scheduled), [`Admin::cancel_switchover`], [`Admin::plan_failover`], [`Admin::failover`] |
-//! | members | [`Admin::restart`] (member, role filter, pending only, scheduled), [`Admin::cancel_restart`], [`Admin::reload`], [`Admin::reinitialize`], [`Admin::rolling_restart`] |
+//! | members | [`Admin::restart`] (member, role filter, pending only, scheduled), [`Admin::cancel_restart`], [`Admin::reload`], [`Admin::reinitialize`], [`Admin::restore_replica`] (from the backup repository, delta), [`Admin::rolling_restart`] |
 //! | configuration | [`Admin::config`], [`Admin::patch_config`] (conflicts retried), [`Admin::set_parameters`] (checked against `pg_settings`), [`Admin::setting`], [`Admin::pause`], [`Admin::resume`] |
 //! | replication | [`Admin::replication`] (lag in bytes and time, no false lag on an idle primary), [`Admin::slots`], [`Admin::drop_slot`], [`Admin::set_replay_paused`] |
 //! | WAL | [`Admin::archiver`], [`Admin::wal_dir`], [`Admin::checkpoint`] |
@@ -78,6 +78,7 @@ pub mod pitr;
 mod progress;
 mod queries;
 mod remove;
+mod replica_restore;
 mod replication;
 mod rest;
 mod restart;
@@ -97,6 +98,7 @@ pub use maintenance::{IndexUsage, MaintenanceOutcome, TableSize, VacuumOptions};
 pub use progress::Progress;
 pub use queries::{parse_explain, ExplainReport, SlowQuery};
 pub use remove::RemovedCluster;
+pub use replica_restore::ReplicaRestore;
 pub use replication::{ReplicationReport, ReplicationSlot, StandbyLag};
 pub use restart::{MemberOutcome, RestartRequest, RoleFilter, RollingRestartReport, RollingStep};
 pub use status::ClusterStatus;

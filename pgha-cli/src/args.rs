@@ -257,6 +257,11 @@ pub(crate) enum Command {
     Reinitialize {
         /// The replica.
         member: String,
+        /// Restore it from the newest backup instead (pgbackrest restore --type=standby
+        /// --delta: only the files that differ are copied), through the [pitr] node control's
+        /// stop, start and data_dir; pgbackrest must run on the member's host.
+        #[arg(long)]
+        from_backup: bool,
     },
     /// Zero-downtime restart: replicas one by one, switchover, then the old leader.
     RollingRestart {

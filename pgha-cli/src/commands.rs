@@ -319,7 +319,20 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
         }
         Command::CancelRestart { member } => message(admin.cancel_restart(&member).await?),
         Command::Reload { member } => done(&admin.reload(member.as_deref()).await?),
-        Command::Reinitialize { member } => {
+        Command::Reinitialize {
+            member,
+            from_backup: true,
+        } => {
+            let control = node_control(&file, "reinitialize --from-backup", "stop, start")?;
+            let pgbackrest = settings::pgbackrest(&g.pgbackrest, &file.pgbackrest)?;
+            let what = format!("stop {member}, restore it from the newest backup (delta) and start it again");
+            if g.dry_run {
+                return message(format!("would {what}"));
+            }
+            confirm(g.yes, &what)?;
+            done(&admin.restore_replica(&control, &pgbackrest, &member).await?)
+        }
+        Command::Reinitialize { member, .. } => {
             let what = format!("wipe {member}'s data directory and re-clone it from the leader");
             if g.dry_run {
                 return message(format!("would {what}"));
@@ -740,13 +753,7 @@ async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: Pi
             ))
         }
     };
-    let control = file.pitr.clone().ok_or_else(|| {
-        usage(
-            "PITR needs node-control commands: add a [pitr] table (stop, start, clear_data_dir, clear_dcs, \
-             set_bootstrap) to the --config file; see `pgha_admin::pitr::CommandControl`"
-                .into(),
-        )
-    })?;
+    let control = node_control(file, "pitr", "stop, start, clear_data_dir, clear_dcs, set_bootstrap")?;
     let pgbackrest = settings::pgbackrest(&g.pgbackrest, &file.pgbackrest)?;
     let plan = admin
         .plan_pitr(&control, &pgbackrest, target, a.member.as_deref())
@@ -765,6 +772,16 @@ async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: Pi
         ),
     )?;
     done(&admin.pitr(&control, &pgbackrest, &plan).await?)
+}
+
+/// The `[pitr]` node control of the configuration file, which `command` needs (`keys` of it).
+fn node_control(file: &FileSettings, command: &str, keys: &str) -> Result<pgha_admin::pitr::CommandControl> {
+    file.pitr.clone().ok_or_else(|| {
+        usage(format!(
+            "{command} needs node-control commands: add a [pitr] table ({keys}) to the --config file; \
+             see `pgha_admin::pitr::CommandControl`"
+        ))
+    })
 }
 
 /// How many times `edit-config` starts again when the configuration changed while it was edited.

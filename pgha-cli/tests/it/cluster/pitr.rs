@@ -204,4 +204,73 @@ async fn pitr_brings_deleted_rows_back_through_the_api_and_the_cli() {
         .await
         .expect("restore everything");
     assert_recovered(&cluster, 160, before).await;
+
+    // --- one replica rebuilt from the repository (--type=standby --delta) ----------------------
+    let leader_db = crate::common::superuser(&cluster).await;
+    let insert = "INSERT INTO precious SELECT (SELECT max(id) FROM precious) + g FROM generate_series(1, 10) g";
+    leader_db.execute(insert, &[]).await.expect("insert");
+    pgbackrest
+        .backup(pgha_admin::backup::BackupType::Incr)
+        .await
+        .expect("backup");
+    let label = pgbackrest
+        .info()
+        .await
+        .expect("info")
+        .latest()
+        .expect("a backup")
+        .label
+        .clone();
+    // Written after the backup: the restored replica must replay it.
+    leader_db.execute(insert, &[]).await.expect("insert");
+    let leader = cluster.leader().await.expect("leader");
+    let replica = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a replica");
+    let args = ["reinitialize", replica.as_str(), "--from-backup"];
+    let r = pgha(&env, &[&["--dry-run"][..], &args].concat()).await.ok();
+    assert!(r.stdout.contains("would stop"), "{r:?}");
+    let r = pgha(&env, &args).await;
+    assert_eq!(
+        r.code,
+        pgha_admin::exit_codes::PRECONDITION,
+        "no --yes, no terminal: {r:?}"
+    );
+    let r = pgha(&env, &["reinitialize", leader.as_str(), "--from-backup", "--yes"]).await;
+    assert_eq!(r.code, pgha_admin::exit_codes::PRECONDITION, "not the leader: {r:?}");
+    let r = pgha(&env, &[&["--format", "json", "--yes"][..], &args].concat()).await;
+    cluster.reload_state().expect("reload state");
+    let restored = r.ok().json();
+    println!("replica restored from backup: {restored:#}");
+    assert_eq!(restored["backup_label"], label.as_str(), "{restored}");
+    let command = restored["command"].to_string();
+    assert!(
+        command.contains("--type=standby") && command.contains("--delta"),
+        "{restored}"
+    );
+    assert!(cluster.is_streaming(&replica).await.expect("SQL"), "{replica} streams");
+    let rows = |db: tokio_postgres::Client| async move {
+        db.query_one("SELECT count(*) FROM precious", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    let mut on_replica = 0;
+    for _ in 0..60 {
+        let db = cluster
+            .connect_superuser(&replica, &cluster.database())
+            .await
+            .expect("replica connection");
+        on_replica = rows(db).await;
+        if on_replica == 180 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(
+        on_replica, 180,
+        "the restored replica has every row, also those written after the backup"
+    );
 }
