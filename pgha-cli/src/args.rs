@@ -210,6 +210,15 @@ pub(crate) enum Command {
     /// --format prometheus the Prometheus text format (exit 0 whatever the verdict, which is
     /// pgha_check_status).
     Check(CheckArgs),
+    /// Serve the metrics of `check --format prometheus` over HTTP at /metrics, one check per
+    /// scrape, until SIGTERM or Ctrl-C.
+    Exporter {
+        /// Address to listen on (port 0: any free port; the address is printed on stderr).
+        #[arg(long, default_value = "127.0.0.1:9187")]
+        listen: std::net::SocketAddr,
+        #[command(flatten)]
+        check: CheckArgs,
+    },
     /// Timeline history (one line per promotion).
     History,
     /// Planned switchover: pre-flight checks, then wait until the new leader accepts writes.

@@ -99,6 +99,19 @@ fn role_filter(role: RoleArg) -> RoleFilter {
     }
 }
 
+/// The thresholds of `check` (and `exporter`).
+fn check_options(a: &crate::args::CheckArgs) -> CheckOptions {
+    let mut opts = CheckOptions::default();
+    opts.lag_bytes_warning = a.lag_warning_bytes;
+    opts.lag_bytes_critical = a.lag_critical_bytes;
+    opts.lag_time_warning = a.lag_warning;
+    opts.lag_time_critical = a.lag_critical;
+    opts.expected_members = a.expect_members;
+    opts.disk_warning_pct = a.disk_warning_pct;
+    opts.disk_critical_pct = a.disk_critical_pct;
+    opts
+}
+
 /// What a switchover will do, in the words of the confirmation question.
 fn describe_switchover(plan: &pgha_admin::SwitchoverPlan) -> String {
     let from = plan.leader.as_deref().unwrap_or("no leader");
@@ -227,16 +240,14 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             d.human = render::query;
             Ok(d)
         }
+        Command::Exporter { listen, check } => {
+            crate::exporter::serve(admin, check_options(&check), listen, g.timeout).await?;
+            let mut d = message("")?;
+            d.text = Some(String::new());
+            Ok(d)
+        }
         Command::Check(a) => {
-            let mut opts = CheckOptions::default();
-            opts.lag_bytes_warning = a.lag_warning_bytes;
-            opts.lag_bytes_critical = a.lag_critical_bytes;
-            opts.lag_time_warning = a.lag_warning;
-            opts.lag_time_critical = a.lag_critical;
-            opts.expected_members = a.expect_members;
-            opts.disk_warning_pct = a.disk_warning_pct;
-            opts.disk_critical_pct = a.disk_critical_pct;
-            let report = admin.check(&opts).await;
+            let report = admin.check(&check_options(&a)).await;
             let mut d = done(&report)?;
             if g.format == Format::Prometheus {
                 // For a textfile collector (`pgha check --format prometheus > f.tmp && mv`):

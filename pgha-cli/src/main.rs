@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod exporter;
 mod output;
 mod render;
 mod settings;

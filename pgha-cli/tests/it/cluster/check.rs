@@ -139,7 +139,78 @@ async fn check_exit_code_follows_cluster_health() {
     let r = pgha(&env, &["--format", "prometheus", "status"]).await;
     assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
 
+    // The same metrics over HTTP: `pgha exporter`, scraped twice at once, stopped by SIGTERM.
+    exporter_serves_the_check(&env, &leader).await;
+
     // Nothing reachable: CRITICAL, not a crash and not UNKNOWN.
     let r = pgha(&env, &["--patroni", "http://127.0.0.1:1", "check"]).await;
     assert_eq!(r.code, exit_codes::CRITICAL, "{r:?}");
+}
+
+/// Starts `pgha exporter` (with the disk thresholds that make any use a warning), scrapes it
+/// twice at once, and stops it with SIGTERM, which must end it cleanly.
+async fn exporter_serves_the_check(env: &[(String, String)], leader: &str) {
+    use tokio::io::AsyncBufReadExt;
+    let mut exporter = tokio::process::Command::new(env!("CARGO_BIN_EXE_pgha"))
+        .args([
+            "exporter",
+            "--listen",
+            "127.0.0.1:0",
+            "--disk-warning-pct",
+            "0.001",
+            "--disk-critical-pct",
+            "99.999",
+        ])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("pgha exporter starts");
+    let mut stderr = tokio::io::BufReader::new(exporter.stderr.take().expect("stderr")).lines();
+    let url = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = stderr.next_line().await.expect("stderr") {
+            if let Some(url) = line.strip_prefix("pgha: exporter listening on ") {
+                return url.to_owned();
+            }
+        }
+        panic!("the exporter ended without listening");
+    })
+    .await
+    .expect("the exporter says where it listens");
+    let http = pgha_admin::pgha_client::reqwest::Client::new();
+    let scrape = || async {
+        let r = http
+            .get(&url)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .expect("scrape");
+        let kind = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        (r.status().as_u16(), kind, r.text().await.expect("body"))
+    };
+    let (a, b) = tokio::join!(scrape(), scrape());
+    for (status, kind, body) in [a, b] {
+        assert_eq!(status, 200, "{body}");
+        assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+        assert!(
+            body.contains("# TYPE pgha_check_status gauge\npgha_check_status 1\n"),
+            "{body}"
+        );
+        assert!(body.contains(&format!("member=\"{leader}\"")), "{body}");
+    }
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(exporter.id().expect("a pid")).expect("pid"));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), exporter.wait())
+        .await
+        .expect("the exporter stops on SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status:?}");
 }
