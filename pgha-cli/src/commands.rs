@@ -99,6 +99,23 @@ fn role_filter(role: RoleArg) -> RoleFilter {
     }
 }
 
+/// `config set` and `wal keep-size VALUE`: the parameters checked against the server, then
+/// shown (`--dry-run`) or confirmed and set on every member.
+async fn set_parameters(admin: &Admin, g: &crate::args::Global, map: &BTreeMap<String, String>) -> Result<Done> {
+    let plan = admin.check_parameters(map).await?;
+    if g.dry_run {
+        return done(&json!({ "would_set": plan }));
+    }
+    let list: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let restart = if plan.needs_restart.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} take effect after a restart)", plan.needs_restart.join(", "))
+    };
+    confirm(g.yes, &format!("set {} on every member{restart}", list.join(", ")))?;
+    done(&admin.set_parameters(map).await?)
+}
+
 /// The thresholds of `check` (and `exporter`).
 fn check_options(a: &crate::args::CheckArgs) -> CheckOptions {
     let mut opts = CheckOptions::default();
@@ -351,7 +368,28 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             confirm(g.yes, &what)?;
             done(&admin.reinitialize(&member).await?)
         }
-        Command::RollingRestart { pending } => done(&admin.rolling_restart(pending).await?),
+        Command::RollingRestart { pending } => {
+            let status = admin.status().await?;
+            let leader = status.leader.clone().unwrap_or_else(|| "no leader".into());
+            let replicas: Vec<&str> = status
+                .members
+                .iter()
+                .filter(|m| Some(&m.name) != status.leader.as_ref())
+                .map(|m| m.name.as_str())
+                .collect();
+            let which = if pending { " with a pending restart" } else { "" };
+            let what = format!(
+                "restart the replicas{which} one by one ({}), each streaming again before the next, \
+                 then switch over from {leader} and restart it{}",
+                replicas.join(", "),
+                if pending { " if it has one pending" } else { "" }
+            );
+            if g.dry_run {
+                return message(format!("would {what}"));
+            }
+            confirm(g.yes, &what)?;
+            done(&admin.rolling_restart(pending).await?)
+        }
         Command::Pause => {
             admin.pause().await?;
             message("maintenance mode on: automatic failover is off")
@@ -371,18 +409,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
                         .ok_or_else(|| usage(format!("{p:?} is not NAME=VALUE")))?;
                     map.insert(k.trim().to_owned(), v.trim().to_owned());
                 }
-                let plan = admin.check_parameters(&map).await?;
-                if g.dry_run {
-                    return done(&json!({ "would_set": plan }));
-                }
-                let list: Vec<String> = map.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                let restart = if plan.needs_restart.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({} take effect after a restart)", plan.needs_restart.join(", "))
-                };
-                confirm(g.yes, &format!("set {} on every member{restart}", list.join(", ")))?;
-                done(&admin.set_parameters(&map).await?)
+                set_parameters(&admin, g, &map).await
             }
             ConfigCmd::Patch { json } => {
                 let patch: Value =
@@ -436,7 +463,7 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             }
             WalCmd::KeepSize { value: Some(v) } => {
                 let map = BTreeMap::from([("wal_keep_size".to_owned(), v)]);
-                done(&admin.set_parameters(&map).await?)
+                set_parameters(&admin, g, &map).await
             }
         },
         Command::Backup(cmd) => backup(cmd, g, &file).await,
@@ -618,6 +645,7 @@ async fn backup(cmd: BackupCmd, g: &crate::args::Global, file: &FileSettings) ->
             pgbackrest()?.verify().await?;
             message("every backup and archived WAL segment matches its checksum")
         }
+        BackupCmd::Expire if g.dry_run => done(&json!({ "would_expire": pgbackrest()?.expire_plan().await? })),
         BackupCmd::Expire => {
             pgbackrest()?.expire().await?;
             message("retention applied")

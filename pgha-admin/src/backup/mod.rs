@@ -261,7 +261,8 @@ impl PgBackRest {
     }
 
     /// [`backup`](Self::backup), calling `on_progress` every `every` while it runs with how far
-    /// it is ([`backup_progress`](Self::backup_progress); a poll that fails is skipped).
+    /// it is ([`backup_progress`](Self::backup_progress); a poll that fails or takes longer than
+    /// `every` is skipped).
     pub async fn backup_watched(
         &self,
         kind: BackupType,
@@ -276,7 +277,8 @@ impl PgBackRest {
             tokio::select! {
                 done = &mut backup => return done,
                 _ = tick.tick() => {
-                    if let Ok(Some(progress)) = self.backup_progress().await {
+                    // Bounded: the backup's end is not noticed while a poll runs.
+                    if let Ok(Ok(Some(progress))) = tokio::time::timeout(every, self.backup_progress()).await {
                         on_progress(progress);
                     }
                 }
@@ -312,6 +314,18 @@ impl PgBackRest {
     /// `expire`: applies the retention settings now.
     pub async fn expire(&self) -> Result<()> {
         self.run("expire", &[]).await.map(drop)
+    }
+
+    /// What [`expire`](Self::expire) would remove, changing nothing (`expire --dry-run`): pgBackRest's
+    /// `[DRY-RUN]` lines, without their log prefix; empty when retention removes nothing.
+    pub async fn expire_plan(&self) -> Result<Vec<String>> {
+        let options = ["--dry-run".to_owned(), "--log-level-console=info".to_owned()];
+        let out = self.run("expire", &options).await?;
+        Ok(out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once("[DRY-RUN] ").map(|(_, what)| what.trim().to_owned()))
+            .collect())
     }
 
     /// `info --output=json` for this stanza, typed. The stanza's status is *not* turned into an

@@ -159,7 +159,11 @@ async fn cli_operations_change_the_cluster_as_asked() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert_eq!(pending, 3, "every member should show pending_restart");
-    let rolled = pgha_json(&env, &["rolling-restart", "--pending"]).await;
+    let dry = pgha(&env, &["--dry-run", "rolling-restart", "--pending"]).await.ok();
+    assert!(dry.stdout.contains("would restart the replicas"), "{dry:?}");
+    let r = pgha(&env, &["rolling-restart", "--pending"]).await;
+    assert_eq!(r.code, exit_codes::PRECONDITION, "no --yes and no terminal: {r:?}");
+    let rolled = pgha_json(&env, &["--yes", "rolling-restart", "--pending"]).await;
     assert_eq!(rolled["steps"].as_array().map(Vec::len), Some(4), "{rolled}");
     let leader_after = rolled["leader_after"].as_str().expect("leader after").to_owned();
     assert_ne!(leader_after, leader);
