@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the .deb of scripts/build-deb.sh on a fresh Debian 12 root (debootstrap, minbase:
 # no cargo, no Rust, nothing of the build machine's) and runs what it installed there:
-# `pgha --version`, `--help`, the manual page and a command that needs no cluster.
+# `pgha --version`, `--help`, the manual page, a command that needs no cluster, and
+# /etc/pgha/pgha.toml read as the machine's configuration file.
 # The root is made once and kept in $PGHA_CACHE_DIR (default /var/cache/pgha) as a tarball;
 # each run unpacks a fresh copy. Needs root.
 set -euo pipefail
@@ -41,5 +42,14 @@ in_root pgha --patroni http://127.0.0.1:1 --timeout 2s status >/dev/null 2>&1
 code=$?
 set -e
 [ "$code" -ne 101 ] && [ "$code" -ne 0 ] || { log "error: pgha status without a cluster exited $code"; exit 1; }
+# The machine's configuration file, /etc/pgha/pgha.toml, is read when the user has none: its
+# (closed) port is the one tried, and the failure is the documented "unreachable" (13).
+mkdir -p "$root/etc/pgha"
+printf 'patroni = ["http://127.0.0.1:9"]\n' > "$root/etc/pgha/pgha.toml"
+set +e
+said=$(in_root pgha --timeout 2s status 2>&1)
+code=$?
+set -e
+[ "$code" -eq 13 ] && [[ "$said" == *"127.0.0.1:9"* ]] || { log "error: /etc/pgha/pgha.toml not used ($code): $said"; exit 1; }
 in_root dpkg -r pgha >&2
 log "ok: $deb installs, runs and removes cleanly on a fresh Debian 12 root"

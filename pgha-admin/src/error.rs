@@ -225,7 +225,7 @@ impl From<pgha_client::Error> for Error {
     fn from(e: pgha_client::Error) -> Self {
         let kind = if e.is_config() {
             ErrorKind::Usage
-        } else if e.is_timeout() || e.is_connect() {
+        } else if e.is_timeout() || e.is_connect() || e.is_outcome_unknown() {
             ErrorKind::Unreachable
         } else {
             ErrorKind::Database

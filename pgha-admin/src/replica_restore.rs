@@ -37,12 +37,15 @@ impl Admin {
     /// the member streams from the leader on the leader's timeline (it first replays the
     /// archived WAL since the backup).
     ///
-    /// `pgbackrest` must run on `member`'s host (a [`LocalRunner`](crate::backup::LocalRunner)
+    /// `pgbackrest` **must run on `member`'s host** (a [`LocalRunner`](crate::backup::LocalRunner)
     /// there, or an [`SshRunner`](crate::backup::SshRunner) to it): the restore writes the
-    /// member's data directory, given as `--pg1-path` when [`NodeControl::data_dir`] names it.
+    /// member's data directory, given as `--pg1-path` when [`NodeControl::data_dir`] names it —
+    /// on another host, the same path would be another member's. The `pgha` CLI checks the
+    /// runner's host against the member's address before it calls this.
     /// Only `stop_patroni`, `start_patroni` and `data_dir` of `control` are used.
     ///
-    /// Refused for the leader, without a leader, and without a backup. If the restore fails,
+    /// Refused for the leader, without a leader, in a paused cluster (Patroni stopped there
+    /// leaves PostgreSQL running), and without a backup. If the restore fails,
     /// Patroni on `member` is left stopped (its data directory may be incomplete) and the error
     /// says so: run it again, or `reinitialize` the member from the leader.
     pub async fn restore_replica(
@@ -59,12 +62,22 @@ impl Admin {
             )));
         }
         Self::require_leader(&view)?;
+        if view.pause {
+            return Err(Error::precondition(
+                "the cluster is paused: a stopped Patroni would leave PostgreSQL running; resume it first",
+            ));
+        }
         let info = pgbackrest.info().await?;
         let backup_label = info
             .latest()
             .map(|b| b.label.clone())
             .ok_or_else(|| Error::precondition(format!("stanza {} has no backup to restore", info.name)))?;
-        let mut options = vec!["--type=standby".to_owned(), "--delta".to_owned()];
+        // That backup, not whichever is newest when the restore starts.
+        let mut options = vec![
+            "--type=standby".to_owned(),
+            "--delta".to_owned(),
+            format!("--set={backup_label}"),
+        ];
         if let Some(dir) = control.data_dir(member) {
             options.push(format!("--pg1-path={dir}"));
         }

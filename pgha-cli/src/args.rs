@@ -213,9 +213,13 @@ pub(crate) enum Command {
     /// Serve the metrics of `check --format prometheus` over HTTP at /metrics, one check per
     /// scrape, until SIGTERM or Ctrl-C.
     Exporter {
-        /// Address to listen on (port 0: any free port; the address is printed on stderr).
-        #[arg(long, default_value = "127.0.0.1:9187")]
+        /// Address to listen on (port 0: any free port; the address is printed on stderr). No
+        /// authentication: listen on a private address.
+        #[arg(long, default_value = "127.0.0.1:9638")]
         listen: std::net::SocketAddr,
+        /// Longest one scrape may take (keep it under Prometheus's scrape_timeout, 10s by default).
+        #[arg(long, default_value = "9s", value_parser = pgha_client::parse_duration)]
+        scrape_timeout: std::time::Duration,
         #[command(flatten)]
         check: CheckArgs,
     },
@@ -587,6 +591,9 @@ pub(crate) struct AzureArgs {
     /// PGHA_AZURE_KEY is a shared access signature, not the account's shared key.
     #[arg(long)]
     pub(crate) sas: bool,
+    /// The account in the path, not the host name (an IP address or Azurite as the endpoint).
+    #[arg(long)]
+    pub(crate) path_style: bool,
     #[command(flatten)]
     pub(crate) repository: RepositoryArgs,
 }

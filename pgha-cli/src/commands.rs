@@ -257,8 +257,12 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             d.human = render::query;
             Ok(d)
         }
-        Command::Exporter { listen, check } => {
-            crate::exporter::serve(admin, check_options(&check), listen, g.timeout).await?;
+        Command::Exporter {
+            listen,
+            scrape_timeout,
+            check,
+        } => {
+            crate::exporter::serve(admin, check_options(&check), listen, scrape_timeout).await?;
             let mut d = message("")?;
             d.text = Some(String::new());
             Ok(d)
@@ -351,8 +355,16 @@ async fn execute(cli: Cli, out: Output) -> Result<Done> {
             member,
             from_backup: true,
         } => {
-            let control = node_control(&file, "reinitialize --from-backup", "stop, start")?;
+            let control = node_control(&file, "reinitialize --from-backup", "stop, start, data_dir")?;
             let pgbackrest = settings::pgbackrest(&g.pgbackrest, &file.pgbackrest)?;
+            let status = admin.status().await?;
+            let host = status
+                .members
+                .iter()
+                .find(|m| m.name == member)
+                .and_then(|m| m.host.clone())
+                .ok_or_else(|| usage(format!("no member {member:?} with a known address")))?;
+            restore_runs_on(&g.pgbackrest, &file.pgbackrest, &member, &host)?;
             let what = format!("stop {member}, restore it from the newest backup (delta) and start it again");
             if g.dry_run {
                 return message(format!("would {what}"));
@@ -744,6 +756,9 @@ fn azure_config(a: &crate::args::AzureArgs, g: &crate::args::Global) -> Result<D
     let mut repo = AzureRepository::new(&a.account, &a.container, key)
         .path(&a.repository.path)
         .retention_full(a.repository.retention_full);
+    if a.path_style {
+        repo = repo.uri_style(UriStyle::Path);
+    }
     if let Some(e) = &a.endpoint {
         repo = repo.endpoint(e);
     }
@@ -813,12 +828,58 @@ async fn pitr(admin: &Admin, file: &FileSettings, g: &crate::args::Global, a: Pi
     done(&admin.pitr(&control, &pgbackrest, &plan).await?)
 }
 
+/// `reinitialize --from-backup` writes the member's data directory where pgbackrest runs: that
+/// must be the member's host, or the same path there is another member's. Local: the member's
+/// address is this machine's (loopback or its host name); SSH: the destination's host is the
+/// member's address; a container: refused.
+fn restore_runs_on(
+    args: &crate::args::BackrestArgs,
+    file: &settings::BackrestFile,
+    member: &str,
+    host: &str,
+) -> Result<()> {
+    let refuse = |runs: &str| {
+        Err(pgha_admin::Error::new(
+            pgha_admin::ErrorKind::Precondition,
+            format!(
+                "pgbackrest runs {runs}, not on {member} ({host}): the restore would write another \
+                 host's data directory; run pgha there, or pass --pgbackrest-ssh USER@{host}"
+            ),
+        ))
+    };
+    if args.pgbackrest_container.is_some() || file.container.is_some() {
+        return refuse("in a container");
+    }
+    if let Some(dest) = args.pgbackrest_ssh.as_deref().or(file.ssh.as_deref()) {
+        let target = dest.rsplit_once('@').map_or(dest, |(_, h)| h);
+        let target = target.trim_start_matches('[').trim_end_matches(']');
+        return if target.eq_ignore_ascii_case(host.trim_start_matches('[').trim_end_matches(']')) {
+            Ok(())
+        } else {
+            refuse(&format!("on {target}"))
+        };
+    }
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let this_machine =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").is_ok_and(|name| name.trim().eq_ignore_ascii_case(host));
+    if loopback || this_machine {
+        Ok(())
+    } else {
+        refuse("on this machine")
+    }
+}
+
 /// The `[pitr]` node control of the configuration file, which `command` needs (`keys` of it).
 fn node_control(file: &FileSettings, command: &str, keys: &str) -> Result<pgha_admin::pitr::CommandControl> {
     file.pitr.clone().ok_or_else(|| {
         usage(format!(
-            "{command} needs node-control commands: add a [pitr] table ({keys}) to the --config file; \
-             see `pgha_admin::pitr::CommandControl`"
+            "{command} needs node-control commands: add a [pitr] table to the --config file (it uses \
+             {keys}; every key of the table is required); see `pgha_admin::pitr::CommandControl`"
         ))
     })
 }

@@ -1,6 +1,6 @@
 //! `pgha exporter --listen ADDR`: the metrics of `pgha check --format prometheus`, served over
 //! HTTP for Prometheus to scrape: one check per scrape, one check at a time (a scrape that
-//! comes during another waits for it), each bounded by `--timeout`. Stops cleanly on SIGTERM or
+//! comes during another waits for it), each bounded by `--scrape-timeout` with its wait. Stops cleanly on SIGTERM or
 //! Ctrl-C.
 
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 struct Exporter {
     admin: Admin,
     options: CheckOptions,
-    /// Longest one scrape's check may take.
+    /// Longest one scrape may take, its wait for a check in progress included.
     timeout: Duration,
     /// One check at a time: a scrape that arrives during one waits for it, then runs its own.
     running: Mutex<()>,
@@ -54,8 +54,13 @@ pub(crate) async fn serve(admin: Admin, options: CheckOptions, listen: SocketAdd
 }
 
 async fn metrics(State(exporter): State<Arc<Exporter>>) -> Response {
-    let _one_at_a_time = exporter.running.lock().await;
-    match tokio::time::timeout(exporter.timeout, exporter.admin.check(&exporter.options)).await {
+    // The wait for a check in progress counts too: Prometheus gives up on a scrape after its
+    // own timeout, and queued scrapes must not pile up behind a slow check.
+    let scrape = async {
+        let _one_at_a_time = exporter.running.lock().await;
+        exporter.admin.check(&exporter.options).await
+    };
+    match tokio::time::timeout(exporter.timeout, scrape).await {
         Ok(report) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], report.prometheus(&[])).into_response(),
         Err(_) => (
             StatusCode::GATEWAY_TIMEOUT,

@@ -61,20 +61,21 @@ fn reachable(address: &str) -> String {
 }
 
 /// The etcd endpoints and credentials of the `etcd3` section, read as Patroni's
-/// `get_etcd_client` reads them: `url`, else `hosts` (a list, or comma-separated text; `port`
-/// and `protocol` the defaults), else `host`; and the top-level `namespace`.
+/// `get_etcd_client` reads them: `proxy`, else `url` (its user and password taken out, port 2379
+/// when it has none), else `hosts` (a list, or comma-separated text; `port` and `protocol` the
+/// defaults), else `host` (an explicit `port` wins over the one in it); and the top-level
+/// `namespace`. Client certificates (`cert`, `key`) are not read: pgha's etcd client has none.
 fn etcd3(doc: &Yaml, c: &mut ClientConfig) {
     let protocol = text(doc, &["etcd3", "protocol"]).unwrap_or_else(|| "http".into());
-    let port = text(doc, &["etcd3", "port"]).unwrap_or_else(|| "2379".into());
-    let endpoint = |host: &str| {
+    let port_key = text(doc, &["etcd3", "port"]);
+    let port = port_key.clone().unwrap_or_else(|| "2379".into());
+    let split = |host: &str| -> (String, Option<String>) {
         let host = host.trim();
-        let has_port = host
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| !h.ends_with(':') && !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit()));
-        if has_port {
-            format!("{protocol}://{host}")
-        } else {
-            format!("{protocol}://{host}:{port}")
+        match host.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(':') && !p.is_empty() && p.chars().all(|ch| ch.is_ascii_digit()) => {
+                (h.to_owned(), Some(p.to_owned()))
+            }
+            _ => (host.to_owned(), None),
         }
     };
     let hosts: Vec<String> = match &doc["etcd3"]["hosts"] {
@@ -83,21 +84,43 @@ fn etcd3(doc: &Yaml, c: &mut ClientConfig) {
             .map(|h| h.split(',').map(str::to_owned).collect())
             .unwrap_or_default(),
     };
-    c.etcd = if let Some(url) = text(doc, &["etcd3", "url"]).or_else(|| text(doc, &["etcd3", "proxy"])) {
-        vec![url]
+    c.etcd_user = text(doc, &["etcd3", "username"]);
+    c.etcd_password = text(doc, &["etcd3", "password"]).map(Secret::new);
+    c.etcd = if let Some(url) = text(doc, &["etcd3", "proxy"]).or_else(|| text(doc, &["etcd3", "url"])) {
+        match pgha_admin::pgha_client::reqwest::Url::parse(url.trim()) {
+            Ok(mut u) => {
+                if !u.username().is_empty() {
+                    c.etcd_user = Some(u.username().to_owned());
+                    c.etcd_password = u.password().map(Secret::new);
+                }
+                let _ = u.set_username("");
+                let _ = u.set_password(None);
+                if u.port().is_none() {
+                    let _ = u.set_port(Some(2379));
+                }
+                vec![u.as_str().trim_end_matches('/').to_owned()]
+            }
+            // pgha-client's own validation says what is wrong with it.
+            Err(_) => vec![url],
+        }
     } else if !hosts.is_empty() {
         hosts
             .iter()
             .filter(|h| !h.trim().is_empty())
-            .map(|h| endpoint(h))
+            .map(|h| match split(h) {
+                (h, Some(p)) => format!("{protocol}://{h}:{p}"),
+                (h, None) => format!("{protocol}://{h}:{port}"),
+            })
             .collect()
     } else {
         text(doc, &["etcd3", "host"])
-            .map(|h| vec![endpoint(&h)])
+            .map(|h| {
+                let (h, in_host) = split(&h);
+                let p = port_key.clone().or(in_host).unwrap_or_else(|| "2379".into());
+                vec![format!("{protocol}://{h}:{p}")]
+            })
             .unwrap_or_default()
     };
-    c.etcd_user = text(doc, &["etcd3", "username"]);
-    c.etcd_password = text(doc, &["etcd3", "password"]).map(Secret::new);
     c.etcd_ca_file = text(doc, &["etcd3", "cacert"]).map(Into::into);
     if !c.etcd.is_empty() {
         c.etcd_namespace = text(doc, &["namespace"]);
@@ -249,6 +272,18 @@ postgresql:
         assert_eq!(
             endpoints("etcd3:\n  url: https://e:2379\n  hosts: x\n").etcd,
             ["https://e:2379"]
+        );
+        let c = endpoints("etcd3:\n  url: http://u:s3cret@e\n  proxy: http://p:2380\n");
+        assert_eq!(c.etcd, ["http://p:2380"], "the proxy wins");
+        let c = endpoints("etcd3:\n  url: http://u:s3cret@e\n");
+        assert_eq!(c.etcd, ["http://e:2379"], "credentials out of the URL, Patroni's port");
+        assert_eq!(c.etcd_user.as_deref(), Some("u"));
+        assert_eq!(c.etcd_password.as_ref().map(Secret::expose), Some("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(
+            endpoints("etcd3:\n  host: h:1\n  port: 2\n").etcd,
+            ["http://h:2"],
+            "port wins"
         );
         assert_eq!(
             endpoints("etcd3:\n  hosts: 'a:1, b:2'\n").etcd,

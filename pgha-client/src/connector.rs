@@ -182,8 +182,10 @@ impl Connector {
 
     /// Deletes every key of the Patroni cluster in etcd (`/<namespace>/<scope>/`) in one
     /// transaction, if the leader key names `leader` (`None`: if there is no leader key) —
-    /// `patronictl remove`, which asks for the leader's name when there is one. Tried on each
-    /// configured etcd endpoint until one answers. Needs [`etcd`](crate::ClientBuilder::etcd)
+    /// `patronictl remove`, which asks for the leader's name when there is one. Sent once, to
+    /// the first configured etcd endpoint that connects: when its answer is lost the error is
+    /// [outcome unknown](crate::Error::is_outcome_unknown) (list the keys to see). The scope must
+    /// be a cluster name (not empty, no `/`). Needs [`etcd`](crate::ClientBuilder::etcd)
     /// endpoints, the scope, and an etcd user with write permission on the prefix.
     ///
     /// **Destructive**: meant for a stopped cluster (before a restore, after decommissioning).

@@ -3,6 +3,7 @@
 use pgha_client::Secret;
 
 use super::repository::{common_options, to_ini, Common};
+use super::UriStyle;
 use crate::error::Result;
 
 /// How pgBackRest authorizes to Azure (`repoN-azure-key-type`, `repoN-azure-key`).
@@ -43,6 +44,7 @@ pub struct AzureRepository {
     account: String,
     container: String,
     endpoint: Option<String>,
+    uri_style: UriStyle,
     key: AzureKey,
 }
 
@@ -56,14 +58,22 @@ impl AzureRepository {
             account: account.into(),
             container: container.into(),
             endpoint: None,
+            uri_style: UriStyle::Host,
             key,
         }
     }
 
-    /// Another endpoint than `blob.core.windows.net` (host, optionally `:port`; Azurite, a
-    /// sovereign cloud).
+    /// Another endpoint than `blob.core.windows.net` (host, optionally `:port`; a sovereign
+    /// cloud, or Azurite with [`UriStyle::Path`]).
     pub fn endpoint(mut self, endpoint: impl Into<String>) -> Self {
         self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// URI style: `account.endpoint` ([`UriStyle::Host`], the default) or the account in the
+    /// path ([`UriStyle::Path`]: an IP address or Azurite as the endpoint).
+    pub fn uri_style(mut self, style: UriStyle) -> Self {
+        self.uri_style = style;
         self
     }
 
@@ -80,6 +90,9 @@ impl AzureRepository {
         if let Some(e) = &self.endpoint {
             options.push(("azure-endpoint", e.as_str()));
         }
+        if self.uri_style == UriStyle::Path {
+            options.push(("azure-uri-style", "path"));
+        }
         options.extend([("azure-key-type", kind), ("azure-key", key.expose())]);
         to_ini(&self.common, "Azure", "azure", &options, stanza, pg_paths)
     }
@@ -93,6 +106,7 @@ mod tests {
     fn shared_key_or_signature_and_no_injection() {
         let ini = AzureRepository::new("acct", "c", AzureKey::Sas("sv=2024&sig=abc".into()))
             .endpoint("azurite.local:10000")
+            .uri_style(UriStyle::Path)
             .verify_tls(false)
             .retention_full(4)
             .to_ini("main", &["/data/a", "/data/b"])
@@ -101,6 +115,7 @@ mod tests {
             "repo1-type=azure\n",
             "repo1-azure-account=acct\n",
             "repo1-azure-endpoint=azurite.local:10000\n",
+            "repo1-azure-uri-style=path\n",
             "repo1-azure-key-type=sas\n",
             "repo1-azure-key=sv=2024&sig=abc\n",
             "repo1-storage-verify-tls=n\n",

@@ -262,13 +262,15 @@ impl PgBackRest {
 
     /// [`backup`](Self::backup), calling `on_progress` every `every` while it runs with how far
     /// it is ([`backup_progress`](Self::backup_progress); a poll that fails or takes longer than
-    /// `every` is skipped).
+    /// `every` is skipped; `every` is at least 100 ms).
     pub async fn backup_watched(
         &self,
         kind: BackupType,
         every: Duration,
         on_progress: impl Fn(BackupProgress),
     ) -> Result<()> {
+        // A zero period would make the interval panic, a tiny one poll without pause.
+        let every = every.max(Duration::from_millis(100));
         let backup = self.backup(kind);
         tokio::pin!(backup);
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);

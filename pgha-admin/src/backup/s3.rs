@@ -7,14 +7,14 @@ use pgha_client::Secret;
 use super::repository::{common_options, to_ini, Common};
 use crate::error::{Error, Result};
 
-/// URI style of the S3 endpoint.
+/// URI style of an S3 or Azure endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum UriStyle {
-    /// `bucket.endpoint` (AWS default).
+    /// `bucket.endpoint` / `account.endpoint` (the AWS and Azure default).
     #[default]
     Host,
-    /// `endpoint/bucket` (MinIO and most S3-compatible stores).
+    /// `endpoint/bucket` / the account in the path (MinIO, most S3-compatible stores, Azurite).
     Path,
 }
 

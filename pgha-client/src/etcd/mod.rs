@@ -119,6 +119,13 @@ fn configured(settings: &Settings) -> crate::Result<Configured<'_>> {
         .patroni_scope
         .as_deref()
         .ok_or_else(|| crate::Error::config("etcd needs patroni_scope (the key prefix is /<namespace>/<scope>/)"))?;
+    // An empty scope, or one with a slash, would make the prefix another cluster's or the whole
+    // namespace's: `pgha remove ""` would delete every cluster under /service/.
+    if scope.trim().is_empty() || scope.contains('/') {
+        return Err(crate::Error::config(format!(
+            "patroni_scope {scope:?} is not a Patroni cluster name (empty, or with a '/')"
+        )));
+    }
     let http = crate::tls::etcd_http(settings)?;
     let credentials = etcd
         .user
@@ -192,39 +199,76 @@ pub(crate) async fn cluster_keys(settings: &Settings) -> crate::Result<DcsKeys> 
 /// Deletes every key of the cluster in one transaction, if the leader key names `leader`
 /// (`None`: if there is no leader key), on the first etcd endpoint that answers.
 pub(crate) async fn remove_cluster(settings: &Settings, leader: Option<&str>) -> crate::Result<DcsRemoval> {
-    on_any_endpoint(settings, "removed", |gateway, endpoint, prefix| async move {
-        let guard = format!("{prefix}leader");
-        let answer = gateway
-            .delete_prefix_if(
-                &endpoint,
-                prefix.as_bytes(),
-                guard.as_bytes(),
-                leader.map(str::as_bytes),
-            )
-            .await?;
-        let first = answer.responses.into_iter().next();
-        if !answer.succeeded {
-            let holder = first
-                .and_then(|r| r.response_range)
-                .and_then(|r| r.kvs.into_iter().next())
-                .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
-            return Ok(DcsRemoval::LeaderMismatch { leader: holder });
+    let Configured {
+        gateway, urls, prefix, ..
+    } = configured(settings)?;
+    // Another endpoint only while nothing was sent: a transaction whose answer is lost may have
+    // committed, and sending it again would delete keys written since, or report a mismatch
+    // after everything was deleted.
+    let mut failures = Vec::new();
+    let mut connected = None;
+    for base in urls {
+        match gateway.connect(base).await {
+            Ok(endpoint) => {
+                connected = Some(endpoint);
+                break;
+            }
+            Err(e) => failures.push(format!("{base}: {e}")),
         }
-        let deleted = first.and_then(|r| r.response_delete_range).map(|d| d.prev_kvs);
-        let (keys, _) = keys_and_leader(&prefix, &deleted.unwrap_or_default());
-        Ok(DcsRemoval::Removed {
-            prefix,
-            keys,
-            revision: answer.header.revision,
-            endpoint: endpoint.base.to_string(),
-        })
+    }
+    let Some(endpoint) = connected else {
+        return Err(crate::Error::new(crate::error::Kind::Connect)
+            .with_message(format!("no etcd endpoint answered: {}", failures.join("; "))));
+    };
+    let guard = format!("{prefix}leader");
+    let answer = gateway
+        .delete_prefix_if(
+            &endpoint,
+            prefix.as_bytes(),
+            guard.as_bytes(),
+            leader.map(str::as_bytes),
+        )
+        .await
+        .map_err(|e| {
+            crate::Error::new(crate::error::Kind::OutcomeUnknown).with_message(format!(
+                "removing {prefix} on {}: {e} — the deletion may or may not have happened; list the keys to see",
+                endpoint.base
+            ))
+        })?;
+    let first = answer.responses.into_iter().next();
+    if !answer.succeeded {
+        let holder = first
+            .and_then(|r| r.response_range)
+            .and_then(|r| r.kvs.into_iter().next())
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned());
+        return Ok(DcsRemoval::LeaderMismatch { leader: holder });
+    }
+    let deleted = first.and_then(|r| r.response_delete_range).map(|d| d.prev_kvs);
+    let (keys, _) = keys_and_leader(&prefix, &deleted.unwrap_or_default());
+    Ok(DcsRemoval::Removed {
+        prefix,
+        keys,
+        revision: answer.header.revision,
+        endpoint: endpoint.base.to_string(),
     })
-    .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scope_that_is_not_a_cluster_name_is_refused_before_anything_is_sent() {
+        for scope in ["", " ", "/", "a/b", "//"] {
+            let settings = crate::Client::builder()
+                .etcd(["http://127.0.0.1:1"])
+                .patroni_scope(scope)
+                .settings();
+            // Either the configuration itself or the etcd key prefix refuses it.
+            let refused = settings.and_then(|s| configured(&s).map(|_| ()));
+            assert!(refused.is_err_and(|e| e.is_config()), "{scope:?}");
+        }
+    }
 
     #[test]
     fn the_prefix_is_built_as_patroni_builds_it() {

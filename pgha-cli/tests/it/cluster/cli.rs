@@ -294,10 +294,27 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     pgha(&env, &["backup", "stanza-create"]).await.ok(); // idempotent on a valid stanza
     let diff = pgha_json(&env, &["backup", "create", "--type", "diff"]).await;
     assert_eq!(diff["backup"]["type"], "diff", "{diff}");
+    // A second differential, and a configuration that keeps one: retention would expire the
+    // first — a dry run must say so and expire nothing.
+    pgha_json(&env, &["backup", "create", "--type", "diff"]).await;
+    let keep_one = config.with_file_name("keep-one-diff-pgbackrest.conf");
+    std::fs::write(
+        &keep_one,
+        text.replacen("[global]\n", "[global]\nrepo1-retention-diff=1\n", 1),
+    )
+    .expect("write");
+    let mut keep_one_env = env.clone();
+    keep_one_env.push(("PGHA_PGBACKREST_CONFIG".into(), keep_one.display().to_string()));
     let count = |info: &Value| info["backup"].as_array().map_or(0, Vec::len);
     let before = count(&pgha_json(&env, &["backup", "info"]).await);
-    let plan = pgha_json(&env, &["--dry-run", "backup", "expire"]).await;
-    assert!(plan["would_expire"].is_array(), "{plan}");
+    let plan = pgha_json(&keep_one_env, &["--dry-run", "backup", "expire"]).await;
+    let first_diff = diff["backup"]["label"].as_str().expect("a label");
+    assert!(
+        plan["would_expire"]
+            .as_array()
+            .is_some_and(|lines| lines.iter().any(|l| l.as_str().is_some_and(|l| l.contains(first_diff)))),
+        "{first_diff} would be expired: {plan}"
+    );
     assert_eq!(
         count(&pgha_json(&env, &["backup", "info"]).await),
         before,
@@ -334,6 +351,7 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
                 "127.0.0.1:1",
                 "--key",
                 "AKIAX",
+                "--path-style",
             ],
             ("PGHA_S3_KEY_SECRET", "s3cr3t"),
         ),
@@ -362,6 +380,7 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
                 "c",
                 "--endpoint",
                 "127.0.0.1:1",
+                "--path-style",
             ],
             ("PGHA_AZURE_KEY", "YXpLZXk="),
         ),
@@ -653,6 +672,11 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     etcd.push(("PGHA_ETCD_NAMESPACE".into(), cluster.etcd_namespace().into()));
     let mut etcd_scoped = etcd.clone();
     etcd_scoped.push(("PGHA_PATRONI_SCOPE".into(), scope.clone()));
+    for not_a_name in ["", "/"] {
+        // The prefix would be the whole namespace's: every cluster in it.
+        let r = pgha(&etcd, &["--yes", "remove", not_a_name]).await;
+        assert_eq!(r.code, exit_codes::USAGE, "{not_a_name:?}: {r:?}");
+    }
     let r = pgha(&etcd_scoped, &["--yes", "remove", "another-cluster"]).await;
     assert_eq!(r.code, exit_codes::USAGE, "not the configured cluster: {r:?}");
     // etcd from Patroni's own configuration file, as on a database host.
@@ -680,9 +704,10 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     let r = pgha_answering(&etcd, &["remove", &scope], &[&scope, "Yes I am aware", "nobody"]).await;
     assert_eq!(r.code, exit_codes::PRECONDITION, "the wrong leader named: {r:?}");
     let still = pgha_json(&etcd, &["--dry-run", "remove", &scope]).await;
+    let kept = keys(&still);
     assert!(
-        keys(&still).iter().any(|k| k == "initialize"),
-        "nothing was deleted: {still}"
+        before.iter().all(|k| kept.contains(k)),
+        "nothing was deleted: {before:?} then {still}"
     );
     let r = pgha_answering(
         &etcd,
