@@ -142,6 +142,19 @@ async fn pick_replica(cluster: &LocalCluster, rng: &mut StdRng) -> anyhow::Resul
     Ok(replicas[rng.random_range(0..replicas.len())].clone())
 }
 
+/// The leader, once its PostgreSQL runs: a leader may be between a stop and a start of its
+/// PostgreSQL for a moment (Patroni restarting it after a demotion), and a fault that needs its
+/// postmaster waits for one rather than failing the run.
+async fn leader_with_postgres(cluster: &LocalCluster) -> anyhow::Result<String> {
+    Ok(
+        wait_for("a leader whose PostgreSQL runs", Duration::from_secs(60), || async {
+            let leader = cluster.leader().await?;
+            Ok(cluster.postmaster_process(&leader)?.map(|_| leader))
+        })
+        .await?,
+    )
+}
+
 /// Waits, while a fault holds, until a member other than `target` leads and takes writes; on
 /// timeout says so with Patroni's view at that moment.
 async fn hold_until_new_leader(cluster: &LocalCluster, target: &str, ttl: Duration) -> Result<(), String> {
@@ -170,6 +183,7 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
     let target = match kind {
         FaultKind::RestartStandby | FaultKind::PauseReplay => pick_replica(cluster, rng).await?,
         FaultKind::EtcdRestart | FaultKind::RestApiDown | FaultKind::KillSessions => "all".to_owned(),
+        FaultKind::KillPostmaster => leader_with_postgres(cluster).await?,
         _ if etcd_leader.is_some() => etcd_leader.map(etcd_name).unwrap_or_default(),
         _ => cluster.leader().await?,
     };
@@ -206,8 +220,7 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
                 // Once the old leader's Patroni is up again, that is while it rejoins (pg_rewind
                 // or a clone come after its REST server starts).
                 wait_patroni_listening(cluster, &target).await;
-                let new_leader = cluster.leader().await?;
-                cluster.kill_postmaster(&new_leader)?;
+                cluster.kill_postmaster(&leader_with_postgres(cluster).await?)?;
             }
         }
         FaultKind::KillPostmaster => cluster.kill_postmaster(&target)?,
@@ -220,6 +233,10 @@ pub(super) async fn inject(cluster: &LocalCluster, kind: FaultKind, rng: &mut St
             cluster.stop_etcd()?;
             tokio::time::sleep(Duration::from_secs(4)).await;
             cluster.start_etcd_again().await?;
+            // Patroni's leader reacts to the outage (past retry_timeout it demotes itself, then
+            // takes its key back) in the HA loops after etcd returns: let two loops run before
+            // the cluster is judged whole, or it is judged in the middle of that reaction.
+            tokio::time::sleep(Duration::from_secs(2 * u64::from(cluster.timing().loop_wait) + 1)).await;
         }
         FaultKind::Switchover => {
             // In synchronous mode Patroni refuses (412) until a synchronous standby is
