@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build demo test test-etcd unit bench chaos fuzz lint doc package deb publish-check fmt clean-clusters
+.PHONY: deps build demo test test-etcd unit bench chaos fuzz lint doc crates package deb publish-check fmt clean-clusters
 
 FAULTS ?= 250
 SEED ?= 11
@@ -25,7 +25,7 @@ demo: deps
 
 ## Everything: formatting, lints, unit tests and integration tests against real clusters, and a
 ## smoke run of the benchmark (no timing is asserted).
-test: deps lint package
+test: deps lint crates
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		$(CARGO) nextest run --workspace --profile ci; \
 	else \
@@ -77,14 +77,17 @@ lint: doc
 
 ## Each published crate packaged as crates.io would take it (metadata, README, licences, files),
 ## without building it (seconds).
-package:
+crates:
 	$(CARGO) package $(addprefix -p ,$(PUBLISHED)) --no-verify --allow-dirty
 
 ## A Debian package of `pgha` and `pgha-devcluster` (with the manual page and completions) in
 ## target/debian/, then installed and run on a fresh minimal Debian 12 root (debootstrap, made
 ## once and cached) where there is no cargo: ~5 min (release build), plus ~3 min the first time.
-deb: deps
+## `make deb` is the same.
+package: deps
 	set -e; deb=$$(bash scripts/build-deb.sh); bash scripts/test-deb.sh "$$deb"
+
+deb: package
 
 ## `cargo publish --dry-run` for every published crate: packaged, then built from the package
 ## against the others' packages, as crates.io would build them (~5 min).

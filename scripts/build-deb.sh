@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds target/debian/pgha_<version>_<arch>.deb: `pgha` and `pgha-devcluster`, the manual page
 # and shell completions, for Debian 12 (bookworm) and later. Needs only what `make deps` installs
-# (cargo, dpkg-deb). `make deb` runs it, then scripts/test-deb.sh.
+# (cargo, dpkg-deb). `make package` (`make deb`) runs it, then scripts/test-deb.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
