@@ -610,6 +610,15 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert!(dry["applied"].is_null(), "a dry run applies nothing: {dry}");
     let refused = pgha(&env, &["tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
     assert_eq!(refused.code, exit_codes::PRECONDITION, "{refused:?}");
+    let declined =
+        crate::common::pgha_on_terminal(&env, &["tune", "--memory", "2GB", "--cpus", "2", "--apply"], "n").await;
+    assert_eq!(declined.code, exit_codes::PRECONDITION, "{declined:?}");
+    assert!(declined.stderr.contains("Proceed? [y/N]"), "asked: {declined:?}");
+    assert_ne!(
+        pgha_json(&env, &["config", "show"]).await["postgresql"]["parameters"]["shared_buffers"],
+        "512MB",
+        "declined: nothing applied"
+    );
     let applied = pgha_json(&env, &["--yes", "tune", "--memory", "2GB", "--cpus", "2", "--apply"]).await;
     assert_eq!(applied["applied"]["applied"]["random_page_cost"], "1.1", "{applied}");
     let config = pgha_json(&env, &["config", "show"]).await;

@@ -88,7 +88,17 @@ async fn patroni_4_over_https_with_tls_to_postgres() {
         .wait_streaming(&leader, std::time::Duration::from_secs(90))
         .await
         .expect("the old leader rejoins as a replica");
-    let restarted = pgha_json(&env, &["--yes", "restart", "--role", "replica"]).await;
+    // Confirmed on a terminal, as an operator would.
+    let restarted = crate::common::pgha_on_terminal(&env, &["--format", "json", "restart", "--role", "replica"], "y")
+        .await
+        .ok();
+    assert!(
+        restarted
+            .stderr
+            .contains("restart PostgreSQL on every replica. Proceed? [y/N]"),
+        "{restarted:?}"
+    );
+    let restarted = restarted.json();
     let outcomes: Vec<&str> = restarted
         .as_array()
         .into_iter()

@@ -184,18 +184,26 @@ async fn cli_operations_change_the_cluster_as_asked() {
         "{status}"
     );
 
-    // Config patch with JSON.
-    let patched = pgha_json(
+    // Config patch with JSON, confirmed on a terminal.
+    let patched = pgha_on_terminal(
         &env,
         &[
-            "--yes",
+            "--format",
+            "json",
             "config",
             "patch",
             r#"{"loop_wait": 2, "maximum_lag_on_failover": 2097152}"#,
         ],
+        "y",
     )
-    .await;
-    assert_eq!(patched["maximum_lag_on_failover"], 2_097_152);
+    .await
+    .ok();
+    assert!(
+        patched.stderr.contains("patch Patroni's dynamic configuration with")
+            && patched.stderr.contains("Proceed? [y/N]"),
+        "{patched:?}"
+    );
+    assert_eq!(patched.json()["maximum_lag_on_failover"], 2_097_152);
 
     // edit-config, with scripts for editors: a dry run shows the change and applies nothing;
     // an added key is applied, a deleted one removed; no change, a failing editor and YAML that
@@ -223,10 +231,19 @@ async fn cli_operations_change_the_cluster_as_asked() {
     assert!(pgha_json(&env, &["config", "show"]).await["pgha_edited"].is_null());
     let r = pgha(&add, &["edit-config"]).await;
     assert_eq!(r.code, exit_codes::PRECONDITION, "no terminal, no --yes: {r:?}");
-    let applied = pgha(&add, &["--format", "json", "--yes", "edit-config"])
+    let declined = pgha_on_terminal(&add, &["edit-config"], "n").await;
+    assert_eq!(declined.code, exit_codes::PRECONDITION, "{declined:?}");
+    assert!(pgha_json(&env, &["config", "show"]).await["pgha_edited"].is_null());
+    let applied = pgha_on_terminal(&add, &["--format", "json", "edit-config"], "y")
         .await
-        .ok()
-        .json();
+        .ok();
+    assert!(
+        applied
+            .stderr
+            .contains("apply these changes to the dynamic configuration. Proceed? [y/N]"),
+        "{applied:?}"
+    );
+    let applied = applied.json();
     assert_eq!(applied["pgha_edited"], 1, "{applied}");
     assert_eq!(
         applied["maximum_lag_on_failover"], 2_097_152,
