@@ -228,6 +228,10 @@ impl From<deadpool_postgres::PoolError> for Error {
     fn from(e: deadpool_postgres::PoolError) -> Self {
         match e {
             deadpool_postgres::PoolError::Backend(pg) => Self::new(Kind::Connect).with_source(pg),
+            // Every connection of the pool stayed in use for pool_wait_timeout: the client is
+            // saturated, which no other member or retry would help with.
+            deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => Self::new(Kind::Timeout)
+                .with_message("every connection of the member's pool stayed in use for pool_wait_timeout"),
             other => Self::new(Kind::Connect).with_source(other),
         }
     }

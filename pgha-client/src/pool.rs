@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, QueueMode, Runtime};
 
 use crate::address::Address;
 use crate::config::Settings;
@@ -25,13 +25,17 @@ pub(crate) struct MemberHandle {
     /// Connections whose session default is `default_transaction_read_only = on` (they served
     /// a read on the primary last); every other connection is read-write, the server's default.
     /// Ids are never reused; connections pgha closes are forgotten (one the pool drops on a
-    /// failed recycle leaves its id behind until the pool is replaced).
+    /// failed recycle leaves its id behind until the pool is replaced). Unused when recycling
+    /// resets every session ([`Recycling::Clean`](crate::Recycling::Clean)).
     read_only_sessions: std::sync::Mutex<std::collections::HashSet<deadpool_postgres::ObjectId>>,
     /// On a synchronous primary: the timeline and position up to which the synchronous standbys
     /// have confirmed every commit, as the last confirmation (`op::confirm_synchronously`) found.
     confirmed: std::sync::Mutex<Option<(u64, Lsn)>>,
     /// This member's metric handles for the operation path (feature `metrics`).
     pub(crate) instruments: crate::telemetry::MemberInstruments,
+    /// Whether every checkout finds the session at its defaults (read-write): the pool's
+    /// recycling resets sessions.
+    resets_sessions: bool,
 }
 
 /// Counters that survive pool replacement.
@@ -64,12 +68,13 @@ impl MemberHandle {
             config,
             tls.clone(),
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: settings.pool_recycling.method(),
             },
         );
-        // Only creating a connection is bounded here. Every checkout is already bounded by its
-        // caller (the operation's deadline, the probe timeout), and recycling is a flag check
-        // (`RecyclingMethod::Fast`): timeouts on those would only cost two timers per checkout.
+        // Creating a connection is bounded by connect_timeout. Every checkout is already bounded
+        // by its caller (the operation's deadline, the probe timeout), and the default recycling
+        // is a flag check (`RecyclingMethod::Fast`): the wait and recycle timeouts, two timers
+        // per checkout, are there only when asked for.
         // Last in, first out: the connection used last is used next, so a pool that grew under a
         // burst serves light traffic from a few hot connections (and backends) and the rest fall
         // idle and are closed after `idle_timeout`; first in, first out would rotate through all
@@ -79,6 +84,8 @@ impl MemberHandle {
             .queue_mode(QueueMode::Lifo)
             .runtime(Runtime::Tokio1)
             .create_timeout(Some(settings.connect_timeout))
+            .wait_timeout(settings.pool_wait_timeout)
+            .recycle_timeout(settings.pool_recycle_timeout)
             .build()
             .map_err(|e| Error::config(format!("pool for {}: {e}", address.name)))?;
         Ok(Self {
@@ -90,6 +97,7 @@ impl MemberHandle {
             tls: tls.clone(),
             read_only_sessions: std::sync::Mutex::default(),
             confirmed: std::sync::Mutex::default(),
+            resets_sessions: settings.pool_recycling.resets_sessions(),
         })
     }
 
@@ -111,6 +119,9 @@ impl MemberHandle {
 
     /// Whether `conn`'s session is not in the mode asked for (read-only when `on`).
     pub(crate) fn session_needs_switch(&self, conn: &deadpool_postgres::Object, on: bool) -> bool {
+        if self.resets_sessions {
+            return on;
+        }
         self.sessions().contains(&deadpool_postgres::Object::id(conn)) != on
     }
 
@@ -127,7 +138,9 @@ impl MemberHandle {
             "SET default_transaction_read_only = off"
         })
         .await?;
-        if on {
+        if self.resets_sessions {
+            // The next checkout's recycle resets it: nothing to remember.
+        } else if on {
             self.sessions().insert(id);
         } else {
             self.sessions().remove(&id);
@@ -227,5 +240,88 @@ pub(crate) struct InFlight(Arc<MemberCounters>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Client, Recycling};
+
+    fn handle(builder: crate::ClientBuilder) -> MemberHandle {
+        let settings = builder
+            .patroni(["http://127.0.0.1:1"])
+            .user("app")
+            .settings()
+            .expect("settings");
+        let tls = crate::tls::postgres_tls(&settings).expect("tls");
+        let address = Address {
+            name: "m1".into(),
+            host: "127.0.0.1".into(),
+            port: 1,
+            api_url: None,
+        };
+        MemberHandle::new(&settings, &tls, address, 0, Arc::default()).expect("a pool")
+    }
+
+    #[tokio::test]
+    async fn deadpools_settings_reach_each_members_pool() {
+        let default = handle(Client::builder());
+        let t = default.pool.timeouts();
+        assert_eq!(
+            (t.wait, t.create, t.recycle),
+            (None, Some(Duration::from_secs(2)), None)
+        );
+        assert_eq!(default.pool.status().max_size, 16);
+        assert!(!default.resets_sessions);
+
+        let set = handle(
+            Client::builder()
+                .pool_max_size(3)
+                .pool_wait_timeout(Duration::from_millis(50))
+                .pool_recycle_timeout(Duration::from_millis(700))
+                .connect_timeout(Duration::from_secs(4))
+                .pool_recycling(Recycling::Clean),
+        );
+        let t = set.pool.timeouts();
+        assert_eq!(
+            (t.wait, t.create, t.recycle),
+            (
+                Some(Duration::from_millis(50)),
+                Some(Duration::from_secs(4)),
+                Some(Duration::from_millis(700))
+            )
+        );
+        assert_eq!(set.pool.status().max_size, 3);
+        assert!(
+            set.resets_sessions,
+            "a Clean pool's sessions are reset on every checkout"
+        );
+    }
+
+    #[test]
+    fn a_zero_pool_timeout_is_refused() {
+        for b in [
+            Client::builder().pool_wait_timeout(Duration::ZERO),
+            Client::builder().pool_recycle_timeout(Duration::ZERO),
+        ] {
+            let e = b
+                .patroni(["http://127.0.0.1:1"])
+                .user("app")
+                .settings()
+                .expect_err("zero");
+            assert!(e.to_string().contains("pool_"), "{e}");
+        }
+    }
+
+    #[test]
+    fn a_full_pool_is_a_timeout_that_pgha_does_not_retry() {
+        let e = Error::from(deadpool_postgres::PoolError::Timeout(
+            deadpool_postgres::TimeoutType::Wait,
+        ));
+        assert!(e.is_timeout(), "{e:?}");
+        assert!(e.to_string().contains("pool_wait_timeout"), "{e}");
+        let verdict = crate::classify::classify(&e, crate::classify::Phase::Checkout, crate::classify::OpKind::Read);
+        assert!(matches!(verdict, crate::classify::Verdict::Fail), "{verdict:?}");
     }
 }

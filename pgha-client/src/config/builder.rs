@@ -282,9 +282,50 @@ impl ClientBuilder {
         self
     }
 
-    /// Maximum connections in each member's pool (default 16).
+    /// Maximum connections in each member's pool (default 16; deadpool's `max_size`).
     pub fn pool_max_size(mut self, size: usize) -> Self {
         self.config.pool_max_size = Some(size);
+        self
+    }
+
+    /// How long an operation waits for a connection of a member's pool when all
+    /// [`pool_max_size`](Self::pool_max_size) are in use (deadpool's `timeouts.wait`). Unset
+    /// (the default), it waits until its deadline. Past it the operation fails at once, not
+    /// retried: [`Error::is_timeout`](crate::Error::is_timeout), saying the pool was full —
+    /// a service that would rather shed load than queue it sets this.
+    ///
+    /// deadpool's other timeouts: `timeouts.create` is [`connect_timeout`](Self::connect_timeout),
+    /// `timeouts.recycle` is [`pool_recycle_timeout`](Self::pool_recycle_timeout).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use pgha_client::{Client, Recycling};
+    /// let builder = Client::builder()
+    ///     .patroni(["http://10.0.0.1:8008"])
+    ///     .pool_max_size(8)
+    ///     .pool_wait_timeout(Duration::from_millis(50))
+    ///     .pool_recycling(Recycling::Verified)
+    ///     .pool_recycle_timeout(Duration::from_millis(500));
+    /// # let _ = builder;
+    /// ```
+    pub fn pool_wait_timeout(mut self, timeout: Duration) -> Self {
+        self.config.pool_wait_timeout = Some(timeout);
+        self
+    }
+
+    /// How long the check of a pooled connection before reuse may take (deadpool's
+    /// `timeouts.recycle`); a connection whose check takes longer is closed and another one
+    /// used or opened. Unset by default: the [`Fast`](crate::Recycling::Fast) check sends
+    /// nothing, and the operation's deadline bounds the others.
+    pub fn pool_recycle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.pool_recycle_timeout = Some(timeout);
+        self
+    }
+
+    /// How a pooled connection is checked before reuse (deadpool's `recycling_method`;
+    /// default [`Recycling::Fast`](crate::Recycling::Fast)).
+    pub fn pool_recycling(mut self, recycling: crate::Recycling) -> Self {
+        self.config.pool_recycling = Some(recycling);
         self
     }
 

@@ -60,6 +60,9 @@ const VARIABLES: &[(&str, &[&str], Form)] = &[
     ("PROBE_TIMEOUT", &["probe_timeout"], Form::Text),
     ("CONNECT_TIMEOUT", &["connect_timeout"], Form::Text),
     ("POOL_MAX_SIZE", &["pool_max_size"], Form::Number),
+    ("POOL_WAIT_TIMEOUT", &["pool_wait_timeout"], Form::Text),
+    ("POOL_RECYCLE_TIMEOUT", &["pool_recycle_timeout"], Form::Text),
+    ("POOL_RECYCLING", &["pool_recycling"], Form::Text),
     ("READ_YOUR_WRITES_WAIT", &["read_your_writes_wait"], Form::Text),
     ("TCP_USER_TIMEOUT", &["tcp_user_timeout"], Form::Text),
     ("IDLE_TIMEOUT", &["idle_timeout"], Form::Text),
@@ -264,6 +267,7 @@ mod tests {
             "CHANNEL_BINDING" => "require",
             "DEFAULT_INTENT" => "prefer-standby",
             "BALANCE" => "round-robin",
+            "POOL_RECYCLING" => "clean",
             "FALLBACK_TO_PRIMARY" => "false",
             "LAG_BOUND_BYTES" | "POOL_MAX_SIZE" | "RETRY_BUDGET_BURST" | "RETRY_BUDGET_PER_SECOND" => "7",
             s if s.ends_with("TIMEOUT")
@@ -288,6 +292,8 @@ mod tests {
             assert!(set, "no variable sets `{key}`");
         }
         assert_eq!(config.pool_max_size, Some(7));
+        assert_eq!(config.pool_wait_timeout, Some(Duration::from_secs(3)));
+        assert_eq!(config.pool_recycling, Some(crate::Recycling::Clean));
         assert_eq!(config.patroni, ["http://a:1", "http://b:2"]);
         assert_eq!(config.lag_bound.and_then(|b| b.time), Some(Duration::from_secs(3)));
         assert_eq!(config.retry.map(|r| r.budget_burst), Some(7));

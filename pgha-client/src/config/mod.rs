@@ -5,6 +5,7 @@
 mod builder;
 mod env;
 pub(crate) mod pgpass;
+mod recycling;
 mod secret;
 mod ssl_mode;
 mod url;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::builder::ClientBuilder;
+pub use self::recycling::Recycling;
 pub use self::secret::Secret;
 pub use self::ssl_mode::{ChannelBinding, SslMode};
 use self::url::{parse_host_port, redact_url};
@@ -55,6 +57,9 @@ pub(crate) struct Settings {
     pub(crate) probe_timeout: Duration,
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_max_size: usize,
+    pub(crate) pool_wait_timeout: Option<Duration>,
+    pub(crate) pool_recycle_timeout: Option<Duration>,
+    pub(crate) pool_recycling: Recycling,
     pub(crate) read_your_writes_wait: Duration,
     pub(crate) tcp_user_timeout: Duration,
     pub(crate) idle_timeout: Duration,
@@ -167,6 +172,14 @@ pub struct ClientConfig {
     pub connect_timeout: Option<Duration>,
     /// Pool size per member.
     pub pool_max_size: Option<usize>,
+    /// How long an operation waits for a connection of a member's pool when all are in use.
+    #[serde(with = "opt_duration")]
+    pub pool_wait_timeout: Option<Duration>,
+    /// How long a connection's check before reuse may take.
+    #[serde(with = "opt_duration")]
+    pub pool_recycle_timeout: Option<Duration>,
+    /// How a connection is checked before reuse.
+    pub pool_recycling: Option<Recycling>,
     /// Read-your-writes wait.
     #[serde(with = "opt_duration")]
     pub read_your_writes_wait: Option<Duration>,
@@ -214,6 +227,9 @@ macro_rules! option_fields {
             probe_timeout,
             connect_timeout,
             pool_max_size,
+            pool_wait_timeout,
+            pool_recycle_timeout,
+            pool_recycling,
             read_your_writes_wait,
             tcp_user_timeout,
             idle_timeout,
@@ -451,6 +467,15 @@ impl ClientConfig {
                 self.connect_timeout.unwrap_or(Duration::from_secs(2)),
             )?,
             pool_max_size,
+            pool_wait_timeout: self
+                .pool_wait_timeout
+                .map(|t| positive("pool_wait_timeout", t))
+                .transpose()?,
+            pool_recycle_timeout: self
+                .pool_recycle_timeout
+                .map(|t| positive("pool_recycle_timeout", t))
+                .transpose()?,
+            pool_recycling: self.pool_recycling.unwrap_or_default(),
             read_your_writes_wait: self.read_your_writes_wait.unwrap_or(Duration::from_millis(100)),
             tcp_user_timeout: at_least_a_millisecond(
                 "tcp_user_timeout",

@@ -936,6 +936,70 @@ async fn misuse_and_misconfiguration_fail_at_once_with_the_real_cause() -> anyho
     ensure!(!standby, "a read after an unknown token must run on the primary");
     one.shutdown().await;
 
+    // deadpool's pool settings. With pool_wait_timeout, an operation that finds every
+    // connection of the pool in use fails at once and says so, instead of queueing until its
+    // deadline; once a connection is free again, operations run.
+    let full = builder_for(&cluster)
+        .pool_max_size(1)
+        .pool_wait_timeout(Duration::from_millis(200))
+        .connect()
+        .await?;
+    let held = full.get(Intent::Write).await?;
+    let started = Instant::now();
+    let e = full
+        .op(Intent::Write)
+        .deadline(Duration::from_secs(30))
+        .run(async |c| Ok(c.execute("SELECT 1", &[]).await?))
+        .await
+        .expect_err("the pool's only connection is held");
+    ensure!(e.is_timeout() && format!("{e}").contains("pool_wait_timeout"), "{e}");
+    ensure!(
+        started.elapsed() < Duration::from_secs(15),
+        "queued until the deadline ({:?}): {e}",
+        started.elapsed()
+    );
+    drop(held);
+    full.run(Intent::Write, async |c| Ok(c.execute("SELECT 1", &[]).await?))
+        .await?;
+    full.shutdown().await;
+
+    // Recycling::Clean resets every session before reuse — what one operation set does not
+    // reach the next — and pgha knows it: on the pool's one connection, a second read on the
+    // primary in a row still runs read-only (the reset undid the first one's read-only mode).
+    let clean = builder_for(&cluster)
+        .pool_max_size(1)
+        .pool_recycling(pgha_client::Recycling::Clean)
+        .connect()
+        .await?;
+    clean
+        .run(Intent::Write, async |c| {
+            Ok(c.batch_execute("SET application_name = 'left-behind'").await?)
+        })
+        .await?;
+    let name: String = clean
+        .run(Intent::Write, async |c| {
+            Ok(c.query_one("SHOW application_name", &[]).await?.get(0))
+        })
+        .await?;
+    ensure!(name == "pgha-client-tests", "the session was not reset: {name}");
+    for round in 0..3 {
+        clean
+            .run(Intent::Primary, async |c| Ok(c.execute("SELECT 1", &[]).await?))
+            .await?;
+        let e = clean
+            .run(Intent::Primary, async |c| {
+                Ok(c.execute("INSERT INTO misuse VALUES (10)", &[]).await?)
+            })
+            .await
+            .expect_err("a write in a read");
+        ensure!(
+            e.code() == Some(&tokio_postgres::error::SqlState::READ_ONLY_SQL_TRANSACTION),
+            "round {round}: {e}"
+        );
+    }
+    ensure!(count(&client).await? == 1, "a read on a Clean pool committed a write");
+    clean.shutdown().await;
+
     // Too many connections (here: the role's connection limit) is not permanent, but an
     // operation that runs out of time says so instead of "no verified primary".
     let role = cluster.credentials().app.username.clone();
