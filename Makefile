@@ -66,7 +66,7 @@ chaos: deps
 		python3 scripts/chaos-report.py target/chaos/$$2-$$1.json; \
 	done
 
-## Every fuzz target for FUZZ_SECONDS (default 600) each, two at a time (cargo-fuzz on stable);
+## Every fuzz target for FUZZ_SECONDS (default 600) each, FUZZ_JOBS (default 2) at a time (cargo-fuzz on stable);
 ## FUZZ_TARGETS="a b" runs only those. (`make test` builds the targets and replays their seeds.)
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every fuzz target (or those named after the seconds) for $1 seconds each (default 60), two
-# at a time (this machine has 2 cores), starting from the committed seeds and regressions.
+# Runs every fuzz target (or those named after the seconds) for $1 seconds each (default 60),
+# FUZZ_JOBS at a time (default 2: this machine has 2 cores), starting from the committed seeds and
+# regressions.
 # Installs cargo-fuzz if needed. Works on stable Rust: the targets are built without a sanitizer
 # (`-s none`); libFuzzer's coverage guidance still applies. A crash leaves its input in
 # fuzz/artifacts/<target>/ and makes this script fail; fixed, that input goes to
@@ -20,9 +21,10 @@ run() {
     echo "$t: $(grep -E '^Done' "corpus/$t.log") $(grep -E '^stat::number_of_executed_units' "corpus/$t.log")"
 }
 status=0
-for ((i = 0; i < ${#targets[@]}; i += 2)); do
+jobs="${FUZZ_JOBS:-2}"
+for ((i = 0; i < ${#targets[@]}; i += jobs)); do
     pids=()
-    for t in "${targets[@]:i:2}"; do run "$t" & pids+=($!); done
+    for t in "${targets[@]:i:jobs}"; do run "$t" & pids+=($!); done
     for p in "${pids[@]}"; do wait "$p" || status=1; done
 done
 if [ "$status" -ne 0 ]; then
