@@ -14,14 +14,15 @@
 //! cargo run --example failover_demo -- --async          # the same on asynchronous replication
 //! cargo run --example failover_demo -- --json           # one JSON object per round
 //! cargo run --example failover_demo -- --plot f.svg      # and the rounds drawn as an SVG
-//! cargo run --example failover_demo -- \
-//!     --patroni http://10.0.0.1:8008,http://10.0.0.2:8008 \
-//!     --dsn postgresql://app:secret@10.0.0.1,10.0.0.2/app --fault switchover
-//! cargo run --example failover_demo -- --patroni … --dsn … --fault none --duration 60s
+//! PGHA_DSN=postgresql://app:secret@10.0.0.1,10.0.0.2/app cargo run --example failover_demo -- \
+//!     --patroni http://10.0.0.1:8008,http://10.0.0.2:8008 --fault switchover
+//! cargo run --example failover_demo -- --patroni … --fault none --duration 60s
 //! ```
 //! Against an existing cluster the demo injects only what the REST API allows (a switchover,
-//! with `--patroni-user`/`--patroni-password` or `PGHA_PATRONI_USER`/`PGHA_PATRONI_PASSWORD`),
-//! or nothing (`--fault none`: inject the fault yourself while it measures).
+//! with `--patroni-user` or `PGHA_PATRONI_USER` and `PGHA_PATRONI_PASSWORD`), or nothing
+//! (`--fault none`: inject the fault yourself while it measures). Passwords come from the
+//! environment only: a `--dsn` that holds one is refused, since every local user can read a
+//! command line.
 
 use std::time::Duration;
 
@@ -56,8 +57,9 @@ struct Args {
     /// Patroni basic-auth user (for the switchover).
     #[arg(long, env = "PGHA_PATRONI_USER")]
     patroni_user: Option<String>,
-    /// Patroni basic-auth password.
-    #[arg(long, env = "PGHA_PATRONI_PASSWORD", hide_env_values = true)]
+    /// Patroni basic-auth password: from PGHA_PATRONI_PASSWORD only (a command line is visible to
+    /// every local user).
+    #[arg(skip = std::env::var("PGHA_PATRONI_PASSWORD").ok())]
     patroni_password: Option<String>,
     /// Fault(s) to inject.
     #[arg(long, value_enum)]
@@ -167,7 +169,10 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
+    let dsn_on_command_line = matches.value_source("dsn") == Some(clap::parser::ValueSource::CommandLine);
+    harness::refuse_password_on_command_line(args.dsn.as_deref(), dsn_on_command_line)?;
     let config = WorkloadConfig {
         writers: args.concurrency,
         readers: args.concurrency,

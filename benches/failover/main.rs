@@ -6,7 +6,7 @@
 //! cargo bench --bench failover -- --json            # one JSON document on stdout
 //! cargo bench --bench failover -- --quick           # smoke run (make test runs it, debug build)
 //! cargo bench --bench failover -- --faults kill --trials 5 --skip-steady --skip-vector
-//! cargo bench --bench failover -- --patroni http://h1:8008,… --dsn postgresql://u:p@h1,h2/db \
+//! PGHA_DSN=postgresql://u:p@h1,h2/db cargo bench --bench failover -- --patroni http://h1:8008,… \
 //!     [--haproxy-primary h:5000 --haproxy-replicas h:5001]     # existing cluster: switchover only
 //! ```
 
@@ -58,8 +58,9 @@ struct Args {
     /// Patroni basic-auth user (switchover on an existing cluster).
     #[arg(long, env = "PGHA_PATRONI_USER")]
     patroni_user: Option<String>,
-    /// Patroni basic-auth password.
-    #[arg(long, env = "PGHA_PATRONI_PASSWORD", hide_env_values = true)]
+    /// Patroni basic-auth password: from PGHA_PATRONI_PASSWORD only (a command line is visible to
+    /// every local user).
+    #[arg(skip = std::env::var("PGHA_PATRONI_PASSWORD").ok())]
     patroni_password: Option<String>,
     /// HAProxy's primary port on an existing cluster (`host:port`).
     #[arg(long)]
@@ -82,7 +83,10 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let matches = <Args as clap::CommandFactory>::command().get_matches();
+    let args = <Args as clap::FromArgMatches>::from_arg_matches(&matches)?;
+    let dsn_on_command_line = matches.value_source("dsn") == Some(clap::parser::ValueSource::CommandLine);
+    pgha::harness::refuse_password_on_command_line(args.dsn.as_deref(), dsn_on_command_line)?;
     let target = target(&args).await?;
     let mut failed_trials = Vec::new();
     let failover = if args.skip_failover {

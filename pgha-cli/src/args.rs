@@ -19,17 +19,60 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+impl Cli {
+    /// Parses the command line, with the environment variables each flag names, as
+    /// [`Parser::try_parse`] does — and refuses a secret given on the command line, where every
+    /// local user can read it (`ps`, `/proc/<pid>/cmdline`) and shells keep it in their history:
+    /// `--password`, `--patroni-password`, and a `--dsn` that holds a password. The environment
+    /// variables and the configuration file carry secrets instead.
+    pub(crate) fn parse_from_env() -> Result<Self, clap::Error> {
+        Self::parse_checked(std::env::args_os())
+    }
+
+    /// [`Cli::parse_from_env`] with the given arguments (the first is the program's name).
+    pub(crate) fn parse_checked<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{parser::ValueSource, CommandFactory, FromArgMatches};
+        let matches = Self::command().try_get_matches_from(args)?;
+        let cli = Self::from_arg_matches(&matches)?;
+        let on_command_line = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let refused = if on_command_line("password") {
+            Some("--password: a password on the command line is visible to every local user; set PGHA_PASSWORD, `password` in the configuration file, or use ~/.pgpass")
+        } else if on_command_line("patroni_password") {
+            Some("--patroni-password: a password on the command line is visible to every local user; set PGHA_PATRONI_PASSWORD or `patroni_password` in the configuration file")
+        } else if on_command_line("dsn")
+            && cli.global.dsn.as_deref().is_some_and(|dsn| {
+                let shown = pgha_client::redact_connection_string(dsn);
+                shown != dsn && shown != "<not a connection string>"
+            })
+        {
+            Some("--dsn holds a password, which on the command line is visible to every local user; pass the connection string in PGHA_DSN, or leave the password out and set PGHA_PASSWORD or use ~/.pgpass")
+        } else {
+            None
+        };
+        match refused {
+            Some(why) => Err(Self::command().error(clap::error::ErrorKind::ValueValidation, why)),
+            None => Ok(cli),
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct Global {
     /// Patroni REST API URLs (comma-separated); the other members are learned from /cluster.
     #[arg(long, global = true, env = "PGHA_PATRONI_URLS", value_delimiter = ',')]
     pub(crate) patroni: Vec<String>,
     /// Patroni basic-auth user (for switchover, restart, config…); sent with those actions, and
-    /// with reads only to the --patroni URLs or over HTTPS.
+    /// with reads only to the --patroni URLs or over HTTPS. The password comes from
+    /// PGHA_PATRONI_PASSWORD or the configuration file, never from the command line.
     #[arg(long, global = true, env = "PGHA_PATRONI_USER")]
     pub(crate) patroni_user: Option<String>,
-    /// Patroni basic-auth password.
-    #[arg(long, global = true, env = "PGHA_PATRONI_PASSWORD", hide_env_values = true)]
+    /// Patroni basic-auth password: from PGHA_PATRONI_PASSWORD or the configuration file.
+    /// Refused on the command line (see [`Cli::parse_from_env`]), hence hidden.
+    #[arg(long, global = true, env = "PGHA_PATRONI_PASSWORD", hide = true)]
     pub(crate) patroni_password: Option<String>,
     /// CA certificate for HTTPS to Patroni.
     #[arg(long, global = true, env = "PGHA_PATRONI_CA")]
@@ -41,15 +84,19 @@ pub(crate) struct Global {
     /// Private key (PEM) of --patroni-cert.
     #[arg(long, global = true, env = "PGHA_PATRONI_KEY")]
     pub(crate) patroni_key: Option<PathBuf>,
-    /// Database connection URL for credentials and options, e.g. postgresql://postgres:pw@/postgres
-    /// (hosts come from Patroni).
+    /// Database connection URL or key=value string for credentials and options, e.g.
+    /// postgresql://postgres@/postgres (hosts come from Patroni). One that holds a password is
+    /// taken only from PGHA_DSN or the configuration file.
     #[arg(long, global = true, env = "PGHA_DSN", hide_env_values = true)]
     pub(crate) dsn: Option<String>,
     /// Database user (a superuser or a role with pg_monitor and the rights each command needs).
+    /// The password comes from PGHA_PASSWORD, the configuration file or ~/.pgpass, never from the
+    /// command line.
     #[arg(long, global = true, env = "PGHA_USER")]
     pub(crate) user: Option<String>,
-    /// Database password.
-    #[arg(long, global = true, env = "PGHA_PASSWORD", hide_env_values = true)]
+    /// Database password: from PGHA_PASSWORD, the configuration file or ~/.pgpass. Refused on
+    /// the command line (see [`Cli::parse_from_env`]), hence hidden.
+    #[arg(long, global = true, env = "PGHA_PASSWORD", hide = true)]
     pub(crate) password: Option<String>,
     /// Database name.
     #[arg(long, global = true, env = "PGHA_DBNAME")]
@@ -744,6 +791,34 @@ mod tests {
         assert_eq!(cli.global.patroni, ["http://a:8008", "http://b:8008"]);
         assert_eq!(cli.global.timeout, std::time::Duration::from_secs(90));
         assert!(matches!(cli.command, Command::Status { watch: None }));
+    }
+
+    /// A secret on the command line is refused, with the way to give it instead, and without
+    /// the secret in the message; the same secrets from the environment are taken.
+    #[test]
+    fn secrets_are_refused_on_the_command_line() {
+        for (args, names) in [
+            (&["pgha", "status", "--password", "hunter2"][..], "PGHA_PASSWORD"),
+            (
+                &["pgha", "--patroni-password=hunter2", "status"],
+                "PGHA_PATRONI_PASSWORD",
+            ),
+            (
+                &["pgha", "status", "--dsn", "postgresql://app:hunter2@/app"],
+                "PGHA_DSN",
+            ),
+            (&["pgha", "status", "--dsn", "user=app password=hunter2"], "PGHA_DSN"),
+        ] {
+            let err = Cli::parse_checked(args).expect_err("refused");
+            let shown = err.to_string();
+            assert!(err.use_stderr(), "{args:?}");
+            assert!(shown.contains(names) && !shown.contains("hunter2"), "{args:?}: {shown}");
+        }
+        let cli = Cli::parse_checked(["pgha", "status", "--dsn", "postgresql://app@/app?sslmode=require"])
+            .expect("a DSN without a password is fine on the command line");
+        assert_eq!(cli.global.dsn.as_deref(), Some("postgresql://app@/app?sslmode=require"));
+        let help = Cli::command().render_long_help().to_string();
+        assert!(!help.contains("--password"), "{help}");
     }
 
     #[test]

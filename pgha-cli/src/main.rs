@@ -11,11 +11,11 @@ mod yaml;
 
 use std::process::ExitCode;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use pgha_admin::exit_codes;
 
 fn main() -> ExitCode {
-    let cli = match args::Cli::try_parse() {
+    let cli = match args::Cli::parse_from_env() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();

@@ -15,9 +15,14 @@ fn how_to_set(key: &str) -> Option<String> {
     use clap::CommandFactory;
     let command = crate::args::Cli::command();
     let arg = command.get_arguments().find(|a| a.get_id() == key)?;
+    let env = arg.get_env().map(|env| env.to_string_lossy().into_owned());
+    // A hidden flag is one refused on the command line (a password): only its variable is named.
+    if arg.is_hide_set() {
+        return env;
+    }
     let flag = format!("--{}", arg.get_long()?);
-    Some(match arg.get_env() {
-        Some(env) => format!("{flag} or {}", env.to_string_lossy()),
+    Some(match env {
+        Some(env) => format!("{flag} or {env}"),
         None => flag,
     })
 }
@@ -143,10 +148,7 @@ mod tests {
             how_to_set("patroni_user").as_deref(),
             Some("--patroni-user or PGHA_PATRONI_USER")
         );
-        assert_eq!(
-            how_to_set("patroni_password").as_deref(),
-            Some("--patroni-password or PGHA_PATRONI_PASSWORD")
-        );
+        assert_eq!(how_to_set("patroni_password").as_deref(), Some("PGHA_PATRONI_PASSWORD"));
         assert_eq!(how_to_set("no_such_key"), None);
     }
 }

@@ -213,7 +213,7 @@ mod topology;
 pub mod vector;
 
 pub use client::{Client, Connection, Transaction};
-pub use config::{ChannelBinding, ClientBuilder, ClientConfig, Recycling, Secret, SslMode};
+pub use config::{redact_connection_string, ChannelBinding, ClientBuilder, ClientConfig, Recycling, Secret, SslMode};
 pub use connector::Connector;
 pub use duration::parse_duration;
 pub use error::{Error, Result};

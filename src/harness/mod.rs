@@ -20,7 +20,7 @@ pub use data::{embedding, prepare, prepare_tables, vector_of};
 pub use drivers::{BoxFuture, Contender, Driver, PghaDriver, PoolDriver, ReadSample};
 pub use faults::{client_builder, client_builder_with, settle, Discovery, Fault, Injector, RestInjector};
 pub use plot::failover_svg;
-pub use probe::{dsn_credentials, probe_targets, PromotionProbe};
+pub use probe::{dsn_credentials, probe_targets, refuse_password_on_command_line, PromotionProbe};
 pub use round::{run_fault, run_round};
 pub use stats::{percentile, sorted};
 pub(crate) use workload::missed_surviving_heartbeat;

@@ -96,6 +96,18 @@ impl PromotionProbe {
     }
 }
 
+/// Refuses a `--dsn` that holds a password when it was given on the command line, where every
+/// local user can read it (`ps`, `/proc/<pid>/cmdline`): the tools take such a URL from `PGHA_DSN`.
+pub fn refuse_password_on_command_line(dsn: Option<&str>, on_command_line: bool) -> anyhow::Result<()> {
+    let holds_password = dsn.is_some_and(|dsn| pgha_client::redact_connection_string(dsn) != dsn);
+    if on_command_line && holds_password {
+        anyhow::bail!(
+            "--dsn holds a password, which every local user can read on a command line: pass the URL in PGHA_DSN"
+        );
+    }
+    Ok(())
+}
+
 /// The credentials of a libpq URL (user, password, database — the user name when absent), for
 /// the tools that reach an existing cluster's members directly.
 pub fn dsn_credentials(dsn: &str) -> anyhow::Result<(String, String, String)> {
@@ -131,4 +143,23 @@ pub fn probe_targets(
             (m.name.clone(), c)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::refuse_password_on_command_line;
+
+    #[test]
+    fn a_dsn_with_a_password_is_refused_only_from_the_command_line() {
+        for dsn in ["postgresql://app:hunter2@h/app", "host=h user=app password=hunter2"] {
+            let e = refuse_password_on_command_line(Some(dsn), true).expect_err(dsn);
+            assert!(
+                e.to_string().contains("PGHA_DSN") && !e.to_string().contains("hunter2"),
+                "{e}"
+            );
+            refuse_password_on_command_line(Some(dsn), false).expect("from PGHA_DSN");
+        }
+        refuse_password_on_command_line(Some("postgresql://app@h/app"), true).expect("no password");
+        refuse_password_on_command_line(None, true).expect("no --dsn");
+    }
 }

@@ -20,7 +20,8 @@ pub use self::builder::ClientBuilder;
 pub use self::recycling::Recycling;
 pub use self::secret::Secret;
 pub use self::ssl_mode::{ChannelBinding, SslMode};
-use self::url::{parse_host_port, redact_url};
+use self::url::parse_host_port;
+pub use self::url::redact_connection_string;
 use crate::duration::opt_duration;
 use crate::error::{Error, Result};
 use crate::intent::{Balance, Intent, LagBound};
@@ -253,12 +254,12 @@ fn both_or_neither(
 }
 
 fn serialize_redacted_url<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
-    url.as_deref().map(redact_url).serialize(s)
+    url.as_deref().map(redact_connection_string).serialize(s)
 }
 
 impl fmt::Debug for ClientConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let url = self.url.as_deref().map(redact_url);
+        let url = self.url.as_deref().map(redact_connection_string);
         let mut d = f.debug_struct("ClientConfig");
         d.field("url", &url);
         d.field("patroni", &self.patroni);

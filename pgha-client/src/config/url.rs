@@ -1,6 +1,6 @@
 //! libpq connection strings: `parse_url` (multi-host `postgresql://` URLs into a
 //! [`ClientConfig`]), `parse_conninfo` (`key=value` strings, the same options), `parse_host_port`
-//! and `redact_url` (either form with its password hidden, for `Debug`).
+//! and `redact_connection_string` (either form with its password hidden, for `Debug`).
 
 use std::time::Duration;
 
@@ -8,11 +8,27 @@ use super::{ClientConfig, Secret};
 use crate::error::Error;
 use crate::intent::Intent;
 
-/// A connection string with its password (in a URL's user info, or a `password` option)
-/// replaced. The string is split exactly as [`parse_url`] and [`parse_conninfo`] split it, so
-/// what they would take for a password is what is hidden; a `key=value` string they cannot split
-/// is not shown at all.
-pub(crate) fn redact_url(url: &str) -> String {
+/// A connection string, URL or `key=value`, with its password (in a URL's user info, or a
+/// `password` option) replaced by `<redacted>`: safe to log or to show. The string is split
+/// exactly as [`ClientBuilder::url`](crate::ClientBuilder::url) splits it, so what pgha would take
+/// for a password is what is hidden; a string it cannot split is not shown at all.
+///
+/// A string that comes back changed held a password.
+///
+/// ```
+/// use pgha_client::redact_connection_string;
+///
+/// assert_eq!(
+///     redact_connection_string("postgresql://app:hunter2@db1,db2/shop?sslmode=require"),
+///     "postgresql://app:<redacted>@db1,db2/shop?sslmode=require"
+/// );
+/// assert_eq!(
+///     redact_connection_string("host=db1 user=app password='it\\'s secret'"),
+///     "host=db1 user=app password=<redacted>"
+/// );
+/// assert_eq!(redact_connection_string("not a connection string"), "<not a connection string>");
+/// ```
+pub fn redact_connection_string(url: &str) -> String {
     let Some((scheme, rest)) = URL_SCHEMES
         .iter()
         .find_map(|scheme| url.strip_prefix(scheme).map(|rest| (*scheme, rest)))
@@ -291,11 +307,11 @@ mod tests {
     #[test]
     fn urls_are_redacted_in_debug() {
         assert_eq!(
-            redact_url("postgresql://app:p%40ss@db1:5433,db2/shop?sslmode=disable&password=x"),
+            redact_connection_string("postgresql://app:p%40ss@db1:5433,db2/shop?sslmode=disable&password=x"),
             "postgresql://app:<redacted>@db1:5433,db2/shop?sslmode=disable&password=<redacted>"
         );
-        assert_eq!(redact_url("postgres://app@db1"), "postgres://app@db1");
-        assert_eq!(redact_url("garbage:secret"), "<not a connection string>");
+        assert_eq!(redact_connection_string("postgres://app@db1"), "postgres://app@db1");
+        assert_eq!(redact_connection_string("garbage:secret"), "<not a connection string>");
         let config = ClientConfig {
             url: Some("postgresql://u:hunter2@h/db".into()),
             ..ClientConfig::default()
@@ -355,7 +371,7 @@ mod tests {
             let e = settings(ClientBuilder::default().url(bad)).expect_err(bad);
             assert!(e.is_config() && e.to_string().contains(why), "{bad}: {e}");
         }
-        let shown = redact_url("host=db1 user=app password='it\\'s secret'");
+        let shown = redact_connection_string("host=db1 user=app password='it\\'s secret'");
         assert_eq!(shown, "host=db1 user=app password=<redacted>");
         // An unquoted password with a blank: the error names the option, not the text after it.
         let e = settings(ClientBuilder::default().url("host=db1 password=open sesame")).expect_err("no =");
@@ -372,11 +388,11 @@ mod tests {
             Some(Secret::new("hunter2"))
         );
         assert_eq!(
-            redact_url(url),
+            redact_connection_string(url),
             "postgresql://app@db1/app?pass%77ord=<redacted>&sslmode=disable"
         );
         let not_a_url = "{\"patroni\": [\"http://h:8008\"]}&password=hunter2";
-        assert_eq!(redact_url(not_a_url), "<not a connection string>");
+        assert_eq!(redact_connection_string(not_a_url), "<not a connection string>");
         let config = ClientConfig {
             url: Some("postgresql://u:hunter2@h/db".into()),
             ..ClientConfig::default()
