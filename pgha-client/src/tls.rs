@@ -143,8 +143,11 @@ impl rustls::client::danger::ServerCertVerifier for Verifier {
     }
 }
 
-/// tokio-postgres configuration for one member.
+/// tokio-postgres configuration for one member. A host that starts with `/` is the directory of
+/// a Unix-domain socket (tokio-postgres reads it so): reached without TLS, whatever `sslmode`
+/// says, as libpq does — the server offers none on a socket.
 pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpose: &str) -> tokio_postgres::Config {
+    let unix_socket = host.starts_with('/');
     let mut c = tokio_postgres::Config::new();
     c.host(host)
         .port(port)
@@ -162,6 +165,7 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
         .keepalives_interval(keepalive_pace(settings.tcp_user_timeout / 3))
         .keepalives_retries(3)
         .ssl_mode(match settings.ssl_mode {
+            _ if unix_socket => tokio_postgres::config::SslMode::Disable,
             SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
             SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => tokio_postgres::config::SslMode::Require,
@@ -176,12 +180,22 @@ pub(crate) fn postgres_config(settings: &Settings, host: &str, port: u16, purpos
             c.password(p.expose());
         }
         None => {
-            if let Some(p) = crate::config::pgpass::lookup(host, port, &settings.dbname, &settings.user) {
+            if let Some(p) = crate::config::pgpass::lookup(pgpass_host(host), port, &settings.dbname, &settings.user) {
                 c.password(p);
             }
         }
     }
     c
+}
+
+/// The host a password file line names for `host`: libpq matches a socket directory as it is,
+/// except its default directory, which it matches as `localhost` (Debian's and upstream's
+/// defaults are taken for it).
+fn pgpass_host(host: &str) -> &str {
+    match host.trim_end_matches('/') {
+        "/var/run/postgresql" | "/run/postgresql" | "/tmp" => "localhost",
+        _ => host,
+    }
 }
 
 /// A keepalive time the kernel accepts: whole seconds from 1 to 32767 (`TCP_KEEPIDLE` and
@@ -259,5 +273,24 @@ mod tests {
         );
         assert_eq!(super::keepalive_pace(Duration::from_secs(10)), Duration::from_secs(10));
         assert_eq!(super::keepalive_pace(Duration::MAX), Duration::from_secs(32_767));
+    }
+
+    /// A socket directory is a Unix-domain host to tokio-postgres, reached without TLS even
+    /// under `sslmode=verify-full`; a TCP host keeps the mode.
+    #[test]
+    fn a_socket_directory_is_a_unix_host_without_tls() {
+        use tokio_postgres::config::{Host, SslMode};
+        let settings = crate::ClientBuilder::default()
+            .url("host=/run/pg,db1 user=u sslmode=verify-full")
+            .settings()
+            .expect("valid");
+        let socket = super::postgres_config(&settings, "/run/pg", 5432, "");
+        assert_eq!(socket.get_hosts(), [Host::Unix("/run/pg".into())]);
+        assert_eq!(socket.get_ssl_mode(), SslMode::Disable);
+        let tcp = super::postgres_config(&settings, "db1", 5432, "");
+        assert_eq!(tcp.get_hosts(), [Host::Tcp("db1".into())]);
+        assert_eq!(tcp.get_ssl_mode(), SslMode::Require);
+        assert_eq!(super::pgpass_host("/var/run/postgresql/"), "localhost");
+        assert_eq!(super::pgpass_host("/srv/pg"), "/srv/pg");
     }
 }

@@ -141,7 +141,9 @@ impl ClientBuilder {
     }
 
     /// PostgreSQL `host:port` pairs probed directly when no Patroni endpoint answers (before
-    /// Patroni has ever answered, or when all of its APIs are down).
+    /// Patroni has ever answered, or when all of its APIs are down). A host that starts with `/`
+    /// is the directory of a Unix-domain socket (the port names the socket file,
+    /// `.s.PGSQL.<port>`).
     pub fn seed_host(mut self, host: impl Into<String>, port: u16) -> Self {
         self.config.hosts.push(format!("{}:{port}", host.into()));
         self
@@ -152,7 +154,9 @@ impl ClientBuilder {
     /// Options: `target_session_attrs`, `sslmode`, `sslrootcert`, `application_name`,
     /// `connect_timeout` (seconds), `tcp_user_timeout` (ms), `host`, `port`, `user`, `password`,
     /// `dbname`, and pgha's own `patroni` (comma-separated REST URLs), `patroni_scope`, `etcd`
-    /// and `etcd_namespace`. Hosts become seed hosts; Unix-domain sockets are refused.
+    /// and `etcd_namespace`. Hosts become seed hosts; a host that starts with `/` is the
+    /// directory of a Unix-domain socket (`host=/var/run/postgresql`, or percent-encoded in a URL,
+    /// `postgresql://%2Fvar%2Frun%2Fpostgresql/app`), reached without TLS, as libpq does.
     ///
     /// ```
     /// let builder = pgha_client::Client::builder()

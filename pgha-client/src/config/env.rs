@@ -105,7 +105,7 @@ impl ClientConfig {
     /// Values are written as in a configuration file: durations with their unit (`2s`,
     /// `250ms`), `true`/`false`. Without `<prefix>_DSN`, libpq's variables fill the keys left
     /// unset: `PGUSER`, `PGPASSWORD`, `PGDATABASE`, `PGAPPNAME`, `PGSSLMODE`, `PGSSLROOTCERT`, `PGSSLCERT`, `PGSSLKEY`, `PGCHANNELBINDING`,
-    /// `PGHOST`/`PGPORT` (seed hosts; lists as libpq takes them; socket directories skipped), `PGCONNECT_TIMEOUT` (seconds)
+    /// `PGHOST`/`PGPORT` (seed hosts, socket directories among them; lists as libpq takes them), `PGCONNECT_TIMEOUT` (seconds)
     /// and `PGTARGETSESSIONATTRS` (the default intent). A password not given at all is looked up
     /// in `PGPASSFILE` or `~/.pgpass` for each member, as libpq does. Variables of the prefix
     /// that name no key (an application's own, the CLI's `PGHA_STANZA`…) are ignored; a value
@@ -164,10 +164,10 @@ fn libpq<'a>(get: &impl Fn(&str) -> Option<&'a str>, form: &mut Map<String, Valu
         }
         let mut seeds = Vec::with_capacity(hosts.len());
         for (i, host) in hosts.iter().enumerate() {
-            // libpq's socket directories: fine for psql on a database host, of no use to pgha,
-            // whose seed hosts are only a fallback to discovery.
-            if host.starts_with('/') || host.starts_with('@') || host.is_empty() {
-                tracing::debug!(host, "PGHOST names a Unix-domain socket: not a seed host");
+            // A socket directory is a seed like any host; an abstract socket (`@name`) is not
+            // supported, and an empty entry means libpq's default, which pgha does not guess.
+            if host.starts_with('@') || host.is_empty() {
+                tracing::debug!(host, "PGHOST names an abstract or default socket: not a seed host");
                 continue;
             }
             let port = ports.get(i).or(ports.first()).copied().unwrap_or("5432");
@@ -357,8 +357,12 @@ mod tests {
         }
         let config = from_vars("PGHA", vars(&[("PGHA_PASSWORD", "hunter2")])).expect("parses");
         assert!(!format!("{config:?}").contains("hunter2"));
-        // libpq's socket directory in PGHOST is no seed host for pgha, and no error either.
-        let config = from_vars("PGHA", vars(&[("PGHOST", "/var/run/postgresql,db1")])).expect("parses");
-        assert_eq!(config.hosts, ["db1:5432"]);
+        // A socket directory in PGHOST is a seed host; an abstract socket is skipped, no error.
+        let config = from_vars(
+            "PGHA",
+            vars(&[("PGHOST", "/var/run/postgresql,@abstract,db1"), ("PGPORT", "5433")]),
+        )
+        .expect("parses");
+        assert_eq!(config.hosts, ["/var/run/postgresql:5433", "db1:5433"]);
     }
 }

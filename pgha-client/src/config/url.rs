@@ -84,7 +84,24 @@ pub fn redact_connection_string(url: &str) -> String {
 /// The schemes of a URL connection string; anything else is read as `key=value` pairs.
 pub(super) const URL_SCHEMES: [&str; 2] = ["postgresql://", "postgres://"];
 
+/// A host with an optional `:port` (5432 without): a name, an address (`[…]` around an IPv6
+/// one), or — starting with `/` — the directory of a Unix-domain socket, as libpq takes it.
 pub(super) fn parse_host_port(s: &str) -> std::result::Result<(String, u16), String> {
+    if s.starts_with('/') {
+        // A directory may hold a `:`; only a number after the last one is a port.
+        return Ok(match s.rsplit_once(':') {
+            Some((dir, port)) if !dir.is_empty() => match port.parse::<u16>() {
+                Ok(port) => (dir.to_owned(), port),
+                Err(_) => (s.to_owned(), 5432),
+            },
+            _ => (s.to_owned(), 5432),
+        });
+    }
+    if s.starts_with('@') {
+        return Err(format!(
+            "host {s:?}: abstract Unix-domain sockets are not supported; give a socket directory, a host name or an address"
+        ));
+    }
     let (host, port) = match s.rsplit_once(':') {
         Some((h, p)) if !h.is_empty() && !h.ends_with(':') => {
             (h, p.parse::<u16>().map_err(|_| format!("invalid port in host {s:?}"))?)
@@ -223,7 +240,8 @@ fn with_ports(config: &mut ClientConfig, ports: &[String]) -> std::result::Resul
     for (i, host) in config.hosts.iter_mut().enumerate() {
         let port = &ports[if ports.len() == 1 { 0 } else { i }];
         port.parse::<u16>().map_err(|_| format!("invalid port {port:?}"))?;
-        if !host.contains(':') || host.ends_with(']') {
+        // A socket directory never carries its port in the host: it always gets the option's.
+        if host.starts_with('/') || !host.contains(':') || host.ends_with(']') {
             *host = format!("{host}:{port}");
         }
     }
@@ -277,11 +295,6 @@ fn apply(
             "dbname" => config.dbname = Some(value),
             "host" => {
                 for host in value.split(',').filter(|h| !h.is_empty()) {
-                    if host.starts_with('/') || host.starts_with('@') {
-                        return Err(format!(
-                            "host {host:?}: Unix-domain sockets are not supported; give a host name or address"
-                        ));
-                    }
                     parse_host_port(host)?;
                     config.hosts.push(host.to_owned());
                 }
@@ -362,7 +375,7 @@ mod tests {
         assert_eq!(one_port.seed_hosts, vec![("a".into(), 6000), ("b".into(), 6000)]);
 
         for (bad, why) in [
-            ("host=/var/run/postgresql user=u", "Unix-domain sockets"),
+            ("host=@pgsocket user=u", "abstract Unix-domain sockets"),
             ("host=a,b,c port=1,2", "2 ports for 3 hosts"),
             ("user", "missing \"=\""),
             ("password='open", "unterminated"),
@@ -399,6 +412,39 @@ mod tests {
         };
         let written = serde_json::to_string(&config).expect("serializes");
         assert!(written.contains("postgresql://u:<redacted>@h/db"), "{written}");
+    }
+
+    /// A host that starts with `/` is a socket directory, as libpq reads it, in either form; its
+    /// port is the `port` option's (or 5432), whatever `:` the directory holds.
+    #[test]
+    fn unix_socket_directories_are_hosts() {
+        for (conninfo, seeds) in [
+            ("host=/var/run/postgresql user=u", vec![("/var/run/postgresql", 5432)]),
+            (
+                "host=/run/pg,db2 port=5433 user=u",
+                vec![("/run/pg", 5433), ("db2", 5433)],
+            ),
+            (
+                "host=/tmp/a:b,x port=6000,6001 user=u",
+                vec![("/tmp/a:b", 6000), ("x", 6001)],
+            ),
+            (
+                "postgresql://u@%2Fvar%2Frun%2Fpostgresql/app",
+                vec![("/var/run/postgresql", 5432)],
+            ),
+            (
+                "postgresql://u@%2Frun%2Fpg:5434,db2/app",
+                vec![("/run/pg", 5434), ("db2", 5432)],
+            ),
+            (
+                "postgresql:///app?user=u&host=/run/pg&port=5435",
+                vec![("/run/pg", 5435)],
+            ),
+        ] {
+            let s = settings(ClientBuilder::default().url(conninfo)).expect(conninfo);
+            let want: Vec<(String, u16)> = seeds.into_iter().map(|(h, p)| (h.to_owned(), p)).collect();
+            assert_eq!(s.seed_hosts, want, "{conninfo}");
+        }
     }
 
     #[test]

@@ -305,6 +305,13 @@ impl LocalCluster {
         self.dcs.synchronous_mode
     }
 
+    /// The directory of a member's Unix-domain socket (its `unix_socket_directories`), for a
+    /// libpq `host=` that starts with `/`. The socket accepts every role without a password
+    /// (`local all all trust`).
+    pub fn socket_dir(&self, member: &str) -> Result<PathBuf> {
+        Ok(self.lock_state().member(member)?.dir.clone())
+    }
+
     /// A member's data directory.
     pub fn data_dir(&self, member: &str) -> Result<PathBuf> {
         Ok(self.lock_state().member(member)?.data_dir())

@@ -638,6 +638,32 @@ async fn keeps_serving_through_sql_probes_when_every_patroni_api_is_down() -> an
             .await?;
         assert!(standby, "standbys keep serving reads without Patroni");
     }
+    // A Unix-domain socket for a seed (libpq's `host=/dir`), and nothing else: found by SQL
+    // alone, written to over the socket (no server address), reads served there too.
+    let socket = Client::builder()
+        .url(&format!(
+            "host={} port={} user={} dbname={}",
+            cluster.socket_dir(&leader)?.display(),
+            cluster.pg_port(&leader)?,
+            cluster.credentials().app.username,
+            cluster.database()
+        ))
+        .application_name("pgha-client-tests")
+        .connect()
+        .await?;
+    assert_eq!(socket.topology().source, pgha_client::Source::SqlProbe);
+    for intent in [Intent::Write, Intent::PreferStandby] {
+        let served = socket
+            .run(intent, async |c| {
+                let row = c
+                    .query_one("SELECT inet_server_addr() IS NULL, pg_is_in_recovery()", &[])
+                    .await?;
+                Ok((row.get::<_, bool>(0), row.get::<_, bool>(1)))
+            })
+            .await?;
+        assert_eq!(served, (true, false), "{intent:?} over the leader's socket");
+    }
+    socket.shutdown().await;
     // Found by SQL alone, a member is named by its address; etcd names it.
     let fresh_primary = fresh.topology().primary().map(|m| m.name.clone());
     let expected = if watches_etcd() {
