@@ -5,6 +5,7 @@ mod etcd;
 mod hostile;
 #[cfg(feature = "metrics")]
 mod metrics;
+mod spans;
 mod synchronous;
 
 use std::collections::{BTreeMap, HashSet};
