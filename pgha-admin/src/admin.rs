@@ -44,6 +44,10 @@ use crate::rest;
 pub struct Admin {
     connector: Connector,
     learned: Arc<Mutex<Vec<String>>>,
+    /// The endpoint whose `/cluster` answered last: asked first next time, so that a member
+    /// that stopped answering (a frozen host accepts connections, then never replies) costs one
+    /// timeout, not one per request.
+    answered: Arc<Mutex<Option<String>>>,
     progress: Option<Sink>,
     wait_timeout: Duration,
 }
@@ -63,6 +67,7 @@ impl Admin {
         Ok(Self {
             connector: builder.connector()?,
             learned: Arc::default(),
+            answered: Arc::default(),
             progress: None,
             wait_timeout: Duration::from_secs(120),
         })
@@ -107,11 +112,13 @@ impl Admin {
         }
     }
 
-    /// Configured endpoints first, then the ones learned from `/cluster`.
+    /// The endpoint that answered last, then the configured ones, then the ones learned from
+    /// `/cluster`.
     pub(crate) fn endpoints(&self) -> Vec<String> {
-        let mut all = self.connector.patroni_urls();
+        let answered = self.answered.lock().ok().and_then(|a| a.clone());
         let learned = self.learned.lock().map(|l| l.clone()).unwrap_or_default();
-        for url in learned {
+        let mut all: Vec<String> = Vec::new();
+        for url in answered.into_iter().chain(self.connector.patroni_urls()).chain(learned) {
             if !all.contains(&url) {
                 all.push(url);
             }
@@ -145,6 +152,9 @@ impl Admin {
             .collect();
         if let Ok(mut learned) = self.learned.lock() {
             *learned = urls;
+        }
+        if let Ok(mut answered) = self.answered.lock() {
+            *answered = Some(base.clone());
         }
         Ok((base, view))
     }
@@ -222,16 +232,33 @@ impl Admin {
                 format!("member {} has published no usable REST API address", member.name),
             )
         })?;
-        rest::request(&self.connector, method, &base, path, body).await
+        rest::request(&self.connector, method, &base, path, body)
+            .await
+            .map_err(|e| e.prefixed(format!("member {}", member.name)))
     }
 
     /// An unsafe call on any reachable endpoint (switchover, failover, config: Patroni writes
     /// them to the DCS, so any member can take them). Only an endpoint that could not be
     /// connected to is skipped; once a request may have been received, its answer (or its
-    /// failure) is final — it is never sent twice.
+    /// failure) is final — it is never sent twice. So the endpoint tried first matters: the
+    /// leader's, as patronictl sends these (the member that acts on them, and the one whose
+    /// Patroni holds the lock, so surely runs), from a `/cluster` read just before; without one,
+    /// the endpoint that answered last.
     pub(crate) async fn call_any(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
+        let leader = match self.cluster_view().await {
+            Ok((_, view)) => view.leader().and_then(|m| m.api_url.as_deref()).and_then(rest::base_of),
+            Err(e) => {
+                tracing::debug!("{method} {path}: no /cluster to find the leader's API by: {e}");
+                None
+            }
+        };
+        let mut endpoints = self.endpoints();
+        if let Some(leader) = leader {
+            endpoints.retain(|b| rest::base_of(b).as_ref() != Some(&leader));
+            endpoints.insert(0, leader);
+        }
         let mut failures = Vec::new();
-        for base in self.endpoints() {
+        for base in endpoints {
             match self.connector.patroni_send(method.clone(), &base, path, body).await {
                 Ok(reply) => return Ok(reply),
                 Err(f) if f.is_not_sent() => failures.push(rest::failure(&method, &base, path, f).to_string()),

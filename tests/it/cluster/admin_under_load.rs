@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgha::admin::SwitchoverRequest;
+use pgha::admin::{ErrorKind, SwitchoverRequest};
 use pgha::harness::{self, Driver, PghaDriver, Workload, WorkloadConfig};
 use pgha::testkit::LocalCluster;
 
@@ -69,4 +69,124 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
     assert_eq!(report.ops_stuck, 0);
     assert!(report.writes_acked > 100 && report.reads_standby > 0, "{report:?}");
     client.shutdown().await;
+}
+
+/// The runbook's operations while part of the cluster is broken, under a pgha-client workload:
+/// with etcd's raft leader killed (two of three etcd members left), switchover and reinitialize
+/// complete; with a standby frozen (Patroni and PostgreSQL stopped mid-flight, as a stalled host),
+/// a rolling restart either restarts what answers or stops with a typed error that names the
+/// frozen member, and a switchover goes to the other standby — none hangs. Through all of it the
+/// workload loses no acknowledged write, reads nothing beyond its bound and surfaces no error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_operations_with_an_etcd_member_down_or_a_standby_frozen() -> anyhow::Result<()> {
+    use anyhow::Context;
+    // A hang guard, not a performance bound: every operation below waits 120 s at most itself.
+    const GUARD: Duration = Duration::from_secs(300);
+    pgha::testkit::init_test_tracing("pgha_admin=info,pgha_testkit=info");
+    let cluster = LocalCluster::builder().members(3).start().await?;
+    let client = harness::client_builder(&cluster).connect().await?;
+    harness::prepare(&client).await?;
+    let admin = cluster.admin()?;
+    let config = WorkloadConfig::default();
+    let driver: Arc<dyn Driver> = Arc::new(PghaDriver {
+        client: client.clone(),
+        read_bound: config.read_bound,
+    });
+    let workload = Workload::start_driver(&client, driver, harness::TABLE, 1, &config).await?;
+    let started = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // An etcd member down: the raft leader, so that etcd elects another one meanwhile.
+    let etcd_leader = cluster.etcd_leader().await.context("etcd has a leader")?;
+    cluster.kill_etcd_member(etcd_leader)?;
+    // Down, not mid-election: while etcd elects, Patroni's writes fail ("failed to write
+    // switchover key into DCS", a typed Patroni error) — the chaos run's kill-etcd-leader covers
+    // that moment; here two etcd members serve.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while cluster.etcd_leader().await.is_none_or(|l| l == etcd_leader) {
+        anyhow::ensure!(std::time::Instant::now() < deadline, "etcd elected no new leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+    let before = cluster.leader().await?;
+    let switchover = tokio::time::timeout(GUARD, admin.switchover(&SwitchoverRequest::new(None))).await??;
+    let after = switchover.new_leader.clone().context("a new leader")?;
+    assert_ne!(
+        after, before,
+        "the switchover moved the leader with etcd member {etcd_leader} down"
+    );
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != after)
+        .context("a standby")?;
+    let reinit = tokio::time::timeout(GUARD, admin.reinitialize(&standby)).await??;
+    assert_eq!(reinit.outcome, "done", "{reinit:?}");
+    cluster.start_etcd_member(etcd_leader).await?;
+    cluster.wait_ready(Duration::from_secs(60)).await?;
+
+    // A standby frozen.
+    let leader = cluster.leader().await?;
+    let frozen = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .context("a standby")?;
+    cluster.freeze_node(&frozen)?;
+    // First the rolling restart, which meets the frozen member: it restarts what answers, or
+    // stops with a typed error naming the member it could not restart — having restarted no
+    // leader (it restarts replicas first).
+    match tokio::time::timeout(GUARD, admin.rolling_restart(false)).await? {
+        Ok(report) => {
+            let actions: Vec<&str> = report.steps.iter().map(|s| s.action.as_str()).collect();
+            println!("rolling restart with {frozen} frozen: {actions:?}");
+            assert!(
+                !actions.iter().any(|a| a.contains(&frozen)),
+                "a frozen member cannot have been restarted: {actions:?}"
+            );
+        }
+        Err(e) => {
+            println!("rolling restart with {frozen} frozen: {} ({:?})", e, e.kind());
+            assert!(
+                matches!(
+                    e.kind(),
+                    ErrorKind::Precondition | ErrorKind::Timeout | ErrorKind::Unreachable
+                ) && e.to_string().contains(&frozen),
+                "a refusal or a timeout naming {frozen}: {e}"
+            );
+        }
+    }
+    // Then a switchover: to the standby that answers (or refused, naming the frozen one).
+    match tokio::time::timeout(GUARD, admin.switchover(&SwitchoverRequest::new(None))).await? {
+        Ok(report) => {
+            let new = report.new_leader.context("a new leader")?;
+            println!("switchover with {frozen} frozen: {leader} -> {new}");
+            assert!(
+                new != leader && new != frozen,
+                "switchover {leader} -> {new} with {frozen} frozen"
+            );
+        }
+        Err(e) => assert!(e.to_string().contains(&frozen), "a refusal names {frozen}: {e}"),
+    }
+    cluster.thaw_node(&frozen)?;
+    cluster.wait_ready(Duration::from_secs(120)).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let log = workload.stop().await;
+    let report = log
+        .report_from(&client, "admin operations under faults", started, None)
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    assert_eq!(report.acked_writes_lost, 0);
+    assert_eq!(report.stale_reads, 0);
+    assert_eq!(report.ops_stuck, 0);
+    assert_eq!(
+        report.errors_surfaced, 0,
+        "errors reached the application: {:?}",
+        report.error_samples
+    );
+    assert!(report.writes_acked > 100, "{report:?}");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
 }
