@@ -793,6 +793,17 @@ mod tests {
         assert!(matches!(cli.command, Command::Status { watch: None }));
     }
 
+    #[test]
+    fn list_watch_takes_patronictl_s_short_flag() {
+        for args in [["pgha", "list", "-w", "2s"], ["pgha", "status", "--watch", "2s"]] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert!(
+                matches!(cli.command, Command::Status { watch: Some(w) } if w == std::time::Duration::from_secs(2)),
+                "{args:?}"
+            );
+        }
+    }
+
     /// A secret on the command line is refused, with the way to give it instead, and without
     /// the secret in the message; the same secrets from the environment are taken.
     #[test]

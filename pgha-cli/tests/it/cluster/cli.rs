@@ -45,7 +45,17 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
         creds.superuser.username,
         creds.superuser.password.expose()
     );
-    for (args, primary) in [(&["dsn"][..], true), (&["dsn", "--role", "replica"][..], false)] {
+    let a_replica = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .expect("a replica");
+    for (args, primary) in [
+        (&["dsn"][..], true),
+        (&["dsn", "--role", "replica"][..], false),
+        (&["dsn", a_replica.as_str()][..], false),
+        (&["dsn", leader.as_str()][..], true),
+    ] {
         let dsn = pgha(&env, args).await.ok().stdout.trim().to_owned();
         assert!(
             dsn.starts_with("host=") && dsn.contains(" port=") && !dsn.contains("password"),
@@ -99,6 +109,13 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
         &["query", "--role", "replica", "SELECT pg_is_in_recovery() AS standby"],
     )
     .await;
+    assert_eq!(q["rows"][0]["standby"], "t", "{q}");
+    let q = pgha_json(
+        &env,
+        &["query", "--member", &a_replica, "SELECT pg_is_in_recovery() AS standby"],
+    )
+    .await;
+    assert_eq!(q["member"].as_str(), Some(a_replica.as_str()), "{q}");
     assert_eq!(q["rows"][0]["standby"], "t", "{q}");
     let r = pgha(&env, &["query", "CREATE TABLE written_by_query (i int)"]).await;
     assert_eq!(r.code, exit_codes::DATABASE, "{r:?}");

@@ -142,7 +142,23 @@ async fn cli_operations_change_the_cluster_as_asked() {
         config["postgresql"]["parameters"]["max_connections"] != "250",
         "a dry run changes nothing: {config}"
     );
-    let change = pgha_json(&env, &["--yes", "config", "set", "max_connections=250"]).await;
+    // On a terminal the change is asked for: declined changes nothing, confirmed applies it.
+    let declined = pgha_on_terminal(&env, &["config", "set", "max_connections=250"], "n").await;
+    assert_eq!(declined.code, exit_codes::PRECONDITION, "{declined:?}");
+    assert!(
+        declined.stderr.contains("set max_connections=250 on every member")
+            && declined.stderr.contains("not confirmed"),
+        "{declined:?}"
+    );
+    let config = pgha_json(&env, &["config", "show"]).await;
+    assert!(
+        config["postgresql"]["parameters"]["max_connections"] != "250",
+        "declined changes nothing: {config}"
+    );
+    let change = pgha_on_terminal(&env, &["--format", "json", "config", "set", "max_connections=250"], "y")
+        .await
+        .ok()
+        .json();
     assert_eq!(change["needs_restart"], serde_json::json!(["max_connections"]));
     let mut pending = 0;
     for _ in 0..60 {
