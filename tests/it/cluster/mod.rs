@@ -1,7 +1,9 @@
-//! End to end against real clusters: failover under load, admin operations under load, and the
+//! End to end against real clusters: failover under load, admin operations under load and faults,
+//! etcd quorum loss, and the
 //! short fault-injection runs.
 
 mod admin_under_load;
 mod axum_service;
 mod chaos;
+mod etcd_quorum;
 mod failover;

@@ -1,0 +1,179 @@
+//! etcd's quorum lost and regained under a pgha-client workload, with Patroni's `failsafe_mode`
+//! off (the default: the leader demotes itself) and on (the leader runs on while it reaches every
+//! member).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgha::harness::{self, Driver, PghaDriver, RoundReport, Timeline, Workload, WorkloadConfig};
+use pgha::testkit::LocalCluster;
+use pgha_client::Client;
+
+/// Two of the three etcd members killed, one left running: etcd has no quorum, so Patroni can
+/// neither renew nor read its leader key.
+fn lose_quorum(cluster: &LocalCluster) -> anyhow::Result<()> {
+    for i in [0, 1] {
+        cluster.kill_etcd_member(i)?;
+    }
+    Ok(())
+}
+
+async fn regain_quorum(cluster: &LocalCluster) -> anyhow::Result<()> {
+    cluster.start_etcd_again().await?;
+    cluster.wait_ready(Duration::from_secs(120)).await?;
+    Ok(())
+}
+
+/// Whether `member`'s database is in recovery; `None` while it cannot say (Patroni demotes a
+/// primary by restarting it as a standby).
+async fn in_recovery(cluster: &LocalCluster, member: &str) -> Option<bool> {
+    let db = cluster.connect_superuser(member, "postgres").await.ok()?;
+    db.query_one("SELECT pg_is_in_recovery()", &[])
+        .await
+        .ok()?
+        .try_get(0)
+        .ok()
+}
+
+async fn start_workload(client: &Client, config: &WorkloadConfig) -> pgha_client::Result<Workload> {
+    let driver: Arc<dyn Driver> = Arc::new(PghaDriver {
+        client: client.clone(),
+        read_bound: config.read_bound,
+    });
+    Workload::start_driver(client, driver, harness::TABLE, 1, config).await
+}
+
+/// The invariants that hold whatever the DCS does: nothing acknowledged is lost, no bounded
+/// read is stale, no operation is left hanging.
+fn assert_safe(report: &RoundReport) {
+    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    assert_eq!(report.acked_writes_lost, 0, "{report:?}");
+    assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
+    assert_eq!(report.ops_stuck, 0, "{report:?}");
+}
+
+/// Writes acknowledged from `from` to `to` after the fault, by the report's timeline.
+fn acks_between(timeline: &Timeline, from: Duration, to: Duration) -> u64 {
+    let bin = Timeline::BIN.as_secs_f64();
+    timeline
+        .acks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let t = timeline.start_s + *i as f64 * bin;
+            t >= from.as_secs_f64() && t + bin <= to.as_secs_f64()
+        })
+        .map(|(_, n)| u64::from(*n))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_quorum_lost_and_regained_with_failsafe_mode_off_and_on() -> anyhow::Result<()> {
+    pgha::testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
+    let cluster = LocalCluster::builder().members(3).start().await?;
+    let client = harness::client_builder(&cluster).connect().await?;
+    harness::prepare(&client).await?;
+    let admin = cluster.admin()?;
+    let config = WorkloadConfig::default();
+
+    // failsafe_mode off: the leader cannot renew its key, so it demotes itself ("demoting self
+    // because DCS is not accessible and I was a leader"); writes stop until etcd is back.
+    let leader = cluster.leader().await?;
+    let workload = start_workload(&client, &config).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fault_at = Instant::now();
+    lose_quorum(&cluster)?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while in_recovery(&cluster, &leader).await != Some(true) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{leader} still a primary 60 s after etcd lost its quorum (failsafe_mode off)"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let demoted_after = fault_at.elapsed();
+    println!("failsafe_mode off: {leader} demoted {demoted_after:?} after the quorum loss");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    regain_quorum(&cluster).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = workload
+        .stop()
+        .await
+        .report_from(&client, "etcd quorum lost, failsafe_mode off", fault_at, None)
+        .await?;
+    assert_safe(&report);
+    assert!(report.writes_acked > 100, "{report:?}");
+    let demoted = demoted_after + Duration::from_secs(1);
+    assert_eq!(
+        acks_between(&report.timeline, demoted, demoted + Duration::from_secs(2)),
+        0,
+        "no write is acknowledged while no member may lead"
+    );
+
+    // failsafe_mode on: the leader reaches every member's REST API (POST /failsafe), so it runs
+    // on as a primary, and the workload does not notice.
+    admin
+        .patch_config(&serde_json::json!({ "failsafe_mode": true }))
+        .await?;
+    let leader = cluster.leader().await?;
+    let failsafe = format!("{}/failsafe", cluster.api_url(&leader)?);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        // The leader writes the `failsafe` key (every member's API) once it has taken the change.
+        let members = match http.get(&failsafe).timeout(Duration::from_secs(5)).send().await {
+            Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await?,
+            _ => serde_json::Value::Null,
+        };
+        if members.as_object().is_some_and(|m| m.len() == 3) {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "no failsafe key 30 s after failsafe_mode: true"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let workload = start_workload(&client, &config).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let fault_at = Instant::now();
+    lose_quorum(&cluster)?;
+    // Past the point where it demoted itself without failsafe_mode, and past the TTL.
+    let hold = demoted_after.max(Duration::from_secs(25)) + Duration::from_secs(5);
+    tokio::time::sleep(hold).await;
+    assert_eq!(
+        in_recovery(&cluster, &leader).await,
+        Some(false),
+        "{leader} is still a primary with failsafe_mode on and every member reachable"
+    );
+    let status: serde_json::Value = http
+        .get(format!("{}/patroni", cluster.api_url(&leader)?))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await?
+        .json()
+        .await?;
+    println!("failsafe_mode on, etcd without quorum: {leader}'s /patroni: {status}");
+    regain_quorum(&cluster).await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let report = workload
+        .stop()
+        .await
+        .report_from(&client, "etcd quorum lost, failsafe_mode on", fault_at, None)
+        .await?;
+    assert_safe(&report);
+    let late = acks_between(&report.timeline, hold - Duration::from_secs(5), hold);
+    assert!(
+        late > 0,
+        "writes go on through the outage with failsafe_mode on: {late} in its last 5 s"
+    );
+    assert_eq!(
+        report.errors_surfaced, 0,
+        "errors reached the application: {:?}",
+        report.error_samples
+    );
+    assert_eq!(cluster.leader().await?, leader, "the leader kept its role");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
