@@ -107,6 +107,42 @@ pub(crate) fn cut_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<
     .map(drop)
 }
 
+/// Silently drops TCP packets that processes of user `uid` send to any of `ports` — new and
+/// already open connections alike, so an open connection becomes half-open: what it sends is
+/// lost, nothing comes back, until its own timeouts notice.
+pub(crate) fn drop_from_user(scope: &str, uid: u32, ports: &[u16]) -> Result<()> {
+    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let (ports, uid, tag) = (ports.join(","), uid.to_string(), tag(scope));
+    run(&[
+        "-I",
+        "OUTPUT",
+        "-p",
+        "tcp",
+        "-d",
+        "127.0.0.1",
+        "-m",
+        "owner",
+        "--uid-owner",
+        &uid,
+        "-m",
+        "multiport",
+        "--dports",
+        &ports,
+        "-m",
+        "comment",
+        "--comment",
+        &tag,
+        "-j",
+        "DROP",
+    ])
+    .map(drop)
+}
+
+/// Removes the rules added by [`drop_from_user`].
+pub(crate) fn remove_user_rules(scope: &str) -> Result<()> {
+    remove_matching_in("OUTPUT", scope, |line| line.contains("--uid-owner"))
+}
+
 /// Removes the rules added by [`drop_from_cgroup`].
 pub(crate) fn remove_cgroup_rules(scope: &str) -> Result<()> {
     remove_matching_in("OUTPUT", scope, |line| line.contains("--path"))

@@ -85,7 +85,8 @@ mod tls;
 
 pub use builder::{LocalClusterBuilder, PatroniFlavor};
 pub use cluster::{
-    reap_stale_clusters, wait_for, BackupType, ClusterInfo, HaproxyPorts, LocalCluster, MemberAddress, ETCD_NAMESPACE,
+    reap_stale_clusters, wait_for, BackupType, ClientCut, ClusterInfo, HaproxyPorts, LocalCluster, MemberAddress,
+    ETCD_NAMESPACE,
 };
 pub use error::{Error, Result};
 pub use hostile::{HostilePatroni, Misbehaviour};

@@ -9,6 +9,17 @@ use super::LocalCluster;
 use crate::error::{Error, Result};
 use crate::process::{children_of, cmdline, node_processes, postmaster, spawn_logged, ProcRef};
 
+/// What [`LocalCluster::cut_client_from`] cuts the clients off from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientCut {
+    /// The member's PostgreSQL port.
+    Postgres,
+    /// The member's Patroni REST API port.
+    RestApi,
+    /// Both.
+    Both,
+}
+
 /// The cgroup of one node's processes.
 fn node_group(scope: &str, member: &str) -> String {
     format!("pgha-{scope}-{member}")
@@ -221,6 +232,40 @@ impl LocalCluster {
             crate::firewall::cut_from_cgroup(&scope, &group(name), &[me.2, me.3])?;
         }
         crate::firewall::cut_from_cgroup(&scope, &group(member), &cut_off_from)
+    }
+
+    /// Cuts the clients of this machine's user off from `member` — from its PostgreSQL, its
+    /// Patroni REST API, or both (`what`) — one way and without closing anything: iptables drops
+    /// what processes of the current user send to those ports, so connections already open go
+    /// half-open (requests vanish, nothing answers) and new ones hang, as behind a broken route.
+    /// The cluster itself runs as another user (see [`LocalCluster::builder`]) and is not
+    /// affected: Patroni, replication and etcd carry on. Needs root; refused otherwise, since
+    /// the cluster's processes would be cut too. The test's own helpers (this process) are cut
+    /// from the member as well: reach it over [`socket_dir`](Self::socket_dir) meanwhile.
+    /// Undone by [`heal_client_cut`](Self::heal_client_cut) and by teardown.
+    pub fn cut_client_from(&self, member: &str, what: ClientCut) -> Result<()> {
+        let uid = nix::unistd::geteuid();
+        if !uid.is_root() {
+            return Err(Error::Setup(
+                "cutting clients off needs root, so that the cluster runs as another user".into(),
+            ));
+        }
+        let (pg, rest) = {
+            let state = self.lock_state();
+            let m = state.member(member)?;
+            (m.pg_port, m.rest_port)
+        };
+        let ports = match what {
+            ClientCut::Postgres => vec![pg],
+            ClientCut::RestApi => vec![rest],
+            ClientCut::Both => vec![pg, rest],
+        };
+        crate::firewall::drop_from_user(&self.scope(), uid.as_raw(), &ports)
+    }
+
+    /// Undoes every [`cut_client_from`](Self::cut_client_from).
+    pub fn heal_client_cut(&self) -> Result<()> {
+        crate::firewall::remove_user_rules(&self.scope())
     }
 
     /// Undoes [`partition_node`](Self::partition_node).

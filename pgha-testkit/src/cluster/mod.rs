@@ -31,6 +31,7 @@ mod wait;
 
 pub use backup::BackupType;
 pub use etcd::ETCD_NAMESPACE;
+pub use faults::ClientCut;
 pub use haproxy::HaproxyPorts;
 pub use wait::wait_for;
 

@@ -5,5 +5,6 @@
 mod admin_under_load;
 mod axum_service;
 mod chaos;
+mod client_cut;
 mod etcd_quorum;
 mod failover;

@@ -1,0 +1,109 @@
+//! The client cut off from one member while the cluster itself stays whole: one way (what the
+//! client sends is dropped) and half-open (connections already open stay open, unanswered), as a
+//! broken route between an application host and a database host looks. Patroni, replication and
+//! etcd do not notice, so nothing fails over: what is tested is the client alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pgha::harness::{self, Driver, PghaDriver, RoundReport, Timeline, Workload, WorkloadConfig};
+use pgha::testkit::{ClientCut, LocalCluster};
+
+fn acks_between(timeline: &Timeline, from: Duration, to: Duration) -> u64 {
+    let bin = Timeline::BIN.as_secs_f64();
+    timeline
+        .acks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let t = timeline.start_s + *i as f64 * bin;
+            t >= from.as_secs_f64() && t + bin <= to.as_secs_f64()
+        })
+        .map(|(_, n)| u64::from(*n))
+        .sum()
+}
+
+fn assert_safe(report: &RoundReport) {
+    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    assert_eq!(report.acked_writes_lost, 0, "{report:?}");
+    assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
+    assert_eq!(report.ops_stuck, 0, "{report:?}");
+}
+
+/// Cut off from a standby (PostgreSQL and REST API), the client reads elsewhere and surfaces
+/// nothing; cut off from the leader for 15 s, no write is acknowledged anywhere, the idempotent
+/// writes wait within their deadline (30 s by default, longer than the cut) and complete once
+/// the route is back — the application sees a pause, not an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow::Result<()> {
+    pgha::testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
+    let cluster = LocalCluster::builder().members(3).start().await?;
+    let client = harness::client_builder(&cluster).connect().await?;
+    harness::prepare(&client).await?;
+    let config = WorkloadConfig::default();
+    let start = async || {
+        let driver: Arc<dyn Driver> = Arc::new(PghaDriver {
+            client: client.clone(),
+            read_bound: config.read_bound,
+        });
+        Workload::start_driver(&client, driver, harness::TABLE, 1, &config).await
+    };
+    let leader = cluster.leader().await?;
+    let standby = cluster
+        .member_names()
+        .into_iter()
+        .find(|m| *m != leader)
+        .ok_or_else(|| anyhow::anyhow!("a standby"))?;
+
+    // A standby out of reach: reads go to the other standby, nothing reaches the application.
+    let workload = start().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fault_at = Instant::now();
+    cluster.cut_client_from(&standby, ClientCut::Both)?;
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    cluster.heal_client_cut()?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let report = workload
+        .stop()
+        .await
+        .report_from(&client, "client cut off from a standby", fault_at, None)
+        .await?;
+    assert_safe(&report);
+    assert_eq!(
+        report.errors_surfaced, 0,
+        "errors reached the application: {:?}",
+        report.error_samples
+    );
+    assert!(report.reads_standby > 0 && report.writes_acked > 100, "{report:?}");
+
+    // The leader out of reach, the cluster unaware: no failover, so no write can succeed.
+    let workload = start().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let fault_at = Instant::now();
+    cluster.cut_client_from(&leader, ClientCut::Both)?;
+    let cut = Duration::from_secs(15);
+    tokio::time::sleep(cut).await;
+    cluster.heal_client_cut()?;
+    let after = Duration::from_secs(10);
+    tokio::time::sleep(after).await;
+    let report = workload
+        .stop()
+        .await
+        .report_from(&client, "client cut off from the leader", fault_at, None)
+        .await?;
+    assert_safe(&report);
+    // Operations that began before the cut may still be acknowledged early in it.
+    let during = acks_between(&report.timeline, Duration::from_secs(10), cut);
+    assert_eq!(during, 0, "writes acknowledged while the primary was out of reach");
+    let resumed = acks_between(&report.timeline, cut + after - Duration::from_secs(3), cut + after);
+    assert!(resumed > 0, "writes resume once the leader is reachable again");
+    assert_eq!(
+        report.errors_surfaced, 0,
+        "errors reached the application: {:?}",
+        report.error_samples
+    );
+    assert_eq!(cluster.leader().await?, leader, "the cluster never noticed");
+    client.shutdown().await;
+    cluster.shutdown();
+    Ok(())
+}
