@@ -91,6 +91,29 @@ pub struct Timeline {
 impl Timeline {
     /// The width of a bin.
     pub const BIN: Duration = Duration::from_millis(100);
+
+    /// Writes acknowledged in the bins that lie wholly between `from` and `to` after the fault.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let t = pgha::harness::Timeline { start_s: -0.2, acks: vec![1, 2, 3, 4], errors_s: vec![] };
+    /// // Bins start at -0.2, -0.1, 0.0 and 0.1 s: the last two lie within 0..0.2 s.
+    /// assert_eq!(t.acks_between(Duration::ZERO, Duration::from_millis(200)), 7);
+    /// ```
+    pub fn acks_between(&self, from: Duration, to: Duration) -> u64 {
+        let bin = Self::BIN.as_secs_f64();
+        // A little slack for the floating-point bin edges.
+        let (from, to) = (from.as_secs_f64() - 1e-9, to.as_secs_f64() + 1e-9);
+        self.acks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let t = self.start_s + *i as f64 * bin;
+                t >= from && t + bin <= to
+            })
+            .map(|(_, n)| u64::from(*n))
+            .sum()
+    }
 }
 
 /// Workload settings.

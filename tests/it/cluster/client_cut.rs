@@ -6,29 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgha::harness::{self, Driver, PghaDriver, RoundReport, Timeline, Workload, WorkloadConfig};
+use pgha::harness::{self, Driver, PghaDriver, Workload, WorkloadConfig};
 use pgha::testkit::{ClientCut, LocalCluster};
-
-fn acks_between(timeline: &Timeline, from: Duration, to: Duration) -> u64 {
-    let bin = Timeline::BIN.as_secs_f64();
-    timeline
-        .acks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            let t = timeline.start_s + *i as f64 * bin;
-            t >= from.as_secs_f64() && t + bin <= to.as_secs_f64()
-        })
-        .map(|(_, n)| u64::from(*n))
-        .sum()
-}
-
-fn assert_safe(report: &RoundReport) {
-    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
-    assert_eq!(report.acked_writes_lost, 0, "{report:?}");
-    assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
-    assert_eq!(report.ops_stuck, 0, "{report:?}");
-}
 
 /// Cut off from a standby (PostgreSQL and REST API), the client reads elsewhere and surfaces
 /// nothing; cut off from the leader for 15 s, no write is acknowledged anywhere, the idempotent
@@ -68,7 +47,7 @@ async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow:
         .await
         .report_from(&client, "client cut off from a standby", fault_at, None)
         .await?;
-    assert_safe(&report);
+    super::assert_safe(&report);
     assert_eq!(
         report.errors_surfaced, 0,
         "errors reached the application: {:?}",
@@ -91,11 +70,13 @@ async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow:
         .await
         .report_from(&client, "client cut off from the leader", fault_at, None)
         .await?;
-    assert_safe(&report);
+    super::assert_safe(&report);
     // Operations that began before the cut may still be acknowledged early in it.
-    let during = acks_between(&report.timeline, Duration::from_secs(10), cut);
+    let during = report.timeline.acks_between(Duration::from_secs(10), cut);
     assert_eq!(during, 0, "writes acknowledged while the primary was out of reach");
-    let resumed = acks_between(&report.timeline, cut + after - Duration::from_secs(3), cut + after);
+    let resumed = report
+        .timeline
+        .acks_between(cut + after - Duration::from_secs(3), cut + after);
     assert!(resumed > 0, "writes resume once the leader is reachable again");
     assert_eq!(
         report.errors_surfaced, 0,

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pgha::harness::{self, Driver, PghaDriver, RoundReport, Timeline, Workload, WorkloadConfig};
+use pgha::harness::{self, Driver, PghaDriver, Workload, WorkloadConfig};
 use pgha::testkit::LocalCluster;
 use pgha_client::Client;
 
@@ -43,30 +43,6 @@ async fn start_workload(client: &Client, config: &WorkloadConfig) -> pgha_client
     Workload::start_driver(client, driver, harness::TABLE, 1, config).await
 }
 
-/// The invariants that hold whatever the DCS does: nothing acknowledged is lost, no bounded
-/// read is stale, no operation is left hanging.
-fn assert_safe(report: &RoundReport) {
-    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
-    assert_eq!(report.acked_writes_lost, 0, "{report:?}");
-    assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
-    assert_eq!(report.ops_stuck, 0, "{report:?}");
-}
-
-/// Writes acknowledged from `from` to `to` after the fault, by the report's timeline.
-fn acks_between(timeline: &Timeline, from: Duration, to: Duration) -> u64 {
-    let bin = Timeline::BIN.as_secs_f64();
-    timeline
-        .acks
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| {
-            let t = timeline.start_s + *i as f64 * bin;
-            t >= from.as_secs_f64() && t + bin <= to.as_secs_f64()
-        })
-        .map(|(_, n)| u64::from(*n))
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_quorum_lost_and_regained_with_failsafe_mode_off_and_on() -> anyhow::Result<()> {
     pgha::testkit::init_test_tracing("pgha_client=info,pgha_testkit=info");
@@ -101,11 +77,11 @@ async fn etcd_quorum_lost_and_regained_with_failsafe_mode_off_and_on() -> anyhow
         .await
         .report_from(&client, "etcd quorum lost, failsafe_mode off", fault_at, None)
         .await?;
-    assert_safe(&report);
+    super::assert_safe(&report);
     assert!(report.writes_acked > 100, "{report:?}");
     let demoted = demoted_after + Duration::from_secs(1);
     assert_eq!(
-        acks_between(&report.timeline, demoted, demoted + Duration::from_secs(2)),
+        report.timeline.acks_between(demoted, demoted + Duration::from_secs(2)),
         0,
         "no write is acknowledged while no member may lead"
     );
@@ -161,8 +137,8 @@ async fn etcd_quorum_lost_and_regained_with_failsafe_mode_off_and_on() -> anyhow
         .await
         .report_from(&client, "etcd quorum lost, failsafe_mode on", fault_at, None)
         .await?;
-    assert_safe(&report);
-    let late = acks_between(&report.timeline, hold - Duration::from_secs(5), hold);
+    super::assert_safe(&report);
+    let late = report.timeline.acks_between(hold - Duration::from_secs(5), hold);
     assert!(
         late > 0,
         "writes go on through the outage with failsafe_mode on: {late} in its last 5 s"

@@ -8,3 +8,12 @@ mod chaos;
 mod client_cut;
 mod etcd_quorum;
 mod failover;
+
+/// The invariants a workload keeps whatever the fault: nothing acknowledged is lost, no bounded
+/// read is stale, no operation is left hanging. Prints the report first.
+fn assert_safe(report: &pgha::harness::RoundReport) {
+    println!("{}", serde_json::to_string_pretty(report).unwrap_or_default());
+    assert_eq!(report.acked_writes_lost, 0, "{report:?}");
+    assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
+    assert_eq!(report.ops_stuck, 0, "{report:?}");
+}
