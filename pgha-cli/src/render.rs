@@ -303,6 +303,17 @@ pub(crate) fn backup_info(v: &Value) -> String {
             last_archive.and_then(|a| a["max"].as_str()).unwrap_or("-")
         ),
     ];
+    // With several repositories, each one's status (the stanza's says only whether they differ).
+    if let Some(repos) = v["repo"].as_array().filter(|r| r.len() > 1) {
+        for r in repos {
+            out.push(format!(
+                "repo{}     {} ({})",
+                r["key"],
+                r["status"]["message"].as_str().unwrap_or("?"),
+                r["status"]["code"]
+            ));
+        }
+    }
     out.push(if backups.is_empty() {
         "no backups".into()
     } else {

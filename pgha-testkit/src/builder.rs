@@ -67,6 +67,7 @@ pub struct LocalClusterBuilder {
     pub(crate) dcs: DcsOptions,
     pub(crate) rest_auth: bool,
     pub(crate) pgbackrest: bool,
+    pub(crate) second_repository: bool,
     pub(crate) standby_restore_command: bool,
     pub(crate) tls: bool,
     pub(crate) client_certificates: bool,
@@ -86,6 +87,7 @@ impl Default for LocalClusterBuilder {
             dcs: DcsOptions::default(),
             rest_auth: true,
             pgbackrest: true,
+            second_repository: false,
             standby_restore_command: false,
             tls: false,
             client_certificates: false,
@@ -155,6 +157,15 @@ impl LocalClusterBuilder {
     /// Whether to set up pgBackRest (stanza, WAL archiving, backups). Default: on.
     pub fn pgbackrest(mut self, on: bool) -> Self {
         self.pgbackrest = on;
+        self
+    }
+
+    /// Whether pgBackRest gets a second repository (`repo2`, another directory of the cluster's)
+    /// beside `repo1`, as a production setup with a local and a remote one: the stanza is
+    /// created and WAL archived in both, backups go to `repo1` unless `--repo=2` is given.
+    /// Default: off.
+    pub fn second_pgbackrest_repository(mut self, on: bool) -> Self {
+        self.second_repository = on;
         self
     }
 

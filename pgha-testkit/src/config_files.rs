@@ -196,7 +196,7 @@ pub(crate) fn haproxy_config(state: &ClusterState, primary_port: u16, replicas_p
     s
 }
 
-/// The pgBackRest configuration: a repository inside the cluster directory and every member as a
+/// The pgBackRest configuration: a repository (or two) inside the cluster directory and every member as a
 /// local `pgN` host, so `backup` and `check` find the current primary by themselves.
 pub(crate) fn pgbackrest_config(state: &ClusterState) -> String {
     let dir = state.pgbackrest_dir();
@@ -204,6 +204,10 @@ pub(crate) fn pgbackrest_config(state: &ClusterState) -> String {
     let _ = writeln!(s, "[global]");
     let _ = writeln!(s, "repo1-path={}", dir.join("repo").display());
     let _ = writeln!(s, "repo1-retention-full=2");
+    if state.second_repository {
+        let _ = writeln!(s, "repo2-path={}", dir.join("repo2").display());
+        let _ = writeln!(s, "repo2-retention-full=2");
+    }
     let _ = writeln!(s, "log-path={}", dir.join("log").display());
     let _ = writeln!(s, "lock-path={}", dir.join("lock").display());
     let _ = writeln!(s, "spool-path={}", dir.join("spool").display());

@@ -166,6 +166,10 @@ pub(crate) struct ClusterState {
     pub(crate) patroni_version: String,
     pub(crate) timing: Timing,
     pub(crate) pgbackrest: bool,
+    /// pgBackRest has a second repository, `repo2`; see
+    /// [`LocalClusterBuilder::second_pgbackrest_repository`](crate::LocalClusterBuilder::second_pgbackrest_repository).
+    #[serde(default)]
+    pub(crate) second_repository: bool,
     /// Standbys also fetch WAL from the pgBackRest archive (`restore_command`); see
     /// [`LocalClusterBuilder::standby_restore_command`](crate::LocalClusterBuilder::standby_restore_command).
     #[serde(default)]

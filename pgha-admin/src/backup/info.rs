@@ -13,8 +13,13 @@ pub struct StanzaInfo {
     /// `none`, `aes-256-cbc` or `mixed`.
     #[serde(default)]
     pub cipher: Option<String>,
-    /// The stanza's status: **check it**, `info` exits 0 on many errors.
+    /// The stanza's status: **check it**, `info` exits 0 on many errors. With several
+    /// repositories whose statuses differ it is code 4 ("different across repos"), and
+    /// [`repo`](Self::repo) says which one is not ok.
     pub status: InfoStatus,
+    /// Each repository's own status (`repo1`, `repo2`, …), as pgBackRest 2.33+ reports them.
+    #[serde(default)]
+    pub repo: Vec<RepoInfo>,
     /// Databases the stanza has seen (one per PostgreSQL major upgrade).
     #[serde(default)]
     pub db: Vec<DbInfo>,
@@ -36,8 +41,32 @@ pub struct InfoStatus {
     /// pgBackRest's message.
     pub message: String,
     /// Locks (a backup in progress).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<serde_json::Value>,
+}
+
+/// One repository of a stanza.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RepoInfo {
+    /// The repository's number (`2` for `repo2`, as `--repo=2` selects it).
+    pub key: u32,
+    /// `none` or `aes-256-cbc`.
+    #[serde(default)]
+    pub cipher: Option<String>,
+    /// Its status (codes as the stanza's).
+    pub status: InfoStatus,
+}
+
+/// Which database, in which repository, an entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DatabaseRef {
+    /// The database's id within the stanza ([`DbInfo::id`]).
+    pub id: u32,
+    /// The repository ([`RepoInfo::key`]).
+    #[serde(rename = "repo-key")]
+    pub repo_key: u32,
 }
 
 /// A database entry.
@@ -51,6 +80,9 @@ pub struct DbInfo {
     pub system_id: u64,
     /// PostgreSQL major version.
     pub version: String,
+    /// The repository this entry is from ([`RepoInfo::key`]).
+    #[serde(rename = "repo-key", default, skip_serializing_if = "Option::is_none")]
+    pub repo_key: Option<u32>,
 }
 
 /// A WAL archive range.
@@ -63,6 +95,9 @@ pub struct ArchiveInfo {
     pub min: Option<String>,
     /// The newest segment archived.
     pub max: Option<String>,
+    /// The database and repository of this range.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRef>,
 }
 
 /// Start and stop of a backup.
@@ -123,21 +158,30 @@ pub struct BackupInfo {
     /// The backup has errors (checksum failures…).
     #[serde(default)]
     pub error: Option<bool>,
+    /// The database and repository of this backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseRef>,
 }
 
 impl StanzaInfo {
     /// `None` when the stanza is fine (status code 0), otherwise an error carrying pgBackRest's
-    /// status code and message.
+    /// status code and message — with several repositories, each repository's that is not ok.
     pub fn status_error(&self) -> Option<Error> {
-        (self.status.code != 0).then(|| {
-            Error::backup(
-                None,
-                format!(
-                    "stanza {} status {}: {}",
-                    self.name, self.status.code, self.status.message
-                ),
-            )
-        })
+        if self.status.code == 0 {
+            return None;
+        }
+        let failing: Vec<String> = self
+            .repo
+            .iter()
+            .filter(|r| r.status.code != 0)
+            .map(|r| format!("repository {} status {}: {}", r.key, r.status.code, r.status.message))
+            .collect();
+        let detail = if failing.is_empty() || self.repo.len() < 2 {
+            format!("status {}: {}", self.status.code, self.status.message)
+        } else {
+            failing.join("; ")
+        };
+        Some(Error::backup(None, format!("stanza {}: {detail}", self.name)))
     }
 
     /// The newest backup.
@@ -223,6 +267,26 @@ mod tests {
         assert!(latest.info.size > 0);
         assert!(s.last_archived().is_some());
         assert_eq!(s.db[0].version, "15");
+    }
+
+    /// Recorded from pgBackRest 2.45 with two repositories, a full backup in `repo1` only.
+    const TWO_REPOSITORIES: &str = include_str!("../../tests/fixtures/pgbackrest-info-2.45-two-repositories.json");
+
+    #[test]
+    fn two_repositories_name_the_one_that_is_not_ok() {
+        let s = &parse_info(TWO_REPOSITORIES).expect("recorded JSON parses")[0];
+        assert_eq!(s.status.code, 4, "different across repos");
+        let keys: Vec<(u32, i32)> = s.repo.iter().map(|r| (r.key, r.status.code)).collect();
+        assert_eq!(keys, [(1, 0), (2, 2)]);
+        assert_eq!(s.backup[0].database.map(|d| d.repo_key), Some(1));
+        assert_eq!(s.db.iter().filter_map(|d| d.repo_key).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(s.archive[1].database.map(|d| d.repo_key), Some(2));
+        let e = s.status_error().expect("not ok everywhere").to_string();
+        assert!(e.contains("repository 2 status 2: no valid backups"), "{e}");
+        assert!(!e.contains("repository 1"), "{e}");
+        // What pgha serializes (`--format json`) keeps the repository of every entry.
+        let again: StanzaInfo = serde_json::from_value(serde_json::to_value(s).expect("serializes")).expect("parses");
+        assert_eq!(&again, s);
     }
 
     #[test]

@@ -27,8 +27,8 @@ use std::time::Duration;
 pub use azure::{AzureKey, AzureRepository};
 pub use gcs::{GcsKey, GcsRepository};
 pub use info::{
-    parse_info, running_percent, ArchiveInfo, BackupInfo, BackupProgress, BackupSizes, DbInfo, InfoStatus,
-    RepositorySizes, Span, StanzaInfo,
+    parse_info, running_percent, ArchiveInfo, BackupInfo, BackupProgress, BackupSizes, DatabaseRef, DbInfo, InfoStatus,
+    RepoInfo, RepositorySizes, Span, StanzaInfo,
 };
 pub(crate) use runner::shell_quote;
 pub use runner::{CommandRunner, ContainerRunner, LocalRunner, SshRunner};

@@ -149,6 +149,7 @@ impl LocalCluster {
             patroni_version,
             timing,
             pgbackrest: b.pgbackrest,
+            second_repository: b.second_repository,
             standby_restore_command: b.standby_restore_command,
             tls: b.tls,
             client_certificates: b.client_certificates,
@@ -228,6 +229,9 @@ impl LocalCluster {
             let dir = state.pgbackrest_dir();
             for sub in ["repo", "log", "lock", "spool"] {
                 mkdir(&dir.join(sub))?;
+            }
+            if state.second_repository {
+                mkdir(&dir.join("repo2"))?;
             }
             write_file(&state.pgbackrest_config(), &config_files::pgbackrest_config(&state))?;
         }

@@ -4,6 +4,7 @@
 
 use crate::common::{pgha, pgha_answering, pgha_json};
 use pgha_admin::exit_codes;
+use pgha_testkit::LocalCluster;
 use serde_json::Value;
 
 fn names(list: &Value, key: &str) -> Vec<String> {
@@ -14,7 +15,15 @@ fn names(list: &Value, key: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_covers_the_runbook_against_a_real_cluster() {
-    let cluster = crate::common::cluster().await;
+    crate::common::init_tracing();
+    // Two pgBackRest repositories, as a local one beside a remote one, so that --repo matters.
+    let cluster = LocalCluster::builder()
+        .members(3)
+        .pgbackrest(true)
+        .second_pgbackrest_repository(true)
+        .start()
+        .await
+        .expect("cluster starts");
     let env = crate::common::env(&cluster);
     let leader = cluster.leader().await.expect("leader");
 
@@ -260,6 +269,12 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     assert!(r.stderr.contains("max_parallel_io_workers"), "{r:?}");
 
     // --- pgBackRest ----------------------------------------------------------------------------
+    // Two repositories, the second without a backup: info names the one that is not ok (the
+    // stanza's own status says only "different across repos").
+    let r = pgha(&env, &["backup", "info"]).await;
+    assert_eq!(r.code, exit_codes::BACKUP, "{r:?}");
+    assert!(r.stderr.contains("repository 2 status 2: no valid backups"), "{r:?}");
+    assert!(r.stdout.contains("repo2"), "each repository's status is shown: {r:?}");
     // The first backup made slow enough to be seen running (gzip level 9, one process, 15 MB
     // more data), and watched from another `pgha` as an operator would.
     crate::common::superuser(&cluster)
@@ -304,6 +319,27 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     }
     let after = pgha_json(&env, &["backup", "progress"]).await;
     assert_eq!(after["running"], false, "{after}");
+    // --repo reaches the commands that take it: a backup to repository 2 shows there only.
+    let count = |info: &Value| info["backup"].as_array().map_or(0, Vec::len);
+    let in_repo1 = count(&pgha_json(&env, &["--repo", "1", "backup", "info"]).await);
+    let empty = pgha(&env, &["--format", "json", "--repo", "2", "backup", "info"]).await;
+    assert_eq!(
+        empty.code,
+        exit_codes::BACKUP,
+        "repository 2 has no backup yet: {empty:?}"
+    );
+    assert_eq!(count(&empty.json()), 0, "{empty:?}");
+    pgha(&env, &["--repo", "2", "backup", "create", "--type", "full"])
+        .await
+        .ok();
+    let repo2 = pgha_json(&env, &["--repo", "2", "backup", "info"]).await;
+    assert_eq!(count(&repo2), 1, "{repo2}");
+    assert_eq!(repo2["backup"][0]["database"]["repo-key"], 2, "{repo2}");
+    assert_eq!(
+        count(&pgha_json(&env, &["--repo", "1", "backup", "info"]).await),
+        in_repo1,
+        "repository 1 is left alone"
+    );
     let info = pgha_json(&env, &["backup", "info"]).await;
     assert_eq!(info["status"]["code"], 0, "{info}");
     assert!(!names(&info["backup"], "label").is_empty());
@@ -322,7 +358,6 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
     .expect("write");
     let mut keep_one_env = env.clone();
     keep_one_env.push(("PGHA_PGBACKREST_CONFIG".into(), keep_one.display().to_string()));
-    let count = |info: &Value| info["backup"].as_array().map_or(0, Vec::len);
     let before = count(&pgha_json(&env, &["backup", "info"]).await);
     let plan = pgha_json(&keep_one_env, &["--dry-run", "backup", "expire"]).await;
     let first_diff = diff["backup"]["label"].as_str().expect("a label");
@@ -345,12 +380,15 @@ async fn cli_covers_the_runbook_against_a_real_cluster() {
         "{verified}"
     );
     pgha(&env, &["backup", "stanza-upgrade"]).await.ok();
-    // --repo reaches the commands that take it (this cluster has repository 1 only) and not
-    // the others, which pgBackRest would refuse.
+    // --repo is not passed to the commands that do not take it (pgBackRest would refuse it).
     pgha(&env, &["--repo", "1", "backup", "check"]).await.ok();
-    assert!(pgha_json(&env, &["--repo", "1", "backup", "info"]).await["backup"].is_array());
-    let r = pgha(&env, &["--repo", "2", "backup", "verify"]).await;
-    assert_eq!(r.code, exit_codes::BACKUP, "repository 2 is not configured: {r:?}");
+    let verified = pgha_json(&env, &["--repo", "2", "backup", "verify"]).await;
+    assert!(
+        verified["result"].as_str().is_some_and(|r| r.contains("checksum")),
+        "{verified}"
+    );
+    let r = pgha(&env, &["--repo", "3", "backup", "verify"]).await;
+    assert_eq!(r.code, exit_codes::BACKUP, "repository 3 is not configured: {r:?}");
     let r = pgha(&env, &["--repo", "0", "backup", "info"]).await;
     assert_eq!(r.code, exit_codes::USAGE, "{r:?}");
     // S3, GCS and Azure: pgBackRest itself takes the files (its first complaint is the store it
