@@ -14,6 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::progress::{Progress, Sink};
 use crate::rest;
 
+/// How long the leader's REST API has to answer before an unsafe call goes elsewhere first.
+const LEADER_PROBE: Duration = Duration::from_secs(2);
+
 /// A handle on one Patroni cluster for administrative operations.
 ///
 /// Built from the same configuration as a [`pgha_client::Client`] (Patroni URLs and basic auth,
@@ -240,10 +243,11 @@ impl Admin {
     /// An unsafe call on any reachable endpoint (switchover, failover, config: Patroni writes
     /// them to the DCS, so any member can take them). Only an endpoint that could not be
     /// connected to is skipped; once a request may have been received, its answer (or its
-    /// failure) is final — it is never sent twice. So the endpoint tried first matters: the
-    /// leader's, as patronictl sends these (the member that acts on them, and the one whose
-    /// Patroni holds the lock, so surely runs), from a `/cluster` read just before; without one,
-    /// the endpoint that answered last.
+    /// failure) is final — it is never sent twice. So the endpoint tried first matters: a host
+    /// that is frozen accepts the connection and never answers. First comes the leader's API, as
+    /// patronictl sends these, if it answers a `GET /patroni` within [`LEADER_PROBE`] (`/cluster`
+    /// keeps naming a frozen leader until its key expires); else the endpoint whose `/cluster`
+    /// answered just before.
     pub(crate) async fn call_any(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Reply> {
         let leader = match self.cluster_view().await {
             Ok((_, view)) => view.leader().and_then(|m| m.api_url.as_deref()).and_then(rest::base_of),
@@ -254,8 +258,16 @@ impl Admin {
         };
         let mut endpoints = self.endpoints();
         if let Some(leader) = leader {
-            endpoints.retain(|b| rest::base_of(b).as_ref() != Some(&leader));
-            endpoints.insert(0, leader);
+            let probe = self.connector.patroni_send(Method::GET, &leader, "/patroni", None);
+            match tokio::time::timeout(LEADER_PROBE, probe).await {
+                Ok(Ok(reply)) if reply.status == 200 => {
+                    endpoints.retain(|b| rest::base_of(b).as_ref() != Some(&leader));
+                    endpoints.insert(0, leader);
+                }
+                _ => {
+                    tracing::debug!("{method} {path}: the leader's API {leader} does not answer; not sent there first")
+                }
+            }
         }
         let mut failures = Vec::new();
         for base in endpoints {

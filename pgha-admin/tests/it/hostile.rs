@@ -145,3 +145,39 @@ async fn switchover_preflight_judges_lag_on_live_positions_not_on_the_dcs_snapsh
         .expect_err("without its live position, b is judged on /cluster's figure");
     assert!(e.to_string().contains("it lags 11886752 bytes"), "{e}");
 }
+
+/// An unsafe call goes to the leader's API first, as patronictl sends it — unless that API does
+/// not answer: a frozen leader (here an endpoint that accepts and never replies) stays named in
+/// `/cluster` until its key expires, and a request sent there would be lost as "may have reached
+/// Patroni".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_calls_go_to_the_leader_unless_it_does_not_answer() {
+    let cluster_naming = |leader: &HostilePatroni| {
+        format!(
+            r#"{{"members": [{{"name": "a", "role": "leader", "state": "running", "timeline": 1, "api_url": "{}/patroni"}}]}}"#,
+            leader.url()
+        )
+    };
+    let answering_leader = HostilePatroni::start(Misbehaviour::JsonByPath(vec![
+        ("/patroni".into(), r#"{"state": "running", "role": "primary"}"#.into()),
+        ("/config".into(), r#"{"answered_by": "leader"}"#.into()),
+    ]))
+    .await
+    .expect("endpoint");
+    let frozen_leader = HostilePatroni::start(Misbehaviour::Hang).await.expect("endpoint");
+    for (leader, expected) in [(&answering_leader, "leader"), (&frozen_leader, "configured endpoint")] {
+        let configured = HostilePatroni::start(Misbehaviour::JsonByPath(vec![
+            ("/cluster".into(), cluster_naming(leader)),
+            ("/config".into(), r#"{"answered_by": "configured endpoint"}"#.into()),
+        ]))
+        .await
+        .expect("endpoint");
+        let started = Instant::now();
+        let patched = admin(&[&configured])
+            .patch_config(&serde_json::json!({ "loop_wait": 3 }))
+            .await
+            .unwrap_or_else(|e| panic!("PATCH /config with the leader at {}: {e}", leader.url()));
+        assert_eq!(patched["answered_by"], expected, "{patched}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    }
+}
