@@ -81,6 +81,16 @@ fn lock(log: &Mutex<Log>) -> std::sync::MutexGuard<'_, Log> {
 const ERROR_PAUSE: Duration = Duration::from_millis(10);
 
 impl Workload {
+    /// The workload through pgha-client itself ([`PghaDriver`](super::PghaDriver)) on
+    /// [`TABLE`](super::TABLE) and heartbeat row 1 (create them with [`prepare`](super::prepare)).
+    pub async fn start_pgha(client: &Client, config: &WorkloadConfig) -> pgha_client::Result<Self> {
+        let driver: Arc<dyn Driver> = Arc::new(super::PghaDriver {
+            client: client.clone(),
+            read_bound: config.read_bound,
+        });
+        Self::start_driver(client, driver, super::TABLE, 1, config).await
+    }
+
     /// Starts writers, readers and the heartbeat of `driver` on `table` and heartbeat `row`
     /// (create both with [`prepare_tables`](super::prepare_tables)). `client` is used only to
     /// find the first free id.

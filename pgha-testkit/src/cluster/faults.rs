@@ -240,8 +240,9 @@ impl LocalCluster {
     /// half-open (requests vanish, nothing answers) and new ones hang, as behind a broken route.
     /// The cluster itself runs as another user (see [`LocalCluster::builder`]) and is not
     /// affected: Patroni, replication and etcd carry on. Needs root; refused otherwise, since
-    /// the cluster's processes would be cut too. The test's own helpers (this process) are cut
-    /// from the member as well: reach it over [`socket_dir`](Self::socket_dir) meanwhile.
+    /// the cluster's processes would be cut too. IPv4 loopback only, where the testkit listens.
+    /// The testkit's own helpers in this process that reach the member over TCP (SQL, REST) are
+    /// cut from it as well; its Unix socket ([`socket_dir`](Self::socket_dir)) is not.
     /// Undone by [`heal_client_cut`](Self::heal_client_cut) and by teardown.
     pub fn cut_client_from(&self, member: &str, what: ClientCut) -> Result<()> {
         let uid = nix::unistd::geteuid();
