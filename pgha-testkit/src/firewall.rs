@@ -50,18 +50,17 @@ pub(crate) fn drop_port(scope: &str, port: u16) -> Result<()> {
 
 /// Silently drops TCP packets that processes of cgroup `path` send to any of `ports`.
 fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
+    drop_output(scope, &["-m", "cgroup", "--path", path], ports)
+}
+
+/// Inserts an OUTPUT rule, tagged with `scope`, that drops TCP packets matching `matches` sent
+/// to any of `ports`.
+fn drop_output(scope: &str, matches: &[&str], ports: &[u16]) -> Result<()> {
     let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let ports = ports.join(",");
-    let tag = tag(scope);
-    run(&[
-        "-I",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "-m",
-        "cgroup",
-        "--path",
-        path,
+    let (ports, tag) = (ports.join(","), tag(scope));
+    let mut args = vec!["-I", "OUTPUT", "-p", "tcp"];
+    args.extend_from_slice(matches);
+    args.extend_from_slice(&[
         "-m",
         "multiport",
         "--dports",
@@ -72,8 +71,8 @@ fn drop_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<()> {
         &tag,
         "-j",
         "DROP",
-    ])
-    .map(drop)
+    ]);
+    run(&args).map(drop)
 }
 
 /// Cuts processes of cgroup `path` off from `ports`: new packets are dropped
@@ -111,31 +110,8 @@ pub(crate) fn cut_from_cgroup(scope: &str, path: &str, ports: &[u16]) -> Result<
 /// already open connections alike, so an open connection becomes half-open: what it sends is
 /// lost, nothing comes back, until its own timeouts notice.
 pub(crate) fn drop_from_user(scope: &str, uid: u32, ports: &[u16]) -> Result<()> {
-    let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
-    let (ports, uid, tag) = (ports.join(","), uid.to_string(), tag(scope));
-    run(&[
-        "-I",
-        "OUTPUT",
-        "-p",
-        "tcp",
-        "-d",
-        "127.0.0.1",
-        "-m",
-        "owner",
-        "--uid-owner",
-        &uid,
-        "-m",
-        "multiport",
-        "--dports",
-        &ports,
-        "-m",
-        "comment",
-        "--comment",
-        &tag,
-        "-j",
-        "DROP",
-    ])
-    .map(drop)
+    let uid = uid.to_string();
+    drop_output(scope, &["-d", "127.0.0.1", "-m", "owner", "--uid-owner", &uid], ports)
 }
 
 /// Removes the rules added by [`drop_from_user`].

@@ -51,15 +51,7 @@ async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
         .report_from(&client, "switchover + rolling restart", switchover_at, None)
         .await
         .expect("what survived");
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-    assert_eq!(
-        report.errors_surfaced, 0,
-        "errors reached the application: {:?}",
-        report.error_samples
-    );
-    assert_eq!(report.stale_reads, 0);
-    assert_eq!(report.acked_writes_lost, 0);
-    assert_eq!(report.ops_stuck, 0);
+    super::assert_unnoticed(&report);
     assert!(report.writes_acked > 100 && report.reads_standby > 0, "{report:?}");
     client.shutdown().await;
 }
@@ -161,12 +153,7 @@ async fn admin_operations_with_an_etcd_member_down_or_a_standby_frozen() -> anyh
     let report = log
         .report_from(&client, "admin operations under faults", started, None)
         .await?;
-    super::assert_safe(&report);
-    assert_eq!(
-        report.errors_surfaced, 0,
-        "errors reached the application: {:?}",
-        report.error_samples
-    );
+    super::assert_unnoticed(&report);
     assert!(report.writes_acked > 100, "{report:?}");
     client.shutdown().await;
     cluster.shutdown();

@@ -50,12 +50,7 @@ async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow:
         .await
         .report_from(&client, "client cut off from a standby", fault_at, None)
         .await?;
-    super::assert_safe(&report);
-    assert_eq!(
-        report.errors_surfaced, 0,
-        "errors reached the application: {:?}",
-        report.error_samples
-    );
+    super::assert_unnoticed(&report);
     assert!(report.reads_standby > 0 && report.writes_acked > 100, "{report:?}");
 
     // The leader out of reach, the cluster unaware: no failover, so no write can succeed.
@@ -73,7 +68,7 @@ async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow:
         .await
         .report_from(&client, "client cut off from the leader", fault_at, None)
         .await?;
-    super::assert_safe(&report);
+    super::assert_unnoticed(&report);
     // What the primary had answered before the cut arrives still (the cut is one way).
     let during = report.timeline.acks_between(Duration::from_secs(1), cut);
     assert_eq!(during, 0, "writes acknowledged while the primary was out of reach");
@@ -81,11 +76,6 @@ async fn the_client_cut_off_from_a_standby_and_then_from_the_leader() -> anyhow:
         .timeline
         .acks_between(cut + after - Duration::from_secs(3), cut + after);
     assert!(resumed > 0, "writes resume once the leader is reachable again");
-    assert_eq!(
-        report.errors_surfaced, 0,
-        "errors reached the application: {:?}",
-        report.error_samples
-    );
     assert_eq!(cluster.leader().await?, leader, "the cluster never noticed");
     client.shutdown().await;
     cluster.shutdown();

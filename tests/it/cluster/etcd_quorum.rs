@@ -131,16 +131,11 @@ async fn etcd_quorum_lost_and_regained_with_failsafe_mode_off_and_on() -> anyhow
         .await
         .report_from(&client, "etcd quorum lost, failsafe_mode on", fault_at, None)
         .await?;
-    super::assert_safe(&report);
+    super::assert_unnoticed(&report);
     let late = report.timeline.acks_between(hold - Duration::from_secs(5), hold);
     assert!(
         late > 0,
         "writes go on through the outage with failsafe_mode on: {late} in its last 5 s"
-    );
-    assert_eq!(
-        report.errors_surfaced, 0,
-        "errors reached the application: {:?}",
-        report.error_samples
     );
     assert_eq!(cluster.leader().await?, leader, "the leader kept its role");
     client.shutdown().await;

@@ -17,3 +17,13 @@ fn assert_safe(report: &pgha::harness::RoundReport) {
     assert_eq!(report.stale_reads, 0, "{:?}", report.stale_samples);
     assert_eq!(report.ops_stuck, 0, "{report:?}");
 }
+
+/// [`assert_safe`], and no error reached the application: the fault was absorbed.
+fn assert_unnoticed(report: &pgha::harness::RoundReport) {
+    assert_safe(report);
+    assert_eq!(
+        report.errors_surfaced, 0,
+        "errors reached the application: {:?}",
+        report.error_samples
+    );
+}
