@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pgha::admin::{ErrorKind, SwitchoverRequest};
 use pgha::harness::{self, Workload, WorkloadConfig};
-use pgha::testkit::LocalCluster;
+use pgha::testkit::{wait_for, LocalCluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn switchover_and_rolling_restart_under_load_surface_no_errors() {
@@ -83,11 +83,10 @@ async fn admin_operations_with_an_etcd_member_down_or_a_standby_frozen() -> anyh
     // Down, not mid-election: while etcd elects, Patroni's writes fail ("failed to write
     // switchover key into DCS", a typed Patroni error) — the chaos run's kill-etcd-leader covers
     // that moment; here two etcd members serve.
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while cluster.etcd_leader().await.is_none_or(|l| l == etcd_leader) {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "etcd elected no new leader");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for("etcd to elect another leader", Duration::from_secs(30), || async {
+        Ok(cluster.etcd_leader().await.filter(|l| *l != etcd_leader))
+    })
+    .await?;
     cluster.wait_ready(Duration::from_secs(60)).await?;
     let before = cluster.leader().await?;
     let switchover = tokio::time::timeout(GUARD, admin.switchover(&SwitchoverRequest::new(None))).await??;
@@ -162,9 +161,8 @@ async fn admin_operations_with_an_etcd_member_down_or_a_standby_frozen() -> anyh
 
 /// When `member`'s PostgreSQL started (`pg_postmaster_start_time()`): it changes on a restart.
 async fn postmaster_started(cluster: &LocalCluster, member: &str) -> anyhow::Result<String> {
-    let db = cluster.connect_superuser(member, "postgres").await?;
-    Ok(db
-        .query_one("SELECT pg_postmaster_start_time()::text", &[])
-        .await?
-        .get(0))
+    let rows = cluster
+        .superuser_query(member, "SELECT pg_postmaster_start_time()::text")
+        .await?;
+    Ok(rows[0].get(0))
 }

@@ -1,6 +1,6 @@
-//! End to end against real clusters: failover under load, admin operations under load and faults,
-//! etcd quorum loss, and the
-//! short fault-injection runs.
+//! End to end against real clusters: failover under load, admin operations under load and
+//! faults, etcd's quorum lost, the client cut off from a member, and the short fault-injection
+//! runs.
 
 mod admin_under_load;
 mod axum_service;
